@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration: the whole of sipwake.conf as one plain struct, filled by a
+ * libconfig loader driven by a single option table (src/config/options.c).
+ * Every key has a type, bounds and a default there; unknown keys, wrong
+ * types and out-of-range values are errors reported as "file:line: key:
+ * reason". String lists are NULL-terminated arrays.
+ */
+#ifndef SIPWAKE_CONFIG_H
+#define SIPWAKE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_EXIT_ERROR 78 /* EX_CONFIG */
+
+struct sw_config {
+	struct {
+		char **listen;         /* sofia-sip URIs, NULL-terminated */
+		char *advertised_host; /* "" = listen address */
+		char **domains;        /* served domains, NULL-terminated */
+		struct {
+			char *certificate;
+			char *private_key;
+			char *ca_file;
+			bool verify_client;
+		} tls;
+	} sip;
+	struct {
+		char *uri; /* "" = standalone mode */
+		bool hide_push_params;
+	} upstream;
+	struct {
+		int min_expires;
+		int max_expires;
+		int push_max_expires;
+		int max_contacts_per_aor;
+	} registrar;
+	struct {
+		char *database;
+	} storage;
+	struct {
+		int call_timeout;
+		char *provisional; /* "110", "180" or "none" */
+		bool missed_call_push;
+		int wakeup_before_expiry;
+		int min_interval;
+		struct {
+			char *key_file;
+			char *key_id;
+			char *team_id;
+			char *certificate;
+			char *private_key;
+			char *url;
+			char *sandbox_url;
+			char *ca_file;
+		} apns;
+		struct {
+			char *service_account;
+			char *url;
+			char *token_url;
+			char *ca_file;
+		} fcm;
+	} push;
+	struct {
+		bool store;
+		int max_age;
+		int max_per_aor;
+		int max_body;
+	} messages;
+	struct {
+		char *socket;
+	} admin;
+	struct {
+		char *level;
+		bool sip_trace;
+	} log;
+
+	char *path; /* file the config was read from */
+};
+
+/*
+ * Load and validate a config file into cfg (which is reset first).
+ * Errors are printed to stderr, one line each, as "file:line: key: reason".
+ * Returns 0 on success, -1 on any error (cfg is then cleaned up).
+ */
+int config_load(struct sw_config *cfg, const char *path);
+
+/* Fill cfg with the built-in defaults only (no file). */
+void config_defaults(struct sw_config *cfg);
+
+/* Release everything config_load()/config_defaults() allocated. */
+void config_cleanup(struct sw_config *cfg);
+
+/* True when upstream.uri is empty: sipwake is the registrar itself. */
+static inline bool config_standalone(const struct sw_config *cfg)
+{
+	return !cfg->upstream.uri || !cfg->upstream.uri[0];
+}
+
+/* True when APNs credentials (token or certificate) are configured. */
+bool config_apns_enabled(const struct sw_config *cfg);
+/* True when an FCM service account is configured. */
+bool config_fcm_enabled(const struct sw_config *cfg);
+
+/*
+ * Write the option table as a reference (name, type, default, range, doc)
+ * in Markdown to the stream; used to generate docs and checked by tests.
+ */
+void config_write_reference(FILE *out);
+
+#endif

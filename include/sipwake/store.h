@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Persistent storage in SQLite (WAL, synchronous=NORMAL): bindings and
+ * stored messages. What a function here has returned 0 for survives a crash
+ * of the process (kill -9). The schema is versioned (PRAGMA user_version)
+ * and migrated forward on open. src/store/ is the only place that includes
+ * sqlite3.h. All calls run on the daemon's single thread.
+ */
+#ifndef SIPWAKE_STORE_H
+#define SIPWAKE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* One registered contact. Strings are borrowed (caller's / callback-scoped). */
+struct store_binding {
+	const char *id;         /* opaque, unique; also sent upstream in the Contact */
+	const char *aor;        /* canonical "sip:user@domain" */
+	const char *contact;    /* Contact URI as the client sent it (push params kept) */
+	const char *instance;   /* +sip.instance value or NULL */
+	const char *pn_key;     /* pn_identity_key() or NULL */
+	const char *received;   /* where the client was seen: "sip:1.2.3.4:5555;transport=tcp" */
+	const char *call_id;    /* REGISTER Call-ID */
+	uint32_t cseq;          /* REGISTER CSeq number */
+	const char *user_agent; /* or NULL */
+	int q;                  /* q-value x1000 (1000 when absent) */
+	int64_t expires;        /* absolute, unix seconds */
+	int64_t updated;        /* unix seconds of the last refresh */
+};
+
+/* One stored MESSAGE waiting for delivery. */
+struct store_message {
+	int64_t id;               /* assigned by store_message_add */
+	const char *aor;          /* recipient AOR */
+	const char *from;         /* From header value */
+	const char *to;           /* To header value */
+	const char *call_id;
+	const char *content_type; /* or NULL */
+	const void *body;
+	size_t body_len;
+	int64_t received;         /* unix seconds */
+	int64_t expires;          /* unix seconds: drop after */
+	int attempts;
+};
+
+/*
+ * Open (creating if needed) the database at path, set WAL and migrate the
+ * schema. Returns 0 and *out, or -1 with a one-line reason logged.
+ */
+int store_open(struct store **out, const char *path);
+/* Close and free. Safe with NULL. */
+void store_close(struct store *st);
+/* The schema version the database is at. */
+int store_schema_version(struct store *st);
+
+/* Insert or replace the binding with b->id. 0 ok, -1 error (logged). */
+int store_binding_put(struct store *st, const struct store_binding *b);
+/* Delete one binding by id. 0 ok (also when absent), -1 error. */
+int store_binding_del(struct store *st, const char *id);
+/* Delete every binding of an AOR. */
+int store_binding_del_aor(struct store *st, const char *aor);
+
+/* Callback for loads; a non-zero return stops the iteration. */
+typedef int store_binding_fn(void *ctx, const struct store_binding *b);
+/* Call fn for every binding with expires > now. Returns 0 or -1. */
+int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void *ctx);
+
+/* Add a message; sets *id_out. 0 ok, -1 error. */
+int store_message_add(struct store *st, const struct store_message *m, int64_t *id_out);
+/* Number of stored messages for an AOR (all when aor is NULL), or -1. */
+int store_message_count(struct store *st, const char *aor);
+typedef int store_message_fn(void *ctx, const struct store_message *m);
+/* Messages for aor (all when NULL) with expires > now, oldest first. */
+int store_message_load(struct store *st, const char *aor, int64_t now, store_message_fn *fn,
+		       void *ctx);
+/* Record one more delivery attempt. */
+int store_message_attempt(struct store *st, int64_t id);
+/* Remove a delivered or abandoned message. */
+int store_message_del(struct store *st, int64_t id);
+
+/* Drop expired bindings and messages. Returns the number removed or -1. */
+int store_purge(struct store *st, int64_t now);
+
+/* Group writes: begin/commit a transaction (nesting is not supported). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+
+#endif
