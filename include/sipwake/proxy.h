@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stateful forwarding: one server transaction (the request we received)
+ * relayed to one or more client transactions (branches). Provisional and
+ * 2xx responses are relayed as they come (every 2xx of a forked INVITE),
+ * the best final response otherwise once every branch is over; the
+ * caller's CANCEL cancels every branch; a 2xx cancels the other INVITE
+ * branches with Reason cause=200. The pair lingers after a 2xx to relay
+ * the UAS's 2xx retransmissions.
+ */
+#ifndef SIPWAKE_PROXY_H
+#define SIPWAKE_PROXY_H
+
+#include <stdbool.h>
+
+#include "sipwake/sip.h"
+
+struct proxy_txn;
+
+struct proxy_ops {
+	/*
+	 * A response arrived on a branch. The hook may modify msg/sip (e.g.
+	 * rewrite Contacts). Return 0 to continue normally.
+	 */
+	int (*on_response)(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip);
+	/* The caller cancelled (before the final answer). */
+	void (*on_cancel)(void *ctx, struct proxy_txn *t);
+	/* The transaction is over and about to be freed: release ctx. */
+	void (*on_done)(void *ctx, struct proxy_txn *t);
+};
+
+/*
+ * Take over irq (the server transaction of msg/sip, as handed to a
+ * sip_request_fn). For INVITE, 100 Trying is sent at once. ops may be NULL.
+ */
+struct proxy_txn *proxy_txn_new(struct sip_agent *a, nta_incoming_t *irq, const struct proxy_ops *ops,
+				void *ctx);
+
+/* The received request (owned by t). */
+msg_t *proxy_txn_request(struct proxy_txn *t);
+sip_method_t proxy_txn_method(struct proxy_txn *t);
+
+/*
+ * A private, modifiable copy of the received request for a new branch,
+ * with Max-Forwards decremented and our own Routes removed. NULL when
+ * Max-Forwards was 0 (caller answers 483) or on ENOMEM.
+ */
+msg_t *proxy_txn_copy_request(struct proxy_txn *t);
+
+/*
+ * Send msg as a new branch, to route (a URI string, NULL = by the request
+ * URI / top Route) and over tp when not NULL. Takes msg. Returns the
+ * branch index, or -1 when it could not be sent (msg is freed).
+ */
+int proxy_txn_fork(struct proxy_txn *t, msg_t *msg, const char *route, tport_t *tp);
+
+/*
+ * Answer the caller ourselves (status >= 200 ends the transaction; the
+ * branches still pending are cancelled). Extra headers as sofia tags.
+ */
+int proxy_txn_reply(struct proxy_txn *t, int status, const char *phrase, tag_type_t tag,
+		    tag_value_t value, ...);
+
+/*
+ * No more branches will be added: when every branch has ended, the best
+ * response is relayed (or status/phrase when there was no branch at all).
+ */
+void proxy_txn_seal(struct proxy_txn *t, int status_if_none, const char *phrase_if_none);
+
+/* True once a final response went to the caller. */
+bool proxy_txn_answered(struct proxy_txn *t);
+
+/* The user context given to proxy_txn_new(). */
+void *proxy_txn_ctx(struct proxy_txn *t);
+
+/* Number of transactions alive (for stats and leak checks). */
+unsigned proxy_txn_count(void);
+
+#endif

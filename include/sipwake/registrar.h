@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Registrar: REGISTER handling and the bindings (contacts of an AOR with
+ * their push identity and the flow they registered on). In gateway mode
+ * the REGISTER goes upstream with Path and hidden push parameters and the
+ * binding is stored only on upstream's 2xx; in standalone mode sipwake
+ * answers itself. Bindings live in memory (hash indexes by AOR, id, push
+ * identity and contact) and in the store. Subscribers hear about every
+ * (re)registration and removal: that is how held requests get released.
+ */
+#ifndef SIPWAKE_REGISTRAR_H
+#define SIPWAKE_REGISTRAR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sipwake/pn.h"
+#include "sipwake/sip.h"
+#include "sipwake/store.h"
+
+/* Name of the Contact URI parameter that carries a binding id upstream. */
+#define REGISTRAR_ID_PARAM "swb"
+
+struct registrar;
+struct binding;
+
+enum registrar_event {
+	REGISTRAR_BOUND,   /* new binding or refreshed one (maybe on a new flow) */
+	REGISTRAR_REMOVED, /* unregistered, expired, evicted or token invalid */
+};
+
+typedef void registrar_event_fn(void *ctx, const struct binding *b, enum registrar_event ev);
+
+/* Create the registrar on top of the SIP agent and the store (both borrowed). */
+int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st);
+/* Free every binding (the store keeps them). Safe with NULL. */
+void registrar_free(struct registrar *r);
+/* Which push providers are configured (others get 555). */
+void registrar_set_push_support(struct registrar *r, bool apns, bool fcm);
+/* Add a subscriber (at most a few; called in order of subscription). */
+void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx);
+/* Load unexpired bindings from the store (at start-up). Returns the count or -1. */
+int registrar_load(struct registrar *r);
+
+/* Handle a REGISTER (a sip_request_fn answer: 0 = irq taken, else status). */
+int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t *sip);
+
+/* Bindings of an AOR ("sip:user@domain"), up to max, best q first. Returns the count. */
+size_t registrar_lookup(struct registrar *r, const char *aor, struct binding **out, size_t max);
+/* The binding with this id, or NULL. */
+struct binding *registrar_find_id(struct registrar *r, const char *id);
+/* The binding whose Contact URI (user@host:port) matches u, or NULL. */
+struct binding *registrar_find_contact(struct registrar *r, const url_t *u);
+/* Remove a binding from memory and store; b is freed. */
+void registrar_remove(struct registrar *r, struct binding *b, const char *why);
+/* Remove every binding of an AOR. Returns how many. */
+int registrar_remove_aor(struct registrar *r, const char *aor, const char *why);
+/* Remove the binding that has this push identity (token invalid). 0 or -1 if none. */
+int registrar_remove_pn(struct registrar *r, const struct pn_identity *id, const char *why);
+/* Number of bindings. */
+size_t registrar_count(struct registrar *r);
+/* Call fn on every binding (snapshot-safe: fn must not remove). */
+void registrar_each(struct registrar *r, void (*fn)(void *ctx, struct binding *b), void *ctx);
+
+const char *binding_id(const struct binding *b);
+const char *binding_aor(const struct binding *b);
+/* Contact URI exactly as the client registered it (push parameters kept). */
+const char *binding_contact(const struct binding *b);
+/* Where the client was seen: "sip:IP:PORT;transport=X". */
+const char *binding_received(const struct binding *b);
+const char *binding_instance(const struct binding *b);
+const char *binding_user_agent(const struct binding *b);
+/* Push identity, or NULL for a plain contact. */
+const struct pn_identity *binding_pn(const struct binding *b);
+int64_t binding_expires(const struct binding *b);
+int binding_q(const struct binding *b);
+/* The connection to send on (TCP/TLS) or NULL when none is open / UDP. */
+tport_t *binding_tport(const struct binding *b);
+/* True when a request can be sent now: UDP contact, or an open connection. */
+bool binding_reachable(const struct binding *b);
+
+#endif

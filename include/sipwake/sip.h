@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SIP agent: the nta agent with its UDP/TCP/TLS transports, our own
+ * addresses (for Via, Record-Route and Path), the list of served domains,
+ * and small helpers on messages that every forwarding path needs. Incoming
+ * requests that match no transaction go to one handler set at wiring time.
+ */
+#ifndef SIPWAKE_SIP_H
+#define SIPWAKE_SIP_H
+
+#include <stdbool.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/tport.h>
+
+#include "sipwake/config.h"
+
+struct sip_agent;
+
+/*
+ * Handler for a request outside any transaction. Return 0 when the handler
+ * took irq (it answers and destroys it later), or a SIP status code that the
+ * agent answers with (irq is then destroyed by nta). irq may be NULL for an
+ * ACK delivered statelessly.
+ */
+typedef int sip_request_fn(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip);
+
+/* Create the nta agent and bind every sip.listen transport. -1 + logged reason. */
+int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg);
+/* Destroy the agent (all transactions and connections go with it). */
+void sip_agent_free(struct sip_agent *a);
+void sip_agent_set_handler(struct sip_agent *a, sip_request_fn *fn, void *ctx);
+nta_agent_t *sip_agent_nta(struct sip_agent *a);
+su_root_t *sip_agent_root(struct sip_agent *a);
+const struct sw_config *sip_agent_config(struct sip_agent *a);
+
+/* Turn the SIP message trace (log.sip_trace) on or off. */
+void sip_agent_set_trace(struct sip_agent *a, bool on);
+
+/* True when the URI names one of our transports (host and port). */
+bool sip_agent_is_own_uri(struct sip_agent *a, const url_t *u);
+/* True when the host is one of sip.domains (or one of our own addresses). */
+bool sip_agent_serves_domain(struct sip_agent *a, const char *host);
+
+/*
+ * Our URI for a transport ("udp", "tcp", "tls"; NULL = first listener) as
+ * used in Record-Route and Path: "sip:HOST:PORT;transport=X". Falls back to
+ * the first listener when no listener has that transport. Agent-owned.
+ */
+const char *sip_agent_uri(struct sip_agent *a, const char *proto);
+
+/* Transport protocol name ("udp", "tcp", "tls") of a tport, "udp" if NULL. */
+const char *sip_tport_proto(const tport_t *tp);
+
+/* Remove every top Route that names us. Returns how many were removed. */
+int sip_pop_own_routes(struct sip_agent *a, msg_t *msg, sip_t *sip);
+
+/*
+ * Decrement Max-Forwards (adding "Max-Forwards: 70" when absent).
+ * Returns -1 when it was already 0 (answer 483).
+ */
+int sip_decrement_max_forwards(msg_t *msg, sip_t *sip);
+
+/*
+ * Insert Record-Route for a request crossing from transport in_proto to
+ * out_proto: one entry when they are the same, two (RFC 5658 style) when
+ * they differ, so that each side routes back over its own transport.
+ */
+int sip_add_record_route(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *in_proto,
+		     const char *out_proto);
+
+/* "sip:IP:PORT;transport=X" of where a message came from (rport/received). */
+int sip_source_uri(msg_t *msg, tport_t *tp, char *buf, size_t len);
+
+/* The AOR "sip:user@host" of a URL, lower-cased host; written to buf. */
+int sip_aor_of(const url_t *u, char *buf, size_t len);
+
+/*
+ * Send a request statelessly (ACK to 2xx): to the next hop route (may be
+ * NULL = request URI), over tp when not NULL. Takes msg. 0 or -1.
+ */
+int sip_send_stateless(struct sip_agent *a, msg_t *msg, const char *route, tport_t *tp);
+
+#endif

@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bindings table: one struct binding per registered contact, indexed by
+ * id, AOR, push identity and contact address, mirrored in the store, with
+ * the client's flow (a tport reference) watched for closing. The REGISTER
+ * protocol itself is in register.c; both share registrar_int.h.
+ */
+#include "registrar_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+#include <sofia-sip/url.h>
+
+#include "sipwake/log.h"
+
+int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st)
+{
+	struct registrar *r = calloc(1, sizeof(*r));
+
+	*out = NULL;
+	if (!r)
+		return -1;
+	r->sa = sa;
+	r->st = st;
+	r->cfg = sip_agent_config(sa);
+	r->by_id = strmap_new();
+	r->by_aor = strmap_new();
+	r->by_pn = strmap_new();
+	r->by_contact = strmap_new();
+	if (!r->by_id || !r->by_aor || !r->by_pn || !r->by_contact) {
+		registrar_free(r);
+		return -1;
+	}
+	r->purge_timer = su_timer_create(su_root_task(sip_agent_root(sa)), 1000);
+	if (r->purge_timer)
+		su_timer_set_interval(r->purge_timer, registrar_purge_tick, (su_timer_arg_t *)r,
+				      REGISTRAR_PURGE_MS);
+	*out = r;
+	return 0;
+}
+
+static void free_each(void *ctx, const char *key, void *value)
+{
+	struct aor_rec *a = value;
+
+	while (a->head) {
+		struct binding *b = a->head;
+		a->head = b->next;
+		binding_free(b);
+	}
+	free(a->aor);
+	free(a);
+}
+
+void registrar_free(struct registrar *r)
+{
+	if (!r)
+		return;
+	if (r->purge_timer)
+		su_timer_destroy(r->purge_timer);
+	if (r->by_aor)
+		strmap_each(r->by_aor, free_each, NULL);
+	strmap_free(r->by_aor);
+	strmap_free(r->by_id);
+	strmap_free(r->by_pn);
+	strmap_free(r->by_contact);
+	free(r);
+}
+
+void registrar_set_push_support(struct registrar *r, bool apns, bool fcm)
+{
+	r->apns = apns;
+	r->fcm = fcm;
+}
+
+void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx)
+{
+	if (r->n_subs < REGISTRAR_MAX_SUBS) {
+		r->subs[r->n_subs].fn = fn;
+		r->subs[r->n_subs].ctx = ctx;
+		r->n_subs++;
+	}
+}
+
+void registrar_notify(struct registrar *r, const struct binding *b, enum registrar_event ev)
+{
+	for (int i = 0; i < r->n_subs; i++)
+		r->subs[i].fn(r->subs[i].ctx, b, ev);
+}
+
+void registrar_new_id(char out[BINDING_ID_LEN + 1])
+{
+	unsigned char raw[BINDING_ID_LEN / 2];
+	static const char hex[] = "0123456789abcdef";
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		/* Not a secret, only unique: fall back to time and a counter. */
+		static unsigned counter;
+		unsigned long v = (unsigned long)time(NULL) ^ ((unsigned long)++counter << 32);
+		memcpy(raw, &v, sizeof(raw) < sizeof(v) ? sizeof(raw) : sizeof(v));
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[BINDING_ID_LEN] = 0;
+}
+
+int registrar_contact_key(const url_t *u, char *buf, size_t len)
+{
+	const char *port = u->url_port && u->url_port[0] ? u->url_port : "5060";
+	int n;
+
+	if (!u->url_host)
+		return -1;
+	n = snprintf(buf, len, "%s@%s:%s", u->url_user ? u->url_user : "", u->url_host, port);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	for (char *p = strchr(buf, '@'); p && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return 0;
+}
+
+static int contact_key_of(const char *uri, char *buf, size_t len)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	url_t *u = url_make(home, uri);
+	int rc = u ? registrar_contact_key(u, buf, len) : -1;
+
+	su_home_deinit(home);
+	return rc;
+}
+
+static void flow_closed(tp_stack_t *stack, tp_client_t *client, tport_t *tp, msg_t *msg,
+			int error)
+{
+	struct binding *b = (struct binding *)client;
+
+	if (b->tp == tp) {
+		log_debug("flow of binding %s closed", b->id);
+		b->pend = 0;
+		tport_unref(b->tp);
+		b->tp = NULL;
+		b->flow_dead = true;
+	}
+}
+
+void binding_set_flow(struct binding *b, tport_t *tp)
+{
+	if (b->tp == tp)
+		return;
+	if (b->tp) {
+		if (b->pend)
+			tport_release(b->tp, b->pend, NULL, NULL, (tp_client_t *)b, 0);
+		tport_unref(b->tp);
+	}
+	b->tp = NULL;
+	b->pend = 0;
+	b->flow_dead = false;
+	if (!tp)
+		return;
+	b->tp = tport_ref(tp);
+	if (tport_is_reliable(tp)) {
+		b->pend = tport_pend(tp, NULL, flow_closed, (tp_client_t *)b);
+		if (b->pend < 0)
+			b->pend = 0;
+	}
+}
+
+void binding_free(struct binding *b)
+{
+	if (!b)
+		return;
+	binding_set_flow(b, NULL);
+	pn_identity_cleanup(&b->pn);
+	free(b->aor);
+	free(b->contact);
+	free(b->instance);
+	free(b->pn_key);
+	free(b->received);
+	free(b->call_id);
+	free(b->user_agent);
+	free(b->contact_key);
+	free(b);
+}
+
+static void index_add(struct registrar *r, struct binding *b)
+{
+	struct aor_rec *a = strmap_get(r->by_aor, b->aor);
+
+	if (!a) {
+		a = calloc(1, sizeof(*a));
+		if (!a || !(a->aor = strdup(b->aor)) || strmap_put(r->by_aor, a->aor, a) < 0) {
+			if (a)
+				free(a->aor);
+			free(a);
+			log_error("out of memory indexing binding %s", b->id);
+			return;
+		}
+	}
+	b->next = a->head;
+	a->head = b;
+	a->count++;
+	b->rec = a;
+	strmap_put(r->by_id, b->id, b);
+	if (b->pn_key)
+		strmap_put(r->by_pn, b->pn_key, b);
+	if (b->contact_key)
+		strmap_put(r->by_contact, b->contact_key, b);
+	r->count++;
+}
+
+static void index_del(struct registrar *r, struct binding *b)
+{
+	struct aor_rec *a = b->rec;
+
+	if (a) {
+		for (struct binding **pp = &a->head; *pp; pp = &(*pp)->next)
+			if (*pp == b) {
+				*pp = b->next;
+				a->count--;
+				break;
+			}
+		if (!a->head) {
+			strmap_del(r->by_aor, a->aor);
+			free(a->aor);
+			free(a);
+		}
+	}
+	b->rec = NULL;
+	b->next = NULL;
+	if (strmap_get(r->by_id, b->id) == b)
+		strmap_del(r->by_id, b->id);
+	if (b->pn_key && strmap_get(r->by_pn, b->pn_key) == b)
+		strmap_del(r->by_pn, b->pn_key);
+	if (b->contact_key && strmap_get(r->by_contact, b->contact_key) == b)
+		strmap_del(r->by_contact, b->contact_key);
+	r->count--;
+}
+
+int binding_save(struct registrar *r, struct binding *b)
+{
+	struct store_binding sb = {
+		.id = b->id,
+		.aor = b->aor,
+		.contact = b->contact,
+		.instance = b->instance,
+		.pn_key = b->pn_key,
+		.received = b->received,
+		.call_id = b->call_id,
+		.cseq = b->cseq,
+		.user_agent = b->user_agent,
+		.q = b->q,
+		.expires = b->expires,
+		.updated = b->updated,
+	};
+
+	if (!r->st)
+		return 0;
+	return store_binding_put(r->st, &sb);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s && s[0] ? strdup(s) : NULL;
+}
+
+/* Replace a string field, tolerating NULL. */
+static void set_str(char **field, const char *value)
+{
+	if (*field && value && strcmp(*field, value) == 0)
+		return;
+	free(*field);
+	*field = dup_or_null(value);
+}
+
+struct binding *registrar_upsert(struct registrar *r, struct binding *old, const struct binding_data *d)
+{
+	struct binding *b = old;
+	char ckey[320];
+	struct binding *other;
+
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return NULL;
+		snprintf(b->id, sizeof(b->id), "%s", d->id);
+	} else {
+		index_del(r, b);
+	}
+	set_str(&b->aor, d->aor);
+	set_str(&b->contact, d->contact);
+	set_str(&b->instance, d->instance);
+	set_str(&b->received, d->received);
+	set_str(&b->call_id, d->call_id);
+	set_str(&b->user_agent, d->user_agent);
+	b->cseq = d->cseq;
+	b->q = d->q;
+	b->expires = d->expires;
+	b->updated = d->updated;
+	pn_identity_cleanup(&b->pn);
+	free(b->pn_key);
+	b->pn_key = NULL;
+	if (d->pn && d->pn->provider != PN_NONE && pn_identity_copy(&b->pn, d->pn) == 0)
+		b->pn_key = pn_identity_key(&b->pn);
+	free(b->contact_key);
+	b->contact_key = contact_key_of(b->contact, ckey, sizeof(ckey)) == 0 ? strdup(ckey) : NULL;
+	if (d->set_flow)
+		binding_set_flow(b, d->tp);
+
+	/* A push token belongs to one binding: one that moved replaces the old. */
+	if (b->pn_key && (other = strmap_get(r->by_pn, b->pn_key)) && other != b) {
+		log_info("push token of binding %s moved to %s (%s)", other->id, b->id, b->aor);
+		registrar_remove(r, other, "token re-registered elsewhere");
+	}
+	if (!b->aor || !b->contact) {
+		binding_free(b);
+		return NULL;
+	}
+	index_add(r, b);
+	return b;
+}
+
+struct binding *registrar_match(struct registrar *r, const char *aor, const char *instance,
+				const char *pn_key, const char *contact_key)
+{
+	struct aor_rec *a = strmap_get(r->by_aor, aor);
+
+	if (!a)
+		return NULL;
+	if (instance)
+		for (struct binding *b = a->head; b; b = b->next)
+			if (b->instance && strcmp(b->instance, instance) == 0)
+				return b;
+	if (pn_key)
+		for (struct binding *b = a->head; b; b = b->next)
+			if (b->pn_key && strcmp(b->pn_key, pn_key) == 0)
+				return b;
+	if (contact_key)
+		for (struct binding *b = a->head; b; b = b->next)
+			if (b->contact_key && strcmp(b->contact_key, contact_key) == 0 &&
+			    (!instance || !b->instance))
+				return b;
+	return NULL;
+}
+
+void registrar_remove(struct registrar *r, struct binding *b, const char *why)
+{
+	char tok[LOG_TOKEN_BUFSZ];
+
+	log_info("binding %s of %s removed: %s%s%s", b->id, b->aor, why,
+		 b->pn_key ? ", push token " : "",
+		 b->pn_key ? log_token(b->pn.token ? b->pn.token : b->pn.voip_token, tok) : "");
+	index_del(r, b);
+	if (r->st)
+		store_binding_del(r->st, b->id);
+	registrar_notify(r, b, REGISTRAR_REMOVED);
+	binding_free(b);
+}
+
+int registrar_remove_aor(struct registrar *r, const char *aor, const char *why)
+{
+	struct aor_rec *a = strmap_get(r->by_aor, aor);
+	int n = 0;
+
+	while (a && a->head) {
+		bool last = a->count == 1;
+		registrar_remove(r, a->head, why);
+		n++;
+		if (last)
+			break; /* the aor_rec went with its last binding */
+	}
+	return n;
+}
+
+int registrar_remove_pn(struct registrar *r, const struct pn_identity *id, const char *why)
+{
+	char *key = pn_identity_key(id);
+	struct binding *b = key ? strmap_get(r->by_pn, key) : NULL;
+
+	free(key);
+	if (!b)
+		return -1;
+	registrar_remove(r, b, why);
+	return 0;
+}
+
+/* Keep at most max bindings in an AOR: the least recently refreshed go. */
+void registrar_enforce_limit(struct registrar *r, const char *aor, const struct binding *keep)
+{
+	int max = r->cfg->registrar.max_contacts_per_aor;
+	struct aor_rec *a = strmap_get(r->by_aor, aor);
+
+	while (a && a->count > max) {
+		struct binding *oldest = NULL;
+		for (struct binding *b = a->head; b; b = b->next)
+			if (b != keep && (!oldest || b->updated < oldest->updated))
+				oldest = b;
+		if (!oldest)
+			break;
+		registrar_remove(r, oldest, "too many contacts for the AOR, oldest evicted");
+		a = strmap_get(r->by_aor, aor);
+	}
+}
+
+struct purge_ctx {
+	int64_t now;
+	struct binding *expired[256];
+	int n;
+};
+
+static void collect_expired(void *ctx, const char *key, void *value)
+{
+	struct purge_ctx *p = ctx;
+
+	for (struct binding *b = ((struct aor_rec *)value)->head; b; b = b->next)
+		if (b->expires <= p->now && p->n < (int)(sizeof(p->expired) / sizeof(p->expired[0])))
+			p->expired[p->n++] = b;
+}
+
+void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct registrar *r = (struct registrar *)arg;
+	struct purge_ctx p = {.now = time(NULL)};
+
+	strmap_each(r->by_aor, collect_expired, &p);
+	for (int i = 0; i < p.n; i++)
+		registrar_remove(r, p.expired[i], "expired");
+	if (r->st && p.n)
+		store_purge(r->st, p.now);
+}
+
+static int load_one(void *ctx, const struct store_binding *sb)
+{
+	struct registrar *r = ctx;
+	struct pn_identity pn = {0};
+	struct binding_data d = {
+		.id = sb->id,
+		.aor = sb->aor,
+		.contact = sb->contact,
+		.instance = sb->instance,
+		.received = sb->received,
+		.call_id = sb->call_id,
+		.cseq = sb->cseq,
+		.user_agent = sb->user_agent,
+		.q = sb->q,
+		.expires = sb->expires,
+		.updated = sb->updated,
+	};
+	const char *params = strchr(sb->contact, ';');
+	char err[128];
+
+	if (params && pn_parse(params + 1, &pn, err, sizeof(err)) == PN_PARSE_OK)
+		d.pn = &pn;
+	if (!registrar_upsert(r, NULL, &d))
+		log_warn("binding %s from the store could not be loaded", sb->id);
+	pn_identity_cleanup(&pn);
+	return 0;
+}
+
+int registrar_load(struct registrar *r)
+{
+	if (!r->st)
+		return 0;
+	if (store_binding_load(r->st, time(NULL), load_one, r) < 0)
+		return -1;
+	return (int)r->count;
+}
+
+size_t registrar_lookup(struct registrar *r, const char *aor, struct binding **out, size_t max)
+{
+	struct aor_rec *a = strmap_get(r->by_aor, aor);
+	size_t n = 0;
+
+	if (!a)
+		return 0;
+	for (struct binding *b = a->head; b && n < max; b = b->next) {
+		/* insertion sort by q, highest first */
+		size_t i = n++;
+		while (i > 0 && out[i - 1]->q < b->q) {
+			out[i] = out[i - 1];
+			i--;
+		}
+		out[i] = b;
+	}
+	return n;
+}
+
+struct binding *registrar_find_id(struct registrar *r, const char *id)
+{
+	return id ? strmap_get(r->by_id, id) : NULL;
+}
+
+struct binding *registrar_find_contact(struct registrar *r, const url_t *u)
+{
+	char key[320];
+
+	if (!u || registrar_contact_key(u, key, sizeof(key)) < 0)
+		return NULL;
+	return strmap_get(r->by_contact, key);
+}
+
+size_t registrar_count(struct registrar *r)
+{
+	return r->count;
+}
+
+struct each_ctx {
+	void (*fn)(void *ctx, struct binding *b);
+	void *ctx;
+};
+
+static void each_aor(void *ctx, const char *key, void *value)
+{
+	struct each_ctx *e = ctx;
+
+	for (struct binding *b = ((struct aor_rec *)value)->head; b; b = b->next)
+		e->fn(e->ctx, b);
+}
+
+void registrar_each(struct registrar *r, void (*fn)(void *ctx, struct binding *b), void *ctx)
+{
+	struct each_ctx e = {fn, ctx};
+
+	strmap_each(r->by_aor, each_aor, &e);
+}
+
+const char *binding_id(const struct binding *b)
+{
+	return b->id;
+}
+
+const char *binding_aor(const struct binding *b)
+{
+	return b->aor;
+}
+
+const char *binding_contact(const struct binding *b)
+{
+	return b->contact;
+}
+
+const char *binding_received(const struct binding *b)
+{
+	return b->received;
+}
+
+const char *binding_instance(const struct binding *b)
+{
+	return b->instance;
+}
+
+const char *binding_user_agent(const struct binding *b)
+{
+	return b->user_agent;
+}
+
+const struct pn_identity *binding_pn(const struct binding *b)
+{
+	return b->pn_key ? &b->pn : NULL;
+}
+
+int64_t binding_expires(const struct binding *b)
+{
+	return b->expires;
+}
+
+int binding_q(const struct binding *b)
+{
+	return b->q;
+}
+
+static bool received_is_udp(const struct binding *b)
+{
+	return b->received && !strcasestr(b->received, "transport=tcp") &&
+	       !strcasestr(b->received, "transport=tls");
+}
+
+tport_t *binding_tport(const struct binding *b)
+{
+	if (b->tp && !b->flow_dead && !tport_is_closed(b->tp))
+		return b->tp;
+	return NULL;
+}
+
+bool binding_reachable(const struct binding *b)
+{
+	if (received_is_udp(b))
+		return true;
+	return binding_tport(b) != NULL;
+}

@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The REGISTER protocol (SPEC §4.2). Every Contact is parsed and checked
+ * first (push parameters, expiry); a bad one refuses the whole request and
+ * stores nothing. Standalone mode then applies the bindings and answers;
+ * gateway mode forwards the REGISTER upstream with Path and with each
+ * Contact's push parameters replaced by the binding id, and applies the
+ * bindings only when upstream answers 2xx (with the expiry it granted),
+ * restoring the client's own Contacts in the relayed answer.
+ */
+#include "registrar_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/url.h>
+
+#include "sipwake/log.h"
+#include "sipwake/proxy.h"
+
+#define REG_MAX_CONTACTS 32
+#define DEFAULT_EXPIRES 3600
+
+struct reg_contact {
+	char *uri;      /* as the client sent it */
+	char *instance; /* +sip.instance value, or NULL */
+	struct pn_identity pn;
+	char *pn_key;
+	char ckey[320];
+	int expires; /* after policy */
+	int q;
+	char id[BINDING_ID_LEN + 1];
+};
+
+struct reg_req {
+	struct registrar *r;
+	char aor[256];
+	char received[160];
+	tport_t *tp;
+	char *call_id;
+	uint32_t cseq;
+	char *user_agent;
+	bool wildcard;
+	int n;
+	struct reg_contact c[REG_MAX_CONTACTS];
+};
+
+static void reg_req_free(struct reg_req *q)
+{
+	if (!q)
+		return;
+	for (int i = 0; i < q->n; i++) {
+		free(q->c[i].uri);
+		free(q->c[i].instance);
+		free(q->c[i].pn_key);
+		pn_identity_cleanup(&q->c[i].pn);
+	}
+	if (q->tp)
+		tport_unref(q->tp);
+	free(q->call_id);
+	free(q->user_agent);
+	free(q);
+}
+
+static int requested_expires(const sip_t *sip, const sip_contact_t *m)
+{
+	if (m->m_expires)
+		return (int)strtoul(m->m_expires, NULL, 10);
+	if (sip->sip_expires)
+		return (int)sip->sip_expires->ex_delta;
+	return DEFAULT_EXPIRES;
+}
+
+static bool provider_configured(struct registrar *r, const struct pn_identity *pn)
+{
+	return (pn->provider == PN_APNS && r->apns) || (pn->provider == PN_FCM && r->fcm);
+}
+
+/*
+ * Parse and check the REGISTER. On error returns a status and fills
+ * phrase/warning; 0 when q is ready.
+ */
+static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req *q,
+			  char *phrase, size_t plen, int *min_expires)
+{
+	const struct sw_config *cfg = r->cfg;
+
+	if (!sip->sip_to || sip_aor_of(sip->sip_to->a_url, q->aor, sizeof(q->aor)) < 0) {
+		snprintf(phrase, plen, "Bad To header");
+		return 400;
+	}
+	if (!sip_agent_serves_domain(r->sa, sip->sip_to->a_url->url_host)) {
+		snprintf(phrase, plen, "Domain not served here");
+		return 403;
+	}
+	q->call_id = sip->sip_call_id ? strdup(sip->sip_call_id->i_id) : NULL;
+	q->cseq = sip->sip_cseq ? sip->sip_cseq->cs_seq : 0;
+	if (sip->sip_user_agent && sip->sip_user_agent->g_string)
+		q->user_agent = strndup(sip->sip_user_agent->g_string, 200);
+
+	for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
+		struct reg_contact *c;
+		const char *params = m->m_url->url_params;
+		const char *inst;
+		char err[200];
+		int st;
+
+		if (m->m_url->url_type == url_any) {
+			if (sip->sip_contact->m_next || !sip->sip_expires ||
+			    sip->sip_expires->ex_delta != 0) {
+				snprintf(phrase, plen, "Wildcard Contact needs Expires: 0 alone");
+				return 400;
+			}
+			q->wildcard = true;
+			return 0;
+		}
+		if (q->n >= REG_MAX_CONTACTS || q->n >= cfg->registrar.max_contacts_per_aor) {
+			snprintf(phrase, plen, "Too many contacts");
+			return 403;
+		}
+		c = &q->c[q->n++];
+		c->uri = url_as_string(NULL, m->m_url);
+		if (!c->uri) {
+			snprintf(phrase, plen, "Out of memory");
+			return 500;
+		}
+		/* url_as_string allocates from the NULL home = malloc */
+		if (registrar_contact_key(m->m_url, c->ckey, sizeof(c->ckey)) < 0) {
+			snprintf(phrase, plen, "Bad Contact");
+			return 400;
+		}
+		inst = msg_params_find(m->m_params, "+sip.instance=");
+		if (inst)
+			c->instance = strndup(inst, 300);
+		c->q = 1000;
+		if (m->m_q)
+			c->q = (int)(strtod(m->m_q, NULL) * 1000.0 + 0.5);
+		if (c->q < 0 || c->q > 1000)
+			c->q = 1000;
+
+		st = params ? (int)pn_parse(params, &c->pn, err, sizeof(err)) : PN_PARSE_NONE;
+		if (st == PN_PARSE_BAD) {
+			snprintf(phrase, plen, "Bad push parameter: %s", err);
+			return 400;
+		}
+		if (st == PN_PARSE_UNSUPPORTED ||
+		    (st == PN_PARSE_OK && !provider_configured(r, &c->pn))) {
+			snprintf(phrase, plen, "Push Notification Service Not Supported");
+			return 555;
+		}
+		if (st == PN_PARSE_OK)
+			c->pn_key = pn_identity_key(&c->pn);
+
+		c->expires = requested_expires(sip, m);
+		if (c->expires > 0 && c->expires < cfg->registrar.min_expires) {
+			*min_expires = cfg->registrar.min_expires;
+			snprintf(phrase, plen, "Interval Too Brief");
+			return 423;
+		}
+		if (st == PN_PARSE_OK) {
+			if (c->expires > cfg->registrar.push_max_expires)
+				c->expires = cfg->registrar.push_max_expires;
+		} else if (c->expires > cfg->registrar.max_expires) {
+			c->expires = cfg->registrar.max_expires;
+		}
+	}
+	return 0;
+}
+
+/* Apply one contact with the granted expiry; returns the binding or NULL. */
+static struct binding *apply_contact(struct registrar *r, struct reg_req *q, struct reg_contact *c,
+				     int granted, int64_t now)
+{
+	struct binding *old = registrar_find_id(r, c->id);
+	struct binding *b;
+	struct binding_data d = {
+		.id = c->id,
+		.aor = q->aor,
+		.contact = c->uri,
+		.instance = c->instance,
+		.pn = c->pn_key ? &c->pn : NULL,
+		.received = q->received,
+		.call_id = q->call_id,
+		.cseq = q->cseq,
+		.user_agent = q->user_agent,
+		.q = c->q,
+		.expires = now + granted,
+		.updated = now,
+		.tp = q->tp,
+		.set_flow = true,
+	};
+
+	if (!old)
+		old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
+	if (granted <= 0) {
+		if (old)
+			registrar_remove(r, old, "unregistered");
+		return NULL;
+	}
+	if (old)
+		d.id = old->id;
+	b = registrar_upsert(r, old, &d);
+	if (!b) {
+		log_error("cannot store binding for %s", q->aor);
+		return NULL;
+	}
+	if (binding_save(r, b) < 0)
+		log_error("binding %s of %s not persisted", b->id, b->aor);
+	registrar_enforce_limit(r, q->aor, b);
+	if (log_enabled(SW_LOG_INFO)) {
+		char tok[LOG_TOKEN_BUFSZ];
+		log_info("%s %s of %s for %ds via %s%s%s%s", old ? "refreshed" : "bound", b->id,
+			 q->aor, granted, q->received, c->pn_key ? ", push " : "",
+			 c->pn_key ? pn_provider_name(&c->pn) : "",
+			 c->pn_key ? log_token(c->pn.token ? c->pn.token : c->pn.voip_token, tok)
+				   : "");
+	}
+	registrar_notify(r, b, REGISTRAR_BOUND);
+	return b;
+}
+
+/* "Feature-Caps: *;+sip.pns="apns";+sip.pnsreg="120"" per provider. */
+static int feature_caps(struct registrar *r, char *buf, size_t len, int idx)
+{
+	const char *prov = NULL;
+	int k = 0;
+
+	if (r->apns && k++ == idx)
+		prov = "apns";
+	else if (r->fcm && k++ == idx)
+		prov = "fcm";
+	if (!prov)
+		return -1;
+	snprintf(buf, len, "Feature-Caps: *;+sip.pns=\"%s\";+sip.pnsreg=\"%d\"", prov,
+		 r->cfg->push.wakeup_before_expiry);
+	return 0;
+}
+
+static void add_feature_caps(struct registrar *r, msg_t *msg, sip_t *sip)
+{
+	char fc[160];
+
+	for (int i = 0; feature_caps(r, fc, sizeof(fc), i) == 0; i++)
+		sip_add_tl(msg, sip, SIPTAG_HEADER_STR(fc), TAG_END());
+}
+
+/* Standalone: apply now and answer with the AOR's current contacts. */
+static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_req *q)
+{
+	int64_t now = time(NULL);
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	struct binding *list[64];
+	size_t n;
+	char *contacts = NULL;
+	msg_t *resp;
+	sip_t *rsip;
+
+	if (r->st)
+		store_begin(r->st);
+	if (q->wildcard) {
+		registrar_remove_aor(r, q->aor, "unregistered (*)");
+	} else {
+		for (int i = 0; i < q->n; i++)
+			apply_contact(r, q, &q->c[i], q->c[i].expires, now);
+	}
+	if (r->st)
+		store_commit(r->st);
+
+	n = registrar_lookup(r, q->aor, list, 64);
+	for (size_t i = 0; i < n; i++) {
+		const struct binding *b = list[i];
+		contacts = su_sprintf(home, "%s%s<%s>;expires=%lld%s%s", contacts ? contacts : "",
+				      contacts ? ", " : "", b->contact,
+				      (long long)(b->expires > now ? b->expires - now : 0),
+				      b->instance ? ";+sip.instance=" : "",
+				      b->instance ? b->instance : "");
+	}
+	resp = nta_incoming_create_response(irq, SIP_200_OK);
+	rsip = resp ? sip_object(resp) : NULL;
+	if (!rsip) {
+		su_home_deinit(home);
+		nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+		nta_incoming_destroy(irq);
+		return 0;
+	}
+	if (contacts)
+		sip_add_tl(resp, rsip, SIPTAG_CONTACT_STR(contacts), TAG_END());
+	add_feature_caps(r, resp, rsip);
+	nta_incoming_complete_response(irq, resp, SIP_200_OK, TAG_END());
+	nta_incoming_mreply(irq, resp);
+	nta_incoming_destroy(irq);
+	su_home_deinit(home);
+	return 0;
+}
+
+static struct reg_contact *find_pending(struct reg_req *q, const char *id)
+{
+	for (int i = 0; i < q->n; i++)
+		if (!strcmp(q->c[i].id, id))
+			return &q->c[i];
+	return NULL;
+}
+
+/* Gateway: upstream answered. On 2xx, bind what it granted and restore Contacts. */
+static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip)
+{
+	struct reg_req *q = ctx;
+	struct registrar *r = q->r;
+	int status = sip->sip_status->st_status;
+	int64_t now = time(NULL);
+	char seen[REG_MAX_CONTACTS] = {0};
+
+	if (status < 200 || status >= 300)
+		return 0;
+	if (r->st)
+		store_begin(r->st);
+	if (q->wildcard) {
+		registrar_remove_aor(r, q->aor, "unregistered (*)");
+	} else {
+		for (sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
+			char id[BINDING_ID_LEN + 1];
+			struct reg_contact *c;
+			isize_t l;
+			int granted;
+			url_t *orig;
+
+			if (!m->m_url->url_params ||
+			    (l = url_param(m->m_url->url_params, REGISTRAR_ID_PARAM, id, sizeof(id))) == 0)
+				continue;
+			c = find_pending(q, id);
+			if (!c)
+				continue;
+			seen[c - q->c] = 1;
+			granted = m->m_expires ? (int)strtoul(m->m_expires, NULL, 10)
+			       : sip->sip_expires ? (int)sip->sip_expires->ex_delta : c->expires;
+			apply_contact(r, q, c, granted, now);
+			/* The client must see its own Contact again. */
+			orig = url_make(msg_home(msg), c->uri);
+			if (orig) {
+				*m->m_url = *orig;
+				msg_fragment_clear(m->m_common);
+			}
+		}
+		for (int i = 0; i < q->n; i++)
+			if (!seen[i] && q->c[i].expires == 0)
+				apply_contact(r, q, &q->c[i], 0, now);
+	}
+	if (r->st)
+		store_commit(r->st);
+	add_feature_caps(r, msg, sip);
+	return 0;
+}
+
+static void upstream_done(void *ctx, struct proxy_txn *t)
+{
+	reg_req_free(ctx);
+}
+
+static const struct proxy_ops register_ops = {
+	.on_response = upstream_response,
+	.on_done = upstream_done,
+};
+
+/* Rewrite one Contact of the forwarded REGISTER: push params out, id in. */
+static int rewrite_contact(struct registrar *r, msg_t *fwd, sip_contact_t *m, const char *id)
+{
+	su_home_t *home = msg_home(fwd);
+	char *params = NULL;
+	char *stripped;
+	url_t *u;
+
+	if (r->cfg->upstream.hide_push_params) {
+		stripped = m->m_url->url_params ? pn_strip_params(m->m_url->url_params) : NULL;
+		params = su_sprintf(home, "%s%s%s=%s", stripped && stripped[0] ? stripped : "",
+				    stripped && stripped[0] ? ";" : "", REGISTRAR_ID_PARAM, id);
+		free(stripped);
+	} else {
+		params = su_sprintf(home, "%s%s%s=%s", m->m_url->url_params ? m->m_url->url_params : "",
+				    m->m_url->url_params ? ";" : "", REGISTRAR_ID_PARAM, id);
+	}
+	u = url_hdup(home, m->m_url);
+	if (!u || !params)
+		return -1;
+	u->url_params = params;
+	*m->m_url = *u;
+	msg_fragment_clear(m->m_common);
+	return 0;
+}
+
+static int register_upstream(struct registrar *r, nta_incoming_t *irq, struct reg_req *q)
+{
+	struct proxy_txn *t = proxy_txn_new(r->sa, irq, &register_ops, q);
+	const char *upstream = r->cfg->upstream.uri;
+	msg_t *fwd;
+	sip_t *sip;
+	char path[200];
+	sip_path_t *p;
+	const char *proto = strcasestr(upstream, "transport=tcp") ? "tcp"
+			    : (strncasecmp(upstream, "sips:", 5) == 0 ||
+			       strcasestr(upstream, "transport=tls"))
+				    ? "tls"
+				    : "udp";
+
+	if (!t) {
+		reg_req_free(q);
+		return 500;
+	}
+	fwd = proxy_txn_copy_request(t);
+	if (!fwd) {
+		proxy_txn_reply(t, SIP_483_TOO_MANY_HOPS, TAG_END());
+		return 0;
+	}
+	sip = sip_object(fwd);
+	if (!q->wildcard) {
+		int i = 0;
+		for (sip_contact_t *m = sip->sip_contact; m && i < q->n; m = m->m_next, i++)
+			if (rewrite_contact(r, fwd, m, q->c[i].id) < 0) {
+				msg_destroy(fwd);
+				proxy_txn_reply(t, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+				return 0;
+			}
+	}
+	snprintf(path, sizeof(path), "<%s;lr>", sip_agent_uri(r->sa, proto));
+	p = sip_path_make(msg_home(fwd), path);
+	if (p)
+		msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)p);
+	if (!sip_has_feature(sip->sip_supported, "path"))
+		sip_add_tl(fwd, sip, SIPTAG_SUPPORTED_STR("path"), TAG_END());
+	proxy_txn_fork(t, fwd, upstream, NULL);
+	proxy_txn_seal(t, SIP_503_SERVICE_UNAVAILABLE);
+	return 0;
+}
+
+int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+{
+	struct reg_req *q = calloc(1, sizeof(*q));
+	char phrase[256] = "";
+	int min_expires = 0;
+	int status;
+
+	if (!q)
+		return 500;
+	q->r = r;
+	status = parse_register(r, sip, q, phrase, sizeof(phrase), &min_expires);
+	if (status) {
+		char warn[320];
+		log_info("REGISTER for %s refused: %d %s", q->aor[0] ? q->aor : "?", status, phrase);
+		snprintf(warn, sizeof(warn), "399 sipwake \"%s\"", phrase);
+		if (status == 423) {
+			char me[32];
+			snprintf(me, sizeof(me), "%d", min_expires);
+			nta_incoming_treply(irq, status, phrase, SIPTAG_MIN_EXPIRES_STR(me), TAG_END());
+		} else if (status == 400 || status == 555) {
+			nta_incoming_treply(irq, status, phrase, SIPTAG_WARNING_STR(warn), TAG_END());
+		} else {
+			nta_incoming_treply(irq, status, phrase, TAG_END());
+		}
+		nta_incoming_destroy(irq);
+		reg_req_free(q);
+		return 0;
+	}
+	q->tp = nta_incoming_transport(sip_agent_nta(r->sa), irq, NULL);
+	if (sip_source_uri(msg, q->tp, q->received, sizeof(q->received)) < 0)
+		snprintf(q->received, sizeof(q->received), "sip:0.0.0.0");
+	/* Each contact keeps its binding's id, or gets a new one. */
+	for (int i = 0; i < q->n; i++) {
+		struct reg_contact *c = &q->c[i];
+		struct binding *old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
+		if (old)
+			snprintf(c->id, sizeof(c->id), "%s", binding_id(old));
+		else
+			registrar_new_id(c->id);
+	}
+	if (config_standalone(r->cfg)) {
+		register_local(r, irq, q);
+		reg_req_free(q);
+		return 0;
+	}
+	return register_upstream(r, irq, q);
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the registrar's two files: bindings.c (the table) and
+ * register.c (the REGISTER protocol). Not part of the layer's interface.
+ */
+#ifndef SIPWAKE_REGISTRAR_INT_H
+#define SIPWAKE_REGISTRAR_INT_H
+
+#include "sipwake/registrar.h"
+#include "sipwake/strmap.h"
+
+#define BINDING_ID_LEN 16
+#define REGISTRAR_MAX_SUBS 4
+#define REGISTRAR_PURGE_MS 5000
+
+struct aor_rec {
+	char *aor;
+	struct binding *head;
+	int count;
+};
+
+struct binding {
+	struct binding *next; /* in its AOR */
+	struct aor_rec *rec;
+	char id[BINDING_ID_LEN + 1];
+	char *aor;
+	char *contact;
+	char *contact_key;
+	char *instance;
+	char *pn_key;
+	char *received;
+	char *call_id;
+	char *user_agent;
+	struct pn_identity pn;
+	uint32_t cseq;
+	int q;
+	int64_t expires;
+	int64_t updated;
+	tport_t *tp;
+	int pend;
+	bool flow_dead;
+};
+
+/* What a (re)registration sets on a binding; strings are borrowed. */
+struct binding_data {
+	const char *id;
+	const char *aor;
+	const char *contact;
+	const char *instance;
+	const struct pn_identity *pn;
+	const char *received;
+	const char *call_id;
+	uint32_t cseq;
+	const char *user_agent;
+	int q;
+	int64_t expires;
+	int64_t updated;
+	tport_t *tp;
+	bool set_flow;
+};
+
+struct registrar {
+	struct sip_agent *sa;
+	struct store *st;
+	const struct sw_config *cfg;
+	struct strmap *by_id;
+	struct strmap *by_aor; /* -> struct aor_rec */
+	struct strmap *by_pn;
+	struct strmap *by_contact;
+	size_t count;
+	bool apns, fcm;
+	struct {
+		registrar_event_fn *fn;
+		void *ctx;
+	} subs[REGISTRAR_MAX_SUBS];
+	int n_subs;
+	su_timer_t *purge_timer;
+};
+
+void registrar_notify(struct registrar *r, const struct binding *b, enum registrar_event ev);
+void registrar_new_id(char out[BINDING_ID_LEN + 1]);
+int registrar_contact_key(const url_t *u, char *buf, size_t len);
+/* Create (old == NULL) or update a binding and index it. NULL on failure. */
+struct binding *registrar_upsert(struct registrar *r, struct binding *old, const struct binding_data *d);
+/* RFC 8599 matching inside an AOR: instance, then push identity, then contact. */
+struct binding *registrar_match(struct registrar *r, const char *aor, const char *instance,
+				const char *pn_key, const char *contact_key);
+int binding_save(struct registrar *r, struct binding *b);
+void binding_free(struct binding *b);
+void binding_set_flow(struct binding *b, tport_t *tp);
+void registrar_enforce_limit(struct registrar *r, const char *aor, const struct binding *keep);
+void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg);
+
+#endif

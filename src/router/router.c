@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Request routing for everything but REGISTER (SPEC §4.3, §4.5). A target
+ * is chosen on a private copy of the request: the next Route when the
+ * request was loose-routed through us to another hop, the binding named by
+ * the id parameter upstream got in the Contact (via Path), the binding
+ * whose Contact matches the request URI (in-dialog requests to a client),
+ * the AOR's bindings for our own domains in standalone mode, upstream for
+ * a client's requests in gateway mode. Requests to a client go over the
+ * flow it registered on. Anything else is refused with 403: no open relay.
+ */
+#include "sipwake/router.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/url.h>
+
+#include "sipwake/log.h"
+#include "sipwake/proxy.h"
+
+#define MAX_UPSTREAM_ADDRS 8
+#define MAX_FORK 16
+
+struct router {
+	struct sip_agent *sa;
+	struct registrar *reg;
+	const struct sw_config *cfg;
+	su_sockaddr_t up[MAX_UPSTREAM_ADDRS];
+	int n_up;
+	const char *up_proto;
+};
+
+/* Resolve upstream's host once at start, to recognise requests it sends. */
+static void resolve_upstream(struct router *rt)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	url_t *u;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
+	struct addrinfo *res = NULL;
+
+	if (config_standalone(rt->cfg))
+		return;
+	u = url_make(home, rt->cfg->upstream.uri);
+	if (u && u->url_host) {
+		char host[256];
+		snprintf(host, sizeof(host), "%s", u->url_host);
+		if (host[0] == '[') {
+			memmove(host, host + 1, strlen(host));
+			host[strcspn(host, "]")] = 0;
+		}
+		if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+			for (struct addrinfo *ai = res; ai && rt->n_up < MAX_UPSTREAM_ADDRS;
+			     ai = ai->ai_next)
+				memcpy(&rt->up[rt->n_up++], ai->ai_addr, ai->ai_addrlen);
+			freeaddrinfo(res);
+		} else {
+			log_warn("cannot resolve upstream host %s now; requests from it are "
+				 "recognised by Route only",
+				 host);
+		}
+	}
+	rt->up_proto = strcasestr(rt->cfg->upstream.uri, "transport=tcp") ? "tcp"
+		       : (!strncasecmp(rt->cfg->upstream.uri, "sips:", 5) ||
+			  strcasestr(rt->cfg->upstream.uri, "transport=tls"))
+			       ? "tls"
+			       : "udp";
+	su_home_deinit(home);
+}
+
+int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg)
+{
+	struct router *rt = calloc(1, sizeof(*rt));
+
+	*out = rt;
+	if (!rt)
+		return -1;
+	rt->sa = sa;
+	rt->reg = reg;
+	rt->cfg = sip_agent_config(sa);
+	rt->up_proto = "udp";
+	resolve_upstream(rt);
+	return 0;
+}
+
+void router_free(struct router *rt)
+{
+	free(rt);
+}
+
+static bool from_upstream(struct router *rt, msg_t *msg)
+{
+	su_sockaddr_t su;
+	socklen_t len = sizeof(su);
+
+	if (rt->n_up == 0 || msg_get_address(msg, &su, &len) < 0)
+		return false;
+	for (int i = 0; i < rt->n_up; i++) {
+		if (su.su_family != rt->up[i].su_family)
+			continue;
+		if (su.su_family == AF_INET &&
+		    su.su_sin.sin_addr.s_addr == rt->up[i].su_sin.sin_addr.s_addr)
+			return true;
+		if (su.su_family == AF_INET6 &&
+		    !memcmp(&su.su_sin6.sin6_addr, &rt->up[i].su_sin6.sin6_addr, 16))
+			return true;
+	}
+	return false;
+}
+
+static int set_request_uri(msg_t *msg, sip_t *sip, const char *uri)
+{
+	url_t *u = url_make(msg_home(msg), uri);
+
+	if (!u)
+		return -1;
+	*sip->sip_request->rq_url = *u;
+	msg_fragment_clear(sip->sip_request->rq_common);
+	return 0;
+}
+
+static const char *uri_proto(const char *uri)
+{
+	if (!uri)
+		return "udp";
+	if (strcasestr(uri, "transport=tcp"))
+		return "tcp";
+	if (!strncasecmp(uri, "sips:", 5) || strcasestr(uri, "transport=tls"))
+		return "tls";
+	return "udp";
+}
+
+static bool creates_dialog(const sip_t *sip)
+{
+	sip_method_t m = sip->sip_request->rq_method;
+
+	if (sip->sip_to && sip->sip_to->a_tag)
+		return false;
+	return m == sip_method_invite || m == sip_method_subscribe || m == sip_method_refer ||
+	       m == sip_method_notify;
+}
+
+/* Where a request should go, decided on its forwarded copy. */
+struct target {
+	enum { T_NONE, T_ROUTE, T_URI, T_UPSTREAM, T_BINDING, T_AOR } kind;
+	struct binding *b;
+	char aor[256];
+	int status; /* for T_NONE */
+	const char *phrase;
+};
+
+static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *fwd, sip_t *fsip,
+			struct target *tg)
+{
+	const url_t *ruri = fsip->sip_request->rq_url;
+	bool had_own_route = isip->sip_route && sip_agent_is_own_uri(rt->sa, isip->sip_route->r_url);
+	bool in_dialog = isip->sip_to && isip->sip_to->a_tag;
+	bool up = from_upstream(rt, in);
+	char id[32];
+
+	memset(tg, 0, sizeof(*tg));
+	if (fsip->sip_route) {
+		if (had_own_route && in_dialog) {
+			tg->kind = T_ROUTE;
+			return;
+		}
+		if (!had_own_route && !up) {
+			tg->kind = T_NONE;
+			tg->status = 403;
+			tg->phrase = "Relaying denied";
+			return;
+		}
+		tg->kind = T_ROUTE;
+		return;
+	}
+	if (ruri->url_params &&
+	    url_param(ruri->url_params, REGISTRAR_ID_PARAM, id, sizeof(id)) > 0) {
+		tg->b = registrar_find_id(rt->reg, id);
+		if (tg->b) {
+			tg->kind = T_BINDING;
+			return;
+		}
+		tg->kind = T_NONE;
+		tg->status = 480;
+		tg->phrase = "Temporarily Unavailable";
+		return;
+	}
+	if ((tg->b = registrar_find_contact(rt->reg, ruri)) && (had_own_route || up ||
+								 sip_agent_is_own_uri(rt->sa, ruri))) {
+		tg->kind = T_BINDING;
+		return;
+	}
+	tg->b = NULL;
+	if (sip_agent_serves_domain(rt->sa, ruri->url_host)) {
+		if (config_standalone(rt->cfg) || up) {
+			if (sip_aor_of(ruri, tg->aor, sizeof(tg->aor)) == 0) {
+				tg->kind = T_AOR;
+				return;
+			}
+			tg->kind = T_NONE;
+			tg->status = 404;
+			tg->phrase = "Not Found";
+			return;
+		}
+		tg->kind = T_UPSTREAM;
+		return;
+	}
+	if (had_own_route && in_dialog) {
+		tg->kind = T_URI;
+		return;
+	}
+	tg->kind = T_NONE;
+	tg->status = 403;
+	tg->phrase = "Relaying denied";
+}
+
+static int fork_to_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, struct binding *b,
+			   bool restore_uri, const char *in_proto)
+{
+	sip_t *fsip = sip_object(fwd);
+	const char *out_proto = uri_proto(binding_received(b));
+
+	if (!binding_reachable(b)) {
+		msg_destroy(fwd);
+		return -1;
+	}
+	if (restore_uri && set_request_uri(fwd, fsip, binding_contact(b)) < 0) {
+		msg_destroy(fwd);
+		return -1;
+	}
+	if (creates_dialog(fsip))
+		sip_add_record_route(rt->sa, fwd, fsip, in_proto, out_proto);
+	return proxy_txn_fork(t, fwd, binding_received(b), binding_tport(b));
+}
+
+static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+{
+	struct proxy_txn *t = proxy_txn_new(rt->sa, irq, NULL, NULL);
+	tport_t *tp = nta_incoming_transport(sip_agent_nta(rt->sa), irq, NULL);
+	const char *in_proto = sip_tport_proto(tp);
+	struct target tg;
+	msg_t *fwd;
+	sip_t *fsip;
+
+	if (tp)
+		tport_unref(tp);
+	if (!t)
+		return 500;
+	fwd = proxy_txn_copy_request(t);
+	if (!fwd) {
+		proxy_txn_reply(t, SIP_483_TOO_MANY_HOPS, TAG_END());
+		return 0;
+	}
+	fsip = sip_object(fwd);
+	pick_target(rt, msg, sip, fwd, fsip, &tg);
+	switch (tg.kind) {
+	case T_NONE:
+		msg_destroy(fwd);
+		proxy_txn_reply(t, tg.status, tg.phrase, TAG_END());
+		return 0;
+	case T_ROUTE:
+		proxy_txn_fork(t, fwd, NULL, NULL);
+		break;
+	case T_URI:
+		proxy_txn_fork(t, fwd, NULL, NULL);
+		break;
+	case T_UPSTREAM:
+		if (creates_dialog(fsip))
+			sip_add_record_route(rt->sa, fwd, fsip, in_proto, rt->up_proto);
+		proxy_txn_fork(t, fwd, rt->cfg->upstream.uri, NULL);
+		break;
+	case T_BINDING: {
+		const url_t *ruri = fsip->sip_request->rq_url;
+		bool via_id = ruri->url_params && url_has_param(ruri, REGISTRAR_ID_PARAM);
+		if (fork_to_binding(rt, t, fwd, tg.b, via_id, in_proto) < 0) {
+			proxy_txn_reply(t, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
+			return 0;
+		}
+		break;
+	}
+	case T_AOR: {
+		struct binding *list[MAX_FORK];
+		size_t n = registrar_lookup(rt->reg, tg.aor, list, MAX_FORK);
+		int sent = 0;
+
+		msg_destroy(fwd);
+		if (n == 0) {
+			proxy_txn_reply(t, SIP_404_NOT_FOUND, TAG_END());
+			return 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			msg_t *copy = proxy_txn_copy_request(t);
+			if (copy && fork_to_binding(rt, t, copy, list[i], true, in_proto) >= 0)
+				sent++;
+		}
+		if (!sent) {
+			/* Registered, but no live flow: the push wake-up belongs here. */
+			proxy_txn_reply(t, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
+			return 0;
+		}
+		break;
+	}
+	}
+	proxy_txn_seal(t, SIP_408_REQUEST_TIMEOUT);
+	return 0;
+}
+
+/* ACK to a 2xx: no transaction, forwarded statelessly along the same rules. */
+static void route_ack(struct router *rt, msg_t *msg, sip_t *sip)
+{
+	msg_t *fwd = msg_copy(msg);
+	sip_t *fsip;
+	struct target tg;
+
+	if (!fwd)
+		return;
+	fsip = sip_object(fwd);
+	if (sip_decrement_max_forwards(fwd, fsip) < 0) {
+		msg_destroy(fwd);
+		return;
+	}
+	sip_pop_own_routes(rt->sa, fwd, fsip);
+	pick_target(rt, msg, sip, fwd, fsip, &tg);
+	switch (tg.kind) {
+	case T_ROUTE:
+	case T_URI:
+		sip_send_stateless(rt->sa, fwd, NULL, NULL);
+		return;
+	case T_UPSTREAM:
+		sip_send_stateless(rt->sa, fwd, rt->cfg->upstream.uri, NULL);
+		return;
+	case T_BINDING:
+		if (binding_reachable(tg.b)) {
+			if (url_has_param(fsip->sip_request->rq_url, REGISTRAR_ID_PARAM))
+				set_request_uri(fwd, fsip, binding_contact(tg.b));
+			sip_send_stateless(rt->sa, fwd, binding_received(tg.b), binding_tport(tg.b));
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	log_debug("ACK for %s dropped: no route", sip->sip_call_id ? sip->sip_call_id->i_id : "?");
+	msg_destroy(fwd);
+}
+
+int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+{
+	struct router *rt = ctx;
+	sip_method_t m = sip->sip_request ? sip->sip_request->rq_method : sip_method_unknown;
+
+	if (!sip->sip_request)
+		return 0;
+	if (m == sip_method_ack) {
+		route_ack(rt, msg, sip);
+		if (irq)
+			nta_incoming_destroy(irq);
+		return 0;
+	}
+	if (!irq)
+		return 0;
+	if (m == sip_method_register)
+		return registrar_handle(rt->reg, irq, msg, sip);
+	/* OPTIONS to sipwake itself (a keep-alive or a monitoring probe). */
+	if (m == sip_method_options && !sip->sip_request->rq_url->url_user &&
+	    sip_agent_is_own_uri(rt->sa, sip->sip_request->rq_url) &&
+	    (!sip->sip_route || (sip_agent_is_own_uri(rt->sa, sip->sip_route->r_url) &&
+				 !sip->sip_route->r_next)))
+		return 200;
+	return route_request(rt, irq, msg, sip);
+}

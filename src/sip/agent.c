@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SIP agent: one nta agent on the daemon's su_root, with a transport per
+ * sip.listen entry (TLS from the configured certificate and key), a default
+ * leg that hands every out-of-transaction request to the handler main.c
+ * installed, and helpers shared by the registrar and the forwarding engine:
+ * our own URIs, Route popping, Record-Route, Max-Forwards, source address.
+ */
+#include "sipwake/sip.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url.h>
+
+#include "sipwake/log.h"
+
+#define MAX_OWN 16
+
+struct own_addr {
+	char host[64];
+	char port[8];
+	char proto[8];
+	char uri[128]; /* "sip:HOST:PORT;transport=PROTO" */
+};
+
+struct sip_agent {
+	su_home_t home[1];
+	su_root_t *root;
+	nta_agent_t *nta;
+	nta_leg_t *leg;
+	const struct sw_config *cfg;
+	sip_request_fn *handler;
+	void *handler_ctx;
+	struct own_addr own[MAX_OWN];
+	int n_own;
+	char tls_dir[64];
+};
+
+static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
+			sip_t const *sip)
+{
+	struct sip_agent *a = (struct sip_agent *)magic;
+	msg_t *msg = nta_incoming_getrequest(irq);
+	int status;
+
+	if (!a->handler) {
+		msg_destroy(msg);
+		return 503;
+	}
+	status = a->handler(a->handler_ctx, irq, msg, (sip_t *)sip);
+	msg_destroy(msg); /* getrequest gave us a reference */
+	return status;
+}
+
+/* Messages nta could not match (stray responses): drop them. */
+static int agent_message(nta_agent_magic_t *magic, nta_agent_t *nta, msg_t *msg, sip_t *sip)
+{
+	if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_ack) {
+		struct sip_agent *a = (struct sip_agent *)magic;
+		if (a->handler) {
+			a->handler(a->handler_ctx, NULL, msg, sip);
+			msg_destroy(msg);
+			return 0;
+		}
+	}
+	msg_destroy(msg);
+	return 0;
+}
+
+/* Write key + certificate into a private directory in sofia's layout. */
+static int make_tls_dir(struct sip_agent *a)
+{
+	const struct sw_config *cfg = a->cfg;
+	static const char *const names[] = {"agent.pem", "cafile.pem"};
+	int rc = -1;
+
+	snprintf(a->tls_dir, sizeof(a->tls_dir), "/tmp/sipwake-tls-XXXXXX");
+	if (!mkdtemp(a->tls_dir)) {
+		log_error("cannot create a directory for TLS material: %s", strerror(errno));
+		a->tls_dir[0] = 0;
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *srcs[2];
+		int n = 0;
+		char path[128];
+		FILE *out;
+
+		if (i == 0) {
+			srcs[n++] = cfg->sip.tls.private_key;
+			srcs[n++] = cfg->sip.tls.certificate;
+		} else {
+			srcs[n++] = (cfg->sip.tls.ca_file && cfg->sip.tls.ca_file[0])
+					    ? cfg->sip.tls.ca_file
+					    : cfg->sip.tls.certificate;
+		}
+		snprintf(path, sizeof(path), "%s/%s", a->tls_dir, names[i]);
+		out = fopen(path, "w");
+		if (!out) {
+			log_error("cannot write %s: %s", path, strerror(errno));
+			goto out;
+		}
+		fchmod(fileno(out), 0600);
+		for (int j = 0; j < n; j++) {
+			FILE *in = fopen(srcs[j], "r");
+			char buf[4096];
+			size_t len;
+
+			if (!in) {
+				log_error("cannot read %s: %s", srcs[j], strerror(errno));
+				fclose(out);
+				goto out;
+			}
+			while ((len = fread(buf, 1, sizeof(buf), in)) > 0)
+				fwrite(buf, 1, len, out);
+			fclose(in);
+			fputc('\n', out);
+		}
+		if (fclose(out) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+static void remove_tls_dir(struct sip_agent *a)
+{
+	char path[128];
+
+	if (!a->tls_dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/agent.pem", a->tls_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/cafile.pem", a->tls_dir);
+	unlink(path);
+	rmdir(a->tls_dir);
+	a->tls_dir[0] = 0;
+}
+
+/* Record the primary transports nta bound, for own-URI checks and RR/Path. */
+static void collect_own(struct sip_agent *a)
+{
+	const char *adv = a->cfg->sip.advertised_host;
+	sip_contact_t const *m = nta_agent_contact(a->nta);
+
+	a->n_own = 0;
+	for (tport_t *tp = tport_primaries(nta_agent_tports(a->nta)); tp && a->n_own < MAX_OWN;
+	     tp = tport_next(tp)) {
+		tp_name_t const *n = tport_name(tp);
+		struct own_addr *o = &a->own[a->n_own];
+		const char *host = n->tpn_host;
+
+		if (adv && adv[0])
+			host = adv;
+		else if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !strcmp(host, "*"))
+			host = (m && m->m_url->url_host) ? m->m_url->url_host : "127.0.0.1";
+		snprintf(o->host, sizeof(o->host), "%s", host);
+		snprintf(o->port, sizeof(o->port), "%s", n->tpn_port);
+		snprintf(o->proto, sizeof(o->proto), "%s", n->tpn_proto);
+		if (strchr(host, ':') && host[0] != '[')
+			snprintf(o->uri, sizeof(o->uri), "sip:[%s]:%s;transport=%s", host,
+				 n->tpn_port, n->tpn_proto);
+		else
+			snprintf(o->uri, sizeof(o->uri), "sip:%s:%s;transport=%s", host,
+				 n->tpn_port, n->tpn_proto);
+		log_info("listening on %s/%s:%s (advertised as %s)", n->tpn_proto, n->tpn_host,
+			 n->tpn_port, o->uri);
+		a->n_own++;
+	}
+}
+
+int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg)
+{
+	struct sip_agent *a;
+	bool need_tls = false;
+	int rc = -1;
+
+	a = su_home_new(sizeof(*a));
+	if (!a)
+		return -1;
+	a->root = root;
+	a->cfg = cfg;
+
+	a->nta = nta_agent_create(root, NULL, agent_message, (nta_agent_magic_t *)a,
+				  NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(1),
+				  NTATAG_CLIENT_RPORT(1), NTATAG_PASS_408(1), NTATAG_MERGE_482(0),
+				  NTATAG_MAXSIZE(65536 + 8192), TPTAG_SDWN_ERROR(1),
+				  TPTAG_LOG(cfg->log.sip_trace), TAG_END());
+	if (!a->nta) {
+		log_error("cannot create the SIP agent: %s", strerror(errno));
+		goto out;
+	}
+	for (char **l = cfg->sip.listen; l && *l; l++)
+		if (!strncasecmp(*l, "sips:", 5) || strcasestr(*l, "transport=tls"))
+			need_tls = true;
+	if (need_tls && make_tls_dir(a) < 0)
+		goto out;
+
+	for (char **l = cfg->sip.listen; l && *l; l++) {
+		bool tls = !strncasecmp(*l, "sips:", 5) || strcasestr(*l, "transport=tls");
+		int r;
+
+		if (tls)
+			r = nta_agent_add_tport(
+				a->nta, URL_STRING_MAKE(*l), TPTAG_CERTIFICATE(a->tls_dir),
+				TPTAG_TLS_VERIFY_POLICY(cfg->sip.tls.verify_client ? TPTLS_VERIFY_IN
+										   : TPTLS_VERIFY_NONE),
+				TPTAG_SDWN_ERROR(1), TAG_END());
+		else
+			r = nta_agent_add_tport(a->nta, URL_STRING_MAKE(*l), TPTAG_SDWN_ERROR(1),
+						TAG_END());
+		if (r < 0) {
+			log_error("cannot listen on %s: %s", *l, strerror(errno));
+			goto out;
+		}
+	}
+	remove_tls_dir(a); /* sofia has read the files into its SSL context */
+
+	a->leg = nta_leg_tcreate(a->nta, leg_callback, (nta_leg_magic_t *)a, NTATAG_NO_DIALOG(1),
+				 TAG_END());
+	if (!a->leg) {
+		log_error("cannot create the default SIP leg");
+		goto out;
+	}
+	collect_own(a);
+	rc = 0;
+out:
+	if (rc < 0) {
+		sip_agent_free(a);
+		a = NULL;
+	}
+	*out = a;
+	return rc;
+}
+
+void sip_agent_free(struct sip_agent *a)
+{
+	if (!a)
+		return;
+	if (a->leg)
+		nta_leg_destroy(a->leg);
+	if (a->nta)
+		nta_agent_destroy(a->nta);
+	remove_tls_dir(a);
+	su_home_unref(a->home);
+}
+
+void sip_agent_set_handler(struct sip_agent *a, sip_request_fn *fn, void *ctx)
+{
+	a->handler = fn;
+	a->handler_ctx = ctx;
+}
+
+nta_agent_t *sip_agent_nta(struct sip_agent *a)
+{
+	return a->nta;
+}
+
+su_root_t *sip_agent_root(struct sip_agent *a)
+{
+	return a->root;
+}
+
+const struct sw_config *sip_agent_config(struct sip_agent *a)
+{
+	return a->cfg;
+}
+
+void sip_agent_set_trace(struct sip_agent *a, bool on)
+{
+	for (tport_t *tp = tport_primaries(nta_agent_tports(a->nta)); tp; tp = tport_next(tp))
+		tport_set_params(tp, TPTAG_LOG(on), TAG_END());
+}
+
+static const char *default_port(const url_t *u)
+{
+	if (u->url_type == url_sips)
+		return "5061";
+	if (u->url_params && strcasestr(u->url_params, "transport=tls"))
+		return "5061";
+	return "5060";
+}
+
+bool sip_agent_is_own_uri(struct sip_agent *a, const url_t *u)
+{
+	const char *port;
+	char host[64];
+
+	if (!u || !u->url_host)
+		return false;
+	port = u->url_port && u->url_port[0] ? u->url_port : default_port(u);
+	snprintf(host, sizeof(host), "%s", u->url_host);
+	if (host[0] == '[') { /* [::1] */
+		size_t l = strlen(host);
+		memmove(host, host + 1, l);
+		if (l > 1 && host[l - 2] == ']')
+			host[l - 2] = 0;
+	}
+	for (int i = 0; i < a->n_own; i++)
+		if (!strcasecmp(host, a->own[i].host) && !strcmp(port, a->own[i].port))
+			return true;
+	return false;
+}
+
+bool sip_agent_serves_domain(struct sip_agent *a, const char *host)
+{
+	if (!host)
+		return false;
+	for (char **d = a->cfg->sip.domains; d && *d; d++)
+		if (!strcasecmp(*d, host))
+			return true;
+	for (int i = 0; i < a->n_own; i++)
+		if (!strcasecmp(host, a->own[i].host))
+			return true;
+	return false;
+}
+
+const char *sip_agent_uri(struct sip_agent *a, const char *proto)
+{
+	if (a->n_own == 0)
+		return "sip:127.0.0.1";
+	for (int i = 0; proto && i < a->n_own; i++)
+		if (!strcasecmp(a->own[i].proto, proto))
+			return a->own[i].uri;
+	return a->own[0].uri;
+}
+
+const char *sip_tport_proto(const tport_t *tp)
+{
+	tp_name_t const *n = tp ? tport_name(tp) : NULL;
+	return n && n->tpn_proto ? n->tpn_proto : "udp";
+}
+
+int sip_pop_own_routes(struct sip_agent *a, msg_t *msg, sip_t *sip)
+{
+	int n = 0;
+
+	while (sip->sip_route && sip_agent_is_own_uri(a, sip->sip_route->r_url)) {
+		sip_route_remove(msg, sip);
+		n++;
+	}
+	return n;
+}
+
+int sip_decrement_max_forwards(msg_t *msg, sip_t *sip)
+{
+	if (!sip->sip_max_forwards) {
+		sip_add_tl(msg, sip, SIPTAG_MAX_FORWARDS_STR("70"), TAG_END());
+		return 0;
+	}
+	if (sip->sip_max_forwards->mf_count == 0)
+		return -1;
+	sip->sip_max_forwards->mf_count--;
+	msg_fragment_clear(sip->sip_max_forwards->mf_common);
+	return 0;
+}
+
+static int insert_rr(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *proto)
+{
+	char buf[160];
+	sip_record_route_t *rr;
+
+	snprintf(buf, sizeof(buf), "<%s;lr>", sip_agent_uri(a, proto));
+	rr = sip_record_route_make(msg_home(msg), buf);
+	if (!rr)
+		return -1;
+	return msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)rr);
+}
+
+int sip_add_record_route(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *in_proto,
+		     const char *out_proto)
+{
+	/* The UAS sees the top entry first (its side); the UAC reverses the list. */
+	if (strcasecmp(sip_agent_uri(a, in_proto), sip_agent_uri(a, out_proto)) != 0 &&
+	    insert_rr(a, msg, sip, in_proto) < 0)
+		return -1;
+	return insert_rr(a, msg, sip, out_proto);
+}
+
+int sip_source_uri(msg_t *msg, tport_t *tp, char *buf, size_t len)
+{
+	su_sockaddr_t su;
+	socklen_t sulen = sizeof(su);
+	char ip[64];
+
+	if (msg_get_address(msg, &su, &sulen) < 0)
+		return -1;
+	if (!su_inet_ntop(su.su_family, SU_ADDR(&su), ip, sizeof(ip)))
+		return -1;
+	if (su.su_family == AF_INET6)
+		snprintf(buf, len, "sip:[%s]:%u;transport=%s", ip, ntohs(su.su_port),
+			 sip_tport_proto(tp));
+	else
+		snprintf(buf, len, "sip:%s:%u;transport=%s", ip, ntohs(su.su_port),
+			 sip_tport_proto(tp));
+	return 0;
+}
+
+int sip_aor_of(const url_t *u, char *buf, size_t len)
+{
+	int n;
+
+	if (!u || !u->url_host)
+		return -1;
+	if (u->url_user)
+		n = snprintf(buf, len, "sip:%s@%s", u->url_user, u->url_host);
+	else
+		n = snprintf(buf, len, "sip:%s", u->url_host);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	for (char *p = strchr(buf, '@') ? strchr(buf, '@') : buf + 4; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return 0;
+}
+
+int sip_send_stateless(struct sip_agent *a, msg_t *msg, const char *route, tport_t *tp)
+{
+	url_string_t const *u = route ? URL_STRING_MAKE(route) : NULL;
+
+	if (tp)
+		return nta_msg_tsend(a->nta, msg, u, NTATAG_TPORT(tp), TAG_END());
+	return nta_msg_tsend(a->nta, msg, u, TAG_END());
+}

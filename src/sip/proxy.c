@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stateful forwarding engine (RFC 3261 §16): a proxy_txn pairs the server
+ * transaction we received with the client transactions (branches) we sent.
+ * It relays provisional and 2xx responses at once, picks the best final
+ * response when every branch is over, propagates CANCEL, cancels losing
+ * INVITE branches after a 2xx, and lingers after a 2xx to relay its
+ * retransmissions. A proxy_txn is freed in exactly one place (txn_free),
+ * when the final answer is out, every branch has ended and nothing on the
+ * stack still uses it (the hold count).
+ */
+#include "sipwake/proxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/su_tagarg.h>
+
+#include "sipwake/log.h"
+
+#define PROXY_MAX_BRANCHES 32
+#define PROXY_LINGER_MS (64 * 500) /* 64*T1: 2xx retransmissions and forks */
+
+struct branch {
+	struct proxy_txn *t;
+	nta_outgoing_t *orq;
+	int status; /* last status seen, 0 = none yet */
+	bool ended; /* final response received (or send failed) */
+};
+
+struct proxy_txn {
+	struct sip_agent *agent;
+	nta_incoming_t *irq;
+	msg_t *req;
+	sip_method_t method;
+	const struct proxy_ops *ops;
+	void *ctx;
+	struct branch br[PROXY_MAX_BRANCHES];
+	int n_br;
+	msg_t *best; /* best final (non-2xx) response so far */
+	int best_status;
+	int none_status;
+	const char *none_phrase;
+	su_timer_t *linger;
+	int holds;
+	bool sealed;
+	bool final_sent;
+	bool got_2xx;
+	bool cancelled;
+	bool irq_gone;
+	bool freed;
+};
+
+static unsigned live_txns;
+
+static void txn_maybe_free(struct proxy_txn *t);
+
+static void txn_free(struct proxy_txn *t)
+{
+	t->freed = true;
+	if (t->ops && t->ops->on_done)
+		t->ops->on_done(t->ctx, t);
+	if (t->linger)
+		su_timer_destroy(t->linger);
+	for (int i = 0; i < t->n_br; i++)
+		if (t->br[i].orq)
+			nta_outgoing_destroy(t->br[i].orq);
+	if (t->best)
+		msg_destroy(t->best);
+	if (t->req)
+		msg_destroy(t->req);
+	if (t->irq)
+		nta_incoming_destroy(t->irq);
+	live_txns--;
+	free(t);
+}
+
+static bool all_ended(const struct proxy_txn *t)
+{
+	for (int i = 0; i < t->n_br; i++)
+		if (!t->br[i].ended)
+			return false;
+	return true;
+}
+
+static void txn_maybe_free(struct proxy_txn *t)
+{
+	if (t->holds == 0 && !t->freed && (t->final_sent || t->irq_gone) && all_ended(t) &&
+	    !t->linger)
+		txn_free(t);
+}
+
+/* RFC 3261 §16.7: 6xx first, else the lowest class; 503 counts as 500. */
+static int rank(int status)
+{
+	if (status >= 600)
+		return 0;
+	if (status == 503)
+		return 500 + 1;
+	if (status == 401 || status == 407)
+		return status - 100; /* challenges beat other 4xx */
+	return status;
+}
+
+static void cancel_pending(struct proxy_txn *t, const char *reason)
+{
+	if (t->method != sip_method_invite)
+		return;
+	for (int i = 0; i < t->n_br; i++) {
+		struct branch *b = &t->br[i];
+		if (b->ended || !b->orq)
+			continue;
+		if (reason)
+			nta_outgoing_tcancel(b->orq, NULL, NULL, SIPTAG_REASON_STR(reason), TAG_END());
+		else
+			nta_outgoing_tcancel(b->orq, NULL, NULL, TAG_END());
+	}
+}
+
+static int relay(struct proxy_txn *t, msg_t *msg)
+{
+	sip_t *sip = sip_object(msg);
+
+	sip_via_remove(msg, sip);
+	if (!t->irq || t->irq_gone) {
+		msg_destroy(msg);
+		return -1;
+	}
+	if (nta_incoming_mreply(t->irq, msg) < 0) {
+		/* A later 2xx of a forked INVITE: send it along the Via path. */
+		if (sip->sip_status && sip->sip_status->st_status < 300 &&
+		    sip->sip_status->st_status >= 200) {
+			msg_t *copy = msg_dup(msg);
+			if (copy && nta_msg_tsend(sip_agent_nta(t->agent), copy, NULL, TAG_END()) < 0)
+				log_debug("could not relay an extra 2xx");
+		}
+		return -1;
+	}
+	return 0;
+}
+
+static void send_final(struct proxy_txn *t)
+{
+	if (t->final_sent)
+		return;
+	t->final_sent = true;
+	if (t->irq_gone)
+		return;
+	if (t->best) {
+		msg_t *m = t->best;
+		t->best = NULL;
+		relay(t, m);
+	} else {
+		nta_incoming_treply(t->irq, t->none_status ? t->none_status : 408,
+				    t->none_phrase, TAG_END());
+	}
+}
+
+static void check_complete(struct proxy_txn *t)
+{
+	if (t->sealed && !t->final_sent && all_ended(t))
+		send_final(t);
+}
+
+static void linger_done(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *arg)
+{
+	struct proxy_txn *t = (struct proxy_txn *)arg;
+
+	su_timer_destroy(t->linger);
+	t->linger = NULL;
+	for (int i = 0; i < t->n_br; i++)
+		t->br[i].ended = true;
+	txn_maybe_free(t);
+}
+
+static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *sip)
+{
+	struct branch *b = (struct branch *)magic;
+	struct proxy_txn *t = b->t;
+	int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
+	msg_t *msg = nta_outgoing_getresponse(orq);
+	sip_t *rsip = msg ? sip_object(msg) : NULL;
+
+	t->holds++;
+	b->status = status;
+	if (status >= 200)
+		b->ended = true;
+	if (msg && rsip && rsip->sip_status && t->ops && t->ops->on_response)
+		t->ops->on_response(t->ctx, t, (int)(b - t->br), msg, rsip);
+
+	if (!msg || !rsip || !rsip->sip_via || !rsip->sip_via->v_next) {
+		/* Generated locally by nta (timeout, transport error): no Via to strip. */
+		if (msg)
+			msg_destroy(msg);
+		msg = NULL;
+		if (status >= 300 && rank(status) < (t->best ? rank(t->best_status) : 1000)) {
+			if (t->best)
+				msg_destroy(t->best);
+			t->best = NULL;
+			t->best_status = status;
+			t->none_status = status;
+			t->none_phrase = status == 408 ? "Request Timeout" : "Service Unavailable";
+			if (status == 503 || status == 408)
+				t->none_phrase = status == 408 ? "Request Timeout" : "Service Unavailable";
+		}
+	} else if (status < 200) {
+		if (status > 100 && !t->final_sent)
+			relay(t, msg);
+		else
+			msg_destroy(msg);
+	} else if (status < 300) {
+		bool first = !t->got_2xx;
+		t->got_2xx = true;
+		if (t->final_sent && !first && t->method != sip_method_invite) {
+			msg_destroy(msg);
+		} else {
+			t->final_sent = true;
+			relay(t, msg);
+		}
+		if (t->method == sip_method_invite) {
+			if (first)
+				cancel_pending(t, "SIP;cause=200;text=\"Call completed elsewhere\"");
+			if (!t->linger) {
+				t->linger = su_timer_create(su_root_task(sip_agent_root(t->agent)),
+							    PROXY_LINGER_MS);
+				if (t->linger)
+					su_timer_set(t->linger, linger_done, (su_timer_arg_t *)t);
+			}
+		}
+	} else {
+		if (!t->best || rank(status) < rank(t->best_status)) {
+			if (t->best)
+				msg_destroy(t->best);
+			t->best = msg;
+			t->best_status = status;
+		} else {
+			msg_destroy(msg);
+		}
+		if (status >= 600)
+			cancel_pending(t, NULL);
+	}
+
+	if (b->ended && !t->linger && b->orq) {
+		nta_outgoing_destroy(b->orq);
+		b->orq = NULL;
+	}
+	check_complete(t);
+	t->holds--;
+	txn_maybe_free(t);
+	return 0;
+}
+
+static int server_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t const *sip)
+{
+	struct proxy_txn *t = (struct proxy_txn *)magic;
+
+	t->holds++;
+	if (!sip) {
+		/* nta is done with the server transaction. */
+		t->irq_gone = true;
+		t->final_sent = true;
+		cancel_pending(t, NULL);
+	} else if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel &&
+		   !t->final_sent) {
+		bool any_provisional = false;
+		const char *reason = NULL;
+		char rbuf[256];
+
+		t->cancelled = true;
+		if (t->ops && t->ops->on_cancel)
+			t->ops->on_cancel(t->ctx, t);
+		if (sip->sip_reason) {
+			char *s = sip_header_as_string(NULL, (sip_header_t *)sip->sip_reason);
+			if (s) {
+				snprintf(rbuf, sizeof(rbuf), "%s", s);
+				reason = rbuf;
+				su_free(NULL, s);
+			}
+		}
+		for (int i = 0; i < t->n_br; i++)
+			if (!t->br[i].ended && t->br[i].status >= 100)
+				any_provisional = true;
+		cancel_pending(t, reason);
+		if (!any_provisional && !t->final_sent) {
+			/* Nothing answered yet: the caller gets its 487 now. */
+			t->final_sent = true;
+			nta_incoming_treply(t->irq, SIP_487_REQUEST_TERMINATED, TAG_END());
+		}
+	}
+	t->holds--;
+	txn_maybe_free(t);
+	return 0;
+}
+
+struct proxy_txn *proxy_txn_new(struct sip_agent *a, nta_incoming_t *irq, const struct proxy_ops *ops,
+				void *ctx)
+{
+	struct proxy_txn *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->agent = a;
+	t->irq = irq;
+	t->req = nta_incoming_getrequest(irq);
+	t->method = nta_incoming_method(irq);
+	t->ops = ops;
+	t->ctx = ctx;
+	live_txns++;
+	nta_incoming_bind(irq, server_event, (nta_incoming_magic_t *)t);
+	if (t->method == sip_method_invite)
+		nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+	return t;
+}
+
+msg_t *proxy_txn_request(struct proxy_txn *t)
+{
+	return t->req;
+}
+
+sip_method_t proxy_txn_method(struct proxy_txn *t)
+{
+	return t->method;
+}
+
+void *proxy_txn_ctx(struct proxy_txn *t)
+{
+	return t->ctx;
+}
+
+bool proxy_txn_answered(struct proxy_txn *t)
+{
+	return t->final_sent;
+}
+
+unsigned proxy_txn_count(void)
+{
+	return live_txns;
+}
+
+msg_t *proxy_txn_copy_request(struct proxy_txn *t)
+{
+	msg_t *msg = msg_copy(t->req);
+	sip_t *sip;
+
+	if (!msg)
+		return NULL;
+	sip = sip_object(msg);
+	if (sip_decrement_max_forwards(msg, sip) < 0) {
+		msg_destroy(msg);
+		return NULL;
+	}
+	sip_pop_own_routes(t->agent, msg, sip);
+	return msg;
+}
+
+int proxy_txn_fork(struct proxy_txn *t, msg_t *msg, const char *route, tport_t *tp)
+{
+	struct branch *b;
+	nta_outgoing_t *orq;
+	url_string_t const *u = route ? URL_STRING_MAKE(route) : NULL;
+	int idx;
+
+	if (t->n_br >= PROXY_MAX_BRANCHES || t->final_sent) {
+		msg_destroy(msg);
+		return -1;
+	}
+	idx = t->n_br++;
+	b = &t->br[idx];
+	memset(b, 0, sizeof(*b));
+	b->t = t;
+	t->holds++;
+	if (tp)
+		orq = nta_outgoing_mcreate(sip_agent_nta(t->agent), branch_response,
+					   (nta_outgoing_magic_t *)b, u, msg, NTATAG_TPORT(tp),
+					   TAG_END());
+	else
+		orq = nta_outgoing_mcreate(sip_agent_nta(t->agent), branch_response,
+					   (nta_outgoing_magic_t *)b, u, msg, TAG_END());
+	if (!orq) {
+		msg_destroy(msg);
+		b->ended = true;
+		b->status = 503;
+		if (!t->best && rank(503) < (t->best_status ? rank(t->best_status) : 1000)) {
+			t->best_status = 503;
+			t->none_status = 503;
+			t->none_phrase = "Service Unavailable";
+		}
+		idx = -1;
+	} else if (b->ended) {
+		/* Answered synchronously (send error): already accounted for. */
+		if (!t->linger) {
+			nta_outgoing_destroy(orq);
+			b->orq = NULL;
+		} else {
+			b->orq = orq;
+		}
+	} else {
+		b->orq = orq;
+	}
+	t->holds--;
+	check_complete(t);
+	return idx;
+}
+
+int proxy_txn_reply(struct proxy_txn *t, int status, const char *phrase, tag_type_t tag,
+		    tag_value_t value, ...)
+{
+	ta_list ta;
+	int rc = 0;
+
+	if (t->final_sent && status >= 200)
+		return -1;
+	if (status >= 200) {
+		t->final_sent = true;
+		cancel_pending(t, NULL);
+	}
+	ta_start(ta, tag, value);
+	if (!t->irq_gone)
+		rc = nta_incoming_treply(t->irq, status, phrase, ta_tags(ta));
+	ta_end(ta);
+	txn_maybe_free(t);
+	return rc;
+}
+
+void proxy_txn_seal(struct proxy_txn *t, int status_if_none, const char *phrase_if_none)
+{
+	t->sealed = true;
+	if (t->n_br == 0 || !t->none_status) {
+		t->none_status = status_if_none;
+		t->none_phrase = phrase_if_none;
+	}
+	check_complete(t);
+	txn_maybe_free(t);
+}
