@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* How long a write waits for another connection's lock before failing. */
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -317,6 +318,7 @@ rollback:
 int store_open(struct store **out, const char *path)
 {
 	struct store *st = NULL;
+	bool created;
 	int rc = -1;
 	char sql[64];
 
@@ -332,6 +334,7 @@ int store_open(struct store **out, const char *path)
 	}
 	if (strcmp(path, ":memory:") != 0 && make_parent_dirs(path) < 0)
 		goto out;
+	created = access(path, F_OK) != 0;
 	if (sqlite3_open_v2(path, &st->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
@@ -347,6 +350,12 @@ int store_open(struct store **out, const char *path)
 		goto out;
 	if (migrate(st) < 0)
 		goto out;
+	/*
+	 * Push tokens are in there: a new database is not for everyone to read
+	 * whatever the umask (SQLite gives its -wal and -shm files the same mode).
+	 */
+	if (created && strcmp(path, ":memory:") != 0 && chmod(path, 0640) != 0)
+		log_warn("store: %s: chmod 0640: %s", path, strerror(errno));
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 				       &st->stmt[i], NULL) != SQLITE_OK) {

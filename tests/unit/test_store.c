@@ -192,6 +192,7 @@ static void test_open_and_bindings(void)
 	CHECK(store_schema_version(st) == 1);
 	CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
 	CHECK((sb.st_mode & 0700) == 0700 && (sb.st_mode & 0007) == 0);
+	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640);
 
 	binding_init(&b, "b1", "sip:alice@example.com", 2000);
 	CHECK(store_binding_put(st, &b) == 0);
