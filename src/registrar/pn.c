@@ -409,7 +409,7 @@ static enum pn_parse_status parse_apns(struct pn_values *pv, struct pn_identity 
 		set_err(err, errlen, "pn-param: team id is not alphanumeric");
 		return PN_PARSE_BAD;
 	}
-	/* A last component naming services (".voip", ".remote&voip") is not part of the bundle id. */
+	/* A last component naming services (".voip", ".remote&voip") is not in the bundle id. */
 	bundle_len = strlen(dot + 1);
 	last = strrchr(dot + 1, '.');
 	if (last) {

@@ -84,8 +84,9 @@ enum stmt_id {
 	S_COUNT,
 };
 
-#define BINDING_COLUMNS \
-	"id, aor, contact, instance, pn_key, received, call_id, cseq, user_agent, q, expires, updated"
+#define BINDING_COLUMNS                                                       \
+	"id, aor, contact, instance, pn_key, received, call_id, cseq, user_agent," \
+	" q, expires, updated"
 #define MESSAGE_COLUMNS \
 	"id, aor, from_hdr, to_hdr, call_id, content_type, body, received, expires, attempts"
 

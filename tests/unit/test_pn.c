@@ -301,8 +301,10 @@ static void test_malformed(void)
 	size_t n;
 
 	/* Non-hex, odd length, too short for APNs. */
-	EXPECT_BAD("pn-provider=apns;pn-prid=" TOK_A "zz;pn-param=T.a", "pn-prid: APNs token is not hex");
-	EXPECT_BAD("pn-provider=apns;pn-prid=" TOK_A "a;pn-param=T.a", "pn-prid: APNs token is not hex");
+	EXPECT_BAD("pn-provider=apns;pn-prid=" TOK_A "zz;pn-param=T.a",
+		   "pn-prid: APNs token is not hex");
+	EXPECT_BAD("pn-provider=apns;pn-prid=" TOK_A "a;pn-param=T.a",
+		   "pn-prid: APNs token is not hex (odd length");
 	EXPECT_BAD("pn-provider=apns;pn-prid=abcd;pn-param=T.a", "pn-prid: APNs token is not hex");
 
 	/* 4097-byte token: too long, reported with its size. */
@@ -367,6 +369,8 @@ static void test_malformed(void)
 		   "pn-prid: duplicate");
 	EXPECT_BAD("pn-provider=apns;PN-PROVIDER=fcm;pn-prid=" TOK_A ";pn-param=T.a",
 		   "pn-provider: duplicate");
+	EXPECT_BAD("pn-provider=fcm;pn-prid=a;pn%2Dprid=b", "pn-prid: duplicate");
+	EXPECT_BAD("pn-type=apple;pn-tok=" TOK_A ";app-id=a.b;app-id=a.c", "app-id: duplicate");
 
 	/* pn-timeout. */
 	EXPECT_BAD("pn-provider=fcm;pn-prid=a;pn-timeout=3601", "pn-timeout:");
@@ -485,7 +489,8 @@ static void check_strip(const char *in, const char *want, const char *file, int 
 
 static void test_strip(void)
 {
-	CHECK_STRIP("transport=tcp;pn-provider=apns;pn-prid=ABC;pn-param=T.a;ob", "transport=tcp;ob");
+	CHECK_STRIP("transport=tcp;pn-provider=apns;pn-prid=ABC;pn-param=T.a;ob",
+		    "transport=tcp;ob");
 	CHECK_STRIP("pn-provider=apns;pn-prid=ABC;pn-param=T.a", "");
 	CHECK_STRIP("", "");
 	CHECK_STRIP(NULL, "");
@@ -496,6 +501,8 @@ static void test_strip(void)
 	CHECK_STRIP("a=1;pn-type=apple;pn-tok=T;app-id=com.x;b=2", "a=1;b=2");
 	CHECK_STRIP("A=1;PN-PRID=x;App-Id=y;B", "A=1;B");
 	CHECK_STRIP("x=1;;pn-prid=a;;y=2", "x=1;y=2");
+	/* Kept parameters are copied byte for byte, escapes and all. */
+	CHECK_STRIP("x=%41%zz;pn-prid=a;Y=\"q\"", "x=%41%zz;Y=\"q\"");
 	/* Escaped names are stripped too; a quoted ';' does not split. */
 	CHECK_STRIP("pn%2Dprid=abc;pn-%70aram=x;keep=1", "keep=1");
 	CHECK_STRIP("+sip.instance=\"<urn:uuid:1;pn-prid=x>\";pn-prid=y",
