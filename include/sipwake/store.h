@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Largest MESSAGE body the store accepts (messages.max_body is checked before). */
+#define STORE_MAX_BODY_LEN (16 * 1024 * 1024)
+
 struct store;
 
 /* One registered contact. Strings are borrowed (caller's / callback-scoped). */
@@ -64,7 +67,11 @@ int store_binding_del_aor(struct store *st, const char *aor);
 
 /* Callback for loads; a non-zero return stops the iteration. */
 typedef int store_binding_fn(void *ctx, const struct store_binding *b);
-/* Call fn for every binding with expires > now. Returns 0 or -1. */
+/*
+ * Call fn for every binding with expires > now (by aor, then q descending).
+ * Returns 0 or -1. fn may write to the store, but must not start another
+ * load (that returns -1).
+ */
 int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void *ctx);
 
 /* Add a message; sets *id_out. 0 ok, -1 error. */
@@ -83,8 +90,14 @@ int store_message_del(struct store *st, int64_t id);
 /* Drop expired bindings and messages. Returns the number removed or -1. */
 int store_purge(struct store *st, int64_t now);
 
-/* Group writes: begin/commit a transaction (nesting is not supported). */
+/*
+ * Group writes: begin/commit a transaction (nesting is not supported). Writes
+ * made in between are durable only once store_commit has returned 0; a
+ * failed commit rolls the transaction back. store_rollback abandons it (0
+ * also when none is open); store_close rolls back one left open.
+ */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
+int store_rollback(struct store *st);
 
 #endif

@@ -1,0 +1,762 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Push-parameter parsing for the registrar: turns the parameters of a
+ * REGISTER Contact URI into a struct pn_identity (RFC 8599, Linphone's
+ * two-token form, and the legacy pn-type/pn-tok/app-id form), and strips
+ * them before a Contact goes upstream. Everything here works on plain
+ * strings; no SIP stack is involved. Every value is capped at
+ * PN_MAX_PARAM_LEN and validated against the character set its provider
+ * accepts, so what comes out is safe to put in an HTTP header or URL path.
+ */
+#include "sipwake/pn.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The push parameters pn_parse() reads; other pn-* ones are only stripped. */
+enum pn_key {
+	K_PROVIDER,
+	K_PRID,
+	K_PARAM,
+	K_TIMEOUT,
+	K_TYPE,
+	K_TOK,
+	K_APPID,
+	K_COUNT,
+};
+
+static const char *const key_names[K_COUNT] = {
+	[K_PROVIDER] = "pn-provider",
+	[K_PRID] = "pn-prid",
+	[K_PARAM] = "pn-param",
+	[K_TIMEOUT] = "pn-timeout",
+	[K_TYPE] = "pn-type",
+	[K_TOK] = "pn-tok",
+	[K_APPID] = "app-id",
+};
+
+/* Longest parameter name we decode; anything longer is not one of ours. */
+#define NAME_MAX_LEN 64
+/* Raw (escaped) bytes of one value we look at before giving up. */
+#define RAW_MAX_LEN (3 * PN_MAX_PARAM_LEN)
+/* APNs device tokens are 32 bytes today; allow growth, refuse garbage. */
+#define APNS_TOKEN_MIN_HEX 64
+#define APNS_TOKEN_MAX_HEX 200
+
+struct pn_values {
+	char *v[K_COUNT]; /* unescaped values, NULL when absent */
+};
+
+static const char *key_name(enum pn_key k)
+{
+	return key_names[k];
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Copy network input into buf for an error text: printable ASCII, cut short. */
+static const char *printable(const char *s, char *buf, size_t buflen)
+{
+	size_t i = 0;
+
+	for (; s[i] && i + 1 < buflen; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
+	buf[i] = '\0';
+	if (s[i] && buflen > 4)
+		memcpy(buf + buflen - 4, "...", 4);
+	return buf;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * %-unescape len bytes of s into dst (room for len + 1). Returns the decoded
+ * length, or -1 on a malformed escape or an escaped NUL.
+ */
+static long unescape(const char *s, size_t len, char *dst)
+{
+	size_t i = 0, n = 0;
+
+	while (i < len) {
+		if (s[i] != '%') {
+			dst[n++] = s[i++];
+			continue;
+		}
+		if (i + 2 >= len)
+			return -1;
+		int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+			return -1;
+		dst[n++] = (char)(hi << 4 | lo);
+		i += 3;
+	}
+	dst[n] = '\0';
+	return (long)n;
+}
+
+/*
+ * Length of the next parameter in s (up to an unquoted ';' or the end). A
+ * double-quoted part (+sip.instance="<urn:...>") may contain ';'; a
+ * backslash inside quotes escapes the next character.
+ */
+static size_t segment_len(const char *s)
+{
+	bool quoted = false;
+	size_t i = 0;
+
+	for (; s[i]; i++) {
+		if (quoted && s[i] == '\\' && s[i + 1]) {
+			i++;
+			continue;
+		}
+		if (s[i] == '"')
+			quoted = !quoted;
+		else if (s[i] == ';' && !quoted)
+			break;
+	}
+	return i;
+}
+
+/* Length of the name part of a segment (up to '=' or its end). */
+static size_t name_len(const char *seg, size_t seglen)
+{
+	const char *eq = memchr(seg, '=', seglen);
+
+	return eq ? (size_t)(eq - seg) : seglen;
+}
+
+/*
+ * Decode a parameter name into buf (NAME_MAX_LEN + 1 bytes). Returns false
+ * when it cannot be one of ours (too long or badly escaped).
+ */
+static bool decode_name(const char *seg, size_t len, char *buf)
+{
+	if (len > NAME_MAX_LEN)
+		return false;
+	return unescape(seg, len, buf) >= 0;
+}
+
+bool pn_is_push_param(const char *name, size_t len)
+{
+	if (!name)
+		return false;
+	if (len >= 3 && strncasecmp(name, "pn-", 3) == 0)
+		return true;
+	return len == 6 && strncasecmp(name, "app-id", 6) == 0;
+}
+
+static int find_key(const char *name)
+{
+	for (int i = 0; i < K_COUNT; i++)
+		if (strcasecmp(name, key_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void values_cleanup(struct pn_values *pv)
+{
+	for (int i = 0; i < K_COUNT; i++) {
+		free(pv->v[i]);
+		pv->v[i] = NULL;
+	}
+}
+
+/* Pick the push parameters out of the string; fills pv. */
+static enum pn_parse_status collect(const char *params, struct pn_values *pv, char *err,
+				    size_t errlen)
+{
+	const char *p = params;
+
+	while (*p) {
+		size_t seglen = segment_len(p), nlen = name_len(p, seglen);
+		char name[NAME_MAX_LEN + 1];
+		const char *raw;
+		size_t rawlen;
+		int k;
+
+		if (seglen == 0 || !decode_name(p, nlen, name) || (k = find_key(name)) < 0)
+			goto next;
+		if (pv->v[k]) {
+			set_err(err, errlen, "%s: duplicate parameter", key_name(k));
+			return PN_PARSE_BAD;
+		}
+		raw = p + nlen + 1;
+		rawlen = nlen < seglen ? seglen - nlen - 1 : 0;
+		if (rawlen == 0) {
+			set_err(err, errlen, "%s: empty value", key_name(k));
+			return PN_PARSE_BAD;
+		}
+		if (rawlen > RAW_MAX_LEN) {
+			set_err(err, errlen, "%s: too long (%zu bytes)", key_name(k), rawlen);
+			return PN_PARSE_BAD;
+		}
+		pv->v[k] = malloc(rawlen + 1);
+		if (!pv->v[k]) {
+			set_err(err, errlen, "%s: out of memory", key_name(k));
+			return PN_PARSE_BAD;
+		}
+		long n = unescape(raw, rawlen, pv->v[k]);
+		if (n < 0) {
+			set_err(err, errlen, "%s: bad %%-escape", key_name(k));
+			return PN_PARSE_BAD;
+		}
+		if (n == 0) {
+			set_err(err, errlen, "%s: empty value", key_name(k));
+			return PN_PARSE_BAD;
+		}
+		if (n > PN_MAX_PARAM_LEN) {
+			set_err(err, errlen, "%s: too long (%ld bytes)", key_name(k), n);
+			return PN_PARSE_BAD;
+		}
+	next:
+		p += seglen;
+		if (*p == ';')
+			p++;
+	}
+	return PN_PARSE_OK;
+}
+
+static bool all_chars(const char *s, const char *extra)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      (extra && strchr(extra, c))))
+			return false;
+	}
+	return true;
+}
+
+/* APNs device token: hex, even length, within bounds. */
+static bool apns_token_ok(const char *tok, const char *pname, char *err, size_t errlen)
+{
+	size_t len = strlen(tok);
+
+	for (size_t i = 0; i < len; i++) {
+		if (hexval(tok[i]) < 0) {
+			set_err(err, errlen, "%s: APNs token is not hex", pname);
+			return false;
+		}
+	}
+	if (len % 2 != 0) {
+		set_err(err, errlen, "%s: APNs token is not hex (odd length %zu)", pname, len);
+		return false;
+	}
+	if (len < APNS_TOKEN_MIN_HEX || len > APNS_TOKEN_MAX_HEX) {
+		set_err(err, errlen, "%s: APNs token is not hex (length %zu, expected %d..%d)",
+			pname, len, APNS_TOKEN_MIN_HEX, APNS_TOKEN_MAX_HEX);
+		return false;
+	}
+	return true;
+}
+
+/* A bundle id / APNs topic: goes into the apns-topic header. */
+static bool topic_ok(const char *s)
+{
+	return all_chars(s, ".-_") && s[0] != '.' && s[strlen(s) - 1] != '.';
+}
+
+/* The service names Linphone appends to pn-param and tags tokens with. */
+enum pn_service {
+	SVC_REMOTE = 1,
+	SVC_VOIP = 2,
+};
+
+/* Parse "remote", "voip", "remote&voip", "voip&remote". Returns 0 if not that. */
+static int parse_services(const char *s)
+{
+	int set = 0;
+
+	while (*s) {
+		size_t n = strcspn(s, "&");
+		int bit = 0;
+
+		if (n == 6 && strncasecmp(s, "remote", 6) == 0)
+			bit = SVC_REMOTE;
+		else if (n == 4 && strncasecmp(s, "voip", 4) == 0)
+			bit = SVC_VOIP;
+		if (!bit || (set & bit))
+			return 0;
+		set |= bit;
+		s += n;
+		if (*s == '&') {
+			s++;
+			if (!*s)
+				return 0;
+		}
+	}
+	return set;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/*
+ * Split pn-prid into the remote and voip tokens. A plain token (no ':' or
+ * '&') is given the role the pn-param services name; Linphone's tagged form
+ * "T1:remote&T2:voip" says it per token.
+ */
+static enum pn_parse_status split_prid(const char *prid, int services, struct pn_identity *out,
+				       char *err, size_t errlen)
+{
+	const char *p = prid;
+
+	if (!strpbrk(prid, ":&")) {
+		if (services == (SVC_REMOTE | SVC_VOIP)) {
+			set_err(err, errlen,
+				"pn-prid: one untagged token but pn-param names remote&voip");
+			return PN_PARSE_BAD;
+		}
+		char **slot = services == SVC_VOIP ? &out->voip_token : &out->token;
+		*slot = strdup(prid);
+		if (!*slot)
+			goto nomem;
+		return PN_PARSE_OK;
+	}
+	while (*p) {
+		size_t n = strcspn(p, "&");
+		const char *colon = memchr(p, ':', n);
+		char tag[8];
+		char **slot;
+
+		if (!colon || colon == p || (size_t)(p + n - colon - 1) >= sizeof(tag)) {
+			set_err(err, errlen, "pn-prid: expected TOKEN:remote&TOKEN:voip");
+			return PN_PARSE_BAD;
+		}
+		memcpy(tag, colon + 1, (size_t)(p + n - colon - 1));
+		tag[p + n - colon - 1] = '\0';
+		int svc = parse_services(tag);
+		if (svc != SVC_REMOTE && svc != SVC_VOIP) {
+			set_err(err, errlen, "pn-prid: expected TOKEN:remote&TOKEN:voip");
+			return PN_PARSE_BAD;
+		}
+		slot = svc == SVC_VOIP ? &out->voip_token : &out->token;
+		if (*slot) {
+			set_err(err, errlen, "pn-prid: two tokens tagged :%s", tag);
+			return PN_PARSE_BAD;
+		}
+		*slot = dup_n(p, (size_t)(colon - p));
+		if (!*slot)
+			goto nomem;
+		p += n;
+		if (*p == '&' && !*++p) {
+			set_err(err, errlen, "pn-prid: expected TOKEN:remote&TOKEN:voip");
+			return PN_PARSE_BAD;
+		}
+	}
+	return PN_PARSE_OK;
+nomem:
+	set_err(err, errlen, "pn-prid: out of memory");
+	return PN_PARSE_BAD;
+}
+
+/* RFC 8599 / Linphone form for APNs. */
+static enum pn_parse_status parse_apns(struct pn_values *pv, struct pn_identity *out, char *err,
+				       size_t errlen)
+{
+	const char *param = pv->v[K_PARAM], *dot, *last;
+	int services = SVC_REMOTE;
+	size_t bundle_len;
+	enum pn_parse_status st;
+
+	if (!param) {
+		set_err(err, errlen, "pn-param: missing (APNs needs TEAMID.topic)");
+		return PN_PARSE_BAD;
+	}
+	dot = strchr(param, '.');
+	if (!dot || dot == param || !all_chars(dot + 1, ".-_&")) {
+		set_err(err, errlen, "pn-param: expected TEAMID.topic");
+		return PN_PARSE_BAD;
+	}
+	out->team_id = dup_n(param, (size_t)(dot - param));
+	if (!out->team_id)
+		goto nomem;
+	if (!all_chars(out->team_id, NULL)) {
+		set_err(err, errlen, "pn-param: team id is not alphanumeric");
+		return PN_PARSE_BAD;
+	}
+	/* A last component naming services (".voip", ".remote&voip") is not in the bundle id. */
+	bundle_len = strlen(dot + 1);
+	last = strrchr(dot + 1, '.');
+	if (last) {
+		int svc = parse_services(last + 1);
+		if (svc) {
+			services = svc;
+			bundle_len = (size_t)(last - dot - 1);
+		}
+	}
+	out->topic = dup_n(dot + 1, bundle_len);
+	if (!out->topic)
+		goto nomem;
+	if (!topic_ok(out->topic)) {
+		set_err(err, errlen, "pn-param: bad topic");
+		return PN_PARSE_BAD;
+	}
+	st = split_prid(pv->v[K_PRID], services, out, err, errlen);
+	if (st != PN_PARSE_OK)
+		return st;
+	if (out->token && !apns_token_ok(out->token, "pn-prid", err, errlen))
+		return PN_PARSE_BAD;
+	if (out->voip_token && !apns_token_ok(out->voip_token, "pn-prid", err, errlen))
+		return PN_PARSE_BAD;
+	return PN_PARSE_OK;
+nomem:
+	set_err(err, errlen, "pn-param: out of memory");
+	return PN_PARSE_BAD;
+}
+
+/* FCM registration token and optional project / sender id. */
+static enum pn_parse_status parse_fcm(struct pn_values *pv, enum pn_key tok_key,
+				      enum pn_key param_key, struct pn_identity *out, char *err,
+				      size_t errlen)
+{
+	const char *tok = pv->v[tok_key], *param = pv->v[param_key];
+	const char *tokname = key_name(tok_key), *paramname = key_name(param_key);
+
+	if (!all_chars(tok, "_:.-")) {
+		set_err(err, errlen, "%s: FCM token has characters outside [A-Za-z0-9_:.-]",
+			tokname);
+		return PN_PARSE_BAD;
+	}
+	if (param && !all_chars(param, "_:.-")) {
+		set_err(err, errlen, "%s: bad project or application id", paramname);
+		return PN_PARSE_BAD;
+	}
+	out->token = strdup(tok);
+	if (!out->token || (param && !(out->topic = strdup(param)))) {
+		set_err(err, errlen, "%s: out of memory", tokname);
+		return PN_PARSE_BAD;
+	}
+	return PN_PARSE_OK;
+}
+
+/* Strip one trailing ".word" from s (length *len) if it matches, case-insensitively. */
+static bool strip_suffix(const char *s, size_t *len, const char *word)
+{
+	size_t wl = strlen(word);
+
+	if (*len <= wl + 1 || s[*len - wl - 1] != '.' ||
+	    strncasecmp(s + *len - wl, word, wl) != 0)
+		return false;
+	*len -= wl + 1;
+	return true;
+}
+
+/* Legacy pn-type=apple: app-id = BUNDLE[.voip][.dev|.prod], in either order. */
+static enum pn_parse_status parse_legacy_apple(struct pn_values *pv, struct pn_identity *out,
+					       char *err, size_t errlen)
+{
+	const char *appid = pv->v[K_APPID];
+	bool voip = false, env = false;
+	size_t len;
+
+	if (!appid) {
+		set_err(err, errlen, "app-id: missing (required for pn-type=apple)");
+		return PN_PARSE_BAD;
+	}
+	len = strlen(appid);
+	for (int i = 0; i < 2; i++) {
+		if (!voip && strip_suffix(appid, &len, "voip")) {
+			voip = true;
+		} else if (!env && strip_suffix(appid, &len, "dev")) {
+			env = true;
+			out->sandbox = true;
+		} else if (!env && strip_suffix(appid, &len, "prod")) {
+			env = true;
+		}
+	}
+	out->topic = dup_n(appid, len);
+	if (!out->topic)
+		goto nomem;
+	if (!topic_ok(out->topic)) {
+		set_err(err, errlen, "app-id: bad bundle id");
+		return PN_PARSE_BAD;
+	}
+	if (!apns_token_ok(pv->v[K_TOK], "pn-tok", err, errlen))
+		return PN_PARSE_BAD;
+	if (voip)
+		out->voip_token = strdup(pv->v[K_TOK]);
+	else
+		out->token = strdup(pv->v[K_TOK]);
+	if (!out->voip_token && !out->token)
+		goto nomem;
+	return PN_PARSE_OK;
+nomem:
+	set_err(err, errlen, "app-id: out of memory");
+	return PN_PARSE_BAD;
+}
+
+static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identity *out,
+					  char *err, size_t errlen)
+{
+	const char *prov = pv->v[K_PROVIDER];
+	char shown[40];
+
+	if (strcasecmp(prov, "apns") == 0 || strcasecmp(prov, "apns.dev") == 0) {
+		out->provider = PN_APNS;
+		out->sandbox = strcasecmp(prov, "apns.dev") == 0;
+	} else if (strcasecmp(prov, "fcm") == 0) {
+		out->provider = PN_FCM;
+	} else {
+		set_err(err, errlen, "pn-provider: unsupported provider '%s'",
+			printable(prov, shown, sizeof(shown)));
+		return PN_PARSE_UNSUPPORTED;
+	}
+	if (!pv->v[K_PRID]) {
+		set_err(err, errlen, "pn-prid: missing (pn-provider=%s given)", prov);
+		return PN_PARSE_BAD;
+	}
+	if (out->provider == PN_FCM)
+		return parse_fcm(pv, K_PRID, K_PARAM, out, err, errlen);
+	return parse_apns(pv, out, err, errlen);
+}
+
+static enum pn_parse_status parse_legacy(struct pn_values *pv, struct pn_identity *out,
+					 char *err, size_t errlen)
+{
+	const char *type = pv->v[K_TYPE];
+	char shown[40];
+
+	if (strcasecmp(type, "apple") == 0) {
+		out->provider = PN_APNS;
+	} else if (strcasecmp(type, "firebase") == 0 || strcasecmp(type, "google") == 0 ||
+		   strcasecmp(type, "android") == 0) {
+		out->provider = PN_FCM;
+	} else {
+		set_err(err, errlen, "pn-type: unsupported type '%s'",
+			printable(type, shown, sizeof(shown)));
+		return PN_PARSE_UNSUPPORTED;
+	}
+	if (!pv->v[K_TOK]) {
+		set_err(err, errlen, "pn-tok: missing (pn-type=%s given)", type);
+		return PN_PARSE_BAD;
+	}
+	if (out->provider == PN_FCM)
+		return parse_fcm(pv, K_TOK, K_APPID, out, err, errlen);
+	return parse_legacy_apple(pv, out, err, errlen);
+}
+
+/* pn-timeout: seconds before the push, 0..3600. */
+static bool parse_timeout(const char *s, int *out)
+{
+	long v = 0;
+
+	if (!*s || strlen(s) > 4)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		v = v * 10 + (*s - '0');
+	}
+	if (v > 3600)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/*
+ * pn-provider wins over the legacy pn-type when a client sends both (some
+ * Linphone versions did during the transition); the legacy parameters are
+ * then ignored. app-id or pn-timeout alone do not make a push contact.
+ */
+enum pn_parse_status pn_parse(const char *uri_params, struct pn_identity *out, char *err,
+			      size_t errlen)
+{
+	struct pn_values pv = {0};
+	enum pn_parse_status rc;
+	bool rfc;
+
+	memset(out, 0, sizeof(*out));
+	out->timeout = -1;
+	set_err(err, errlen, "%s", "");
+	if (!uri_params) {
+		rc = PN_PARSE_NONE;
+		goto out;
+	}
+	rc = collect(uri_params, &pv, err, errlen);
+	if (rc != PN_PARSE_OK)
+		goto out;
+	rfc = pv.v[K_PROVIDER] != NULL;
+	if (!rfc && !pv.v[K_TYPE]) {
+		rc = PN_PARSE_NONE;
+		if (pv.v[K_PRID] || pv.v[K_PARAM]) {
+			set_err(err, errlen, "pn-provider: missing (%s given)",
+				pv.v[K_PRID] ? "pn-prid" : "pn-param");
+			rc = PN_PARSE_BAD;
+		} else if (pv.v[K_TOK]) {
+			set_err(err, errlen, "pn-type: missing (pn-tok given)");
+			rc = PN_PARSE_BAD;
+		}
+		goto out;
+	}
+	if (pv.v[K_TIMEOUT] && !parse_timeout(pv.v[K_TIMEOUT], &out->timeout)) {
+		set_err(err, errlen, "pn-timeout: not an integer in 0..3600");
+		rc = PN_PARSE_BAD;
+		goto out;
+	}
+	rc = rfc ? parse_rfc8599(&pv, out, err, errlen) : parse_legacy(&pv, out, err, errlen);
+	if (rc != PN_PARSE_OK)
+		goto out;
+	/* The identity keeps the values as they were sent, for pn_identity_key(). */
+	out->prid = pv.v[rfc ? K_PRID : K_TOK];
+	out->param = pv.v[rfc ? K_PARAM : K_APPID];
+	pv.v[rfc ? K_PRID : K_TOK] = NULL;
+	pv.v[rfc ? K_PARAM : K_APPID] = NULL;
+out:
+	values_cleanup(&pv);
+	if (rc != PN_PARSE_OK) {
+		pn_identity_cleanup(out);
+		out->timeout = -1;
+	}
+	return rc;
+}
+
+void pn_identity_cleanup(struct pn_identity *id)
+{
+	if (!id)
+		return;
+	free(id->token);
+	free(id->voip_token);
+	free(id->team_id);
+	free(id->topic);
+	free(id->prid);
+	free(id->param);
+	memset(id, 0, sizeof(*id));
+}
+
+static int copy_str(char **dst, const char *src)
+{
+	if (!src) {
+		*dst = NULL;
+		return 0;
+	}
+	*dst = strdup(src);
+	return *dst ? 0 : -1;
+}
+
+int pn_identity_copy(struct pn_identity *dst, const struct pn_identity *src)
+{
+	int rc = 0;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->provider = src->provider;
+	dst->sandbox = src->sandbox;
+	dst->timeout = src->timeout;
+	rc |= copy_str(&dst->token, src->token);
+	rc |= copy_str(&dst->voip_token, src->voip_token);
+	rc |= copy_str(&dst->team_id, src->team_id);
+	rc |= copy_str(&dst->topic, src->topic);
+	rc |= copy_str(&dst->prid, src->prid);
+	rc |= copy_str(&dst->param, src->param);
+	if (rc)
+		pn_identity_cleanup(dst);
+	return rc ? -1 : 0;
+}
+
+const char *pn_provider_name(const struct pn_identity *id)
+{
+	switch (id->provider) {
+	case PN_APNS:
+		return id->sandbox ? "apns.dev" : "apns";
+	case PN_FCM:
+		return "fcm";
+	default:
+		return "none";
+	}
+}
+
+/*
+ * Key = provider name, pn-prid, pn-param joined by 0x1f (ASCII unit
+ * separator); an absent pn-param is an empty field (pn_parse never accepts
+ * an empty one, so the two cannot be confused). pn_parse only lets through
+ * values without control characters, so the separator is unambiguous; an
+ * identity built elsewhere that contains one gets NULL. The key is only
+ * compared, never parsed. The legacy form maps onto the same fields
+ * (pn-tok, app-id), so "apns" + token means the same device either way only
+ * if the param also matches, which is what RFC 8599 §5.6.2 asks.
+ */
+char *pn_identity_key(const struct pn_identity *id)
+{
+	const char *param;
+	char *key = NULL;
+
+	if (!id || id->provider == PN_NONE || !id->prid)
+		return NULL;
+	param = id->param ? id->param : "";
+	if (strchr(id->prid, '\x1f') || strchr(param, '\x1f'))
+		return NULL;
+	if (asprintf(&key, "%s\x1f%s\x1f%s", pn_provider_name(id), id->prid, param) < 0)
+		return NULL;
+	return key;
+}
+
+char *pn_strip_params(const char *uri_params)
+{
+	const char *p = uri_params ? uri_params : "";
+	size_t cap = strlen(p) + 1, n = 0;
+	char *out = malloc(cap), *name = malloc(cap);
+
+	if (!out || !name) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	while (*p) {
+		size_t seglen = segment_len(p), nlen = name_len(p, seglen);
+		long dlen;
+
+		/*
+		 * Names are compared %-decoded, as pn_parse() sees them, so that
+		 * "pn%2Dprid" cannot sneak a token past to upstream. A name that
+		 * does not decode is kept: it is no push parameter of ours.
+		 */
+		dlen = unescape(p, nlen, name);
+		if (seglen > 0 && !(dlen >= 0 && pn_is_push_param(name, (size_t)dlen))) {
+			if (n > 0)
+				out[n++] = ';';
+			memcpy(out + n, p, seglen);
+			n += seglen;
+		}
+		p += seglen;
+		if (*p == ';')
+			p++;
+	}
+	out[n] = '\0';
+out:
+	free(name);
+	return out;
+}

@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store: bindings and stored MESSAGEs that must outlive the
+ * process. The database runs in WAL mode with synchronous=NORMAL, so a
+ * committed write survives kill -9 (it is in the WAL file) without an
+ * fsync per write; only a power loss can take the last commits. The schema
+ * is migrated forward on open from PRAGMA user_version, one transaction per
+ * step. Every statement is prepared once at open and reused. This is the
+ * only file in sipwake that includes sqlite3.h.
+ */
+#include "sipwake/store.h"
+
+#include "sipwake/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* How long a write waits for another connection's lock before failing. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/*
+ * Schema migrations: entry i brings the database from version i to i + 1.
+ * Append only; never edit a step that has shipped.
+ */
+static const char *const migrations[] = {
+	/* 1: bindings and stored messages */
+	"CREATE TABLE bindings ("
+	" id TEXT PRIMARY KEY NOT NULL,"
+	" aor TEXT NOT NULL,"
+	" contact TEXT NOT NULL,"
+	" instance TEXT,"
+	" pn_key TEXT,"
+	" received TEXT,"
+	" call_id TEXT,"
+	" cseq INTEGER NOT NULL DEFAULT 0,"
+	" user_agent TEXT,"
+	" q INTEGER NOT NULL DEFAULT 1000,"
+	" expires INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL);"
+	"CREATE INDEX bindings_aor ON bindings (aor);"
+	"CREATE INDEX bindings_pn_key ON bindings (pn_key);"
+	"CREATE INDEX bindings_expires ON bindings (expires);"
+	"CREATE TABLE messages ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" aor TEXT NOT NULL,"
+	" from_hdr TEXT NOT NULL,"
+	" to_hdr TEXT NOT NULL,"
+	" call_id TEXT,"
+	" content_type TEXT,"
+	" body BLOB NOT NULL,"
+	" received INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX messages_aor_id ON messages (aor, id);",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* The prepared statements, in the order of stmt_sql[]. */
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_BINDING_PUT,
+	S_BINDING_DEL,
+	S_BINDING_DEL_AOR,
+	S_BINDING_LOAD,
+	S_MESSAGE_ADD,
+	S_MESSAGE_COUNT,
+	S_MESSAGE_COUNT_ALL,
+	S_MESSAGE_LOAD,
+	S_MESSAGE_LOAD_ALL,
+	S_MESSAGE_ATTEMPT,
+	S_MESSAGE_DEL,
+	S_PURGE_BINDINGS,
+	S_PURGE_MESSAGES,
+	S_COUNT,
+};
+
+#define BINDING_COLUMNS                                                       \
+	"id, aor, contact, instance, pn_key, received, call_id, cseq, user_agent," \
+	" q, expires, updated"
+#define MESSAGE_COLUMNS \
+	"id, aor, from_hdr, to_hdr, call_id, content_type, body, received, expires, attempts"
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_BINDING_PUT] = "INSERT OR REPLACE INTO bindings (" BINDING_COLUMNS ")"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_BINDING_DEL] = "DELETE FROM bindings WHERE id = ?1",
+	[S_BINDING_DEL_AOR] = "DELETE FROM bindings WHERE aor = ?1",
+	[S_BINDING_LOAD] = "SELECT " BINDING_COLUMNS " FROM bindings WHERE expires > ?1"
+			   " ORDER BY aor, q DESC, updated",
+	[S_MESSAGE_ADD] = "INSERT INTO messages (aor, from_hdr, to_hdr, call_id, content_type,"
+			  " body, received, expires, attempts)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_MESSAGE_COUNT] = "SELECT count(*) FROM messages WHERE aor = ?1",
+	[S_MESSAGE_COUNT_ALL] = "SELECT count(*) FROM messages",
+	[S_MESSAGE_LOAD] = "SELECT " MESSAGE_COLUMNS " FROM messages"
+			   " WHERE aor = ?1 AND expires > ?2 ORDER BY id",
+	[S_MESSAGE_LOAD_ALL] = "SELECT " MESSAGE_COLUMNS " FROM messages"
+			       " WHERE expires > ?2 ORDER BY id",
+	[S_MESSAGE_ATTEMPT] = "UPDATE messages SET attempts = attempts + 1 WHERE id = ?1",
+	[S_MESSAGE_DEL] = "DELETE FROM messages WHERE id = ?1",
+	[S_PURGE_BINDINGS] = "DELETE FROM bindings WHERE expires <= ?1",
+	[S_PURGE_MESSAGES] = "DELETE FROM messages WHERE expires <= ?1",
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[S_COUNT];
+	bool in_tx;   /* between store_begin and store_commit */
+	bool loading; /* a load callback is running: loads do not nest */
+	int version;
+};
+
+/* Log a failed SQLite call once, with the database's own reason. */
+static int fail(struct store *st, const char *what)
+{
+	log_error("store: %s: %s: %s", st->path, what, st->db ? sqlite3_errmsg(st->db) : "?");
+	return -1;
+}
+
+/* Make a statement ready for the next use; bound strings are released. */
+static void release(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/* Run a statement that returns no rows. */
+static int run(struct store *st, enum stmt_id id, const char *what)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc = sqlite3_step(s);
+
+	if (rc != SQLITE_DONE) {
+		fail(st, what);
+		release(s);
+		return -1;
+	}
+	release(s);
+	return 0;
+}
+
+static int bind_text(sqlite3_stmt *s, int col, const char *v)
+{
+	if (!v)
+		return sqlite3_bind_null(s, col);
+	return sqlite3_bind_text(s, col, v, -1, SQLITE_STATIC);
+}
+
+static const char *col_text(sqlite3_stmt *s, int col)
+{
+	return (const char *)sqlite3_column_text(s, col);
+}
+
+/* mkdir -p of the directory part of path (mode 0750 for what we create). */
+static int make_parent_dirs(const char *path)
+{
+	char *dir = strdup(path);
+	char *slash;
+	int rc = -1;
+
+	if (!dir) {
+		log_error("store: %s: out of memory", path);
+		goto out;
+	}
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir) {
+		rc = 0;
+		goto out;
+	}
+	*slash = '\0';
+	for (char *p = dir + 1;; p++) {
+		bool last = *p == '\0';
+		struct stat sb;
+
+		if (*p != '/' && !last)
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+			log_error("store: cannot create directory %s for the database: %s", dir,
+				  strerror(errno));
+			goto out;
+		}
+		if (stat(dir, &sb) != 0) {
+			log_error("store: cannot create directory %s for the database: %s", dir,
+				  strerror(errno));
+			goto out;
+		}
+		if (!S_ISDIR(sb.st_mode)) {
+			log_error("store: cannot create directory %s for the database: "
+				  "a file of that name exists", dir);
+			goto out;
+		}
+		if (last)
+			break;
+		*p = '/';
+	}
+	rc = 0;
+out:
+	free(dir);
+	return rc;
+}
+
+/* Run one or more statements that return nothing worth reading. */
+static int exec(struct store *st, const char *sql, const char *what)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("store: %s: %s: %s", st->path, what, msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Read a single-integer PRAGMA or query. */
+static int query_int(struct store *st, const char *sql, int *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		fail(st, sql);
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		fail(st, sql);
+		goto out;
+	}
+	*out = sqlite3_column_int(s, 0);
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* journal_mode answers with the mode it ended up in; WAL is what we rely on. */
+static int set_wal(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	const char *mode;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		fail(st, "setting WAL mode");
+		goto out;
+	}
+	mode = col_text(s, 0);
+	if (!mode || strcmp(mode, "wal") != 0)
+		log_warn("store: %s: journal mode is %s, not wal", st->path, mode ? mode : "?");
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/*
+ * Bring the schema to SCHEMA_VERSION, one transaction per step. The version
+ * is read again inside each write transaction so that two processes opening
+ * the same file never apply a step twice.
+ */
+static int migrate(struct store *st)
+{
+	int version;
+	char sql[64];
+
+	if (query_int(st, "PRAGMA user_version", &version) < 0)
+		return -1;
+	if (version > SCHEMA_VERSION) {
+		log_error("store: %s: database schema version %d is newer than this sipwaked "
+			  "supports (%d); refusing to open it",
+			  st->path, version, SCHEMA_VERSION);
+		return -1;
+	}
+	while (version < SCHEMA_VERSION) {
+		if (exec(st, "BEGIN IMMEDIATE", "starting a migration") < 0)
+			return -1;
+		if (query_int(st, "PRAGMA user_version", &version) < 0)
+			goto rollback;
+		if (version >= SCHEMA_VERSION) {
+			if (exec(st, "COMMIT", "migration") < 0)
+				goto rollback;
+			break;
+		}
+		if (version < 0) {
+			log_error("store: %s: bad schema version %d", st->path, version);
+			goto rollback;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+		if (exec(st, migrations[version], "migrating the schema") < 0 ||
+		    exec(st, sql, "migrating the schema") < 0 ||
+		    exec(st, "COMMIT", "migrating the schema") < 0)
+			goto rollback;
+		log_info("store: %s: schema migrated to version %d", st->path, version + 1);
+		version++;
+	}
+	st->version = version;
+	return 0;
+rollback:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int store_open(struct store **out, const char *path)
+{
+	struct store *st = NULL;
+	bool created;
+	int rc = -1;
+	char sql[64];
+
+	*out = NULL;
+	if (!path || !*path) {
+		log_error("store: no database path configured");
+		goto out;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st || !(st->path = strdup(path))) {
+		log_error("store: %s: out of memory", path);
+		goto out;
+	}
+	if (strcmp(path, ":memory:") != 0 && make_parent_dirs(path) < 0)
+		goto out;
+	created = access(path, F_OK) != 0;
+	if (sqlite3_open_v2(path, &st->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		fail(st, "cannot open the database");
+		goto out;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	snprintf(sql, sizeof(sql), "PRAGMA busy_timeout = %d", STORE_BUSY_TIMEOUT_MS);
+	/* The first real read tells a file that is not a database apart. */
+	if (exec(st, sql, "setting the busy timeout") < 0 || set_wal(st) < 0 ||
+	    exec(st, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+		 "setting pragmas") < 0)
+		goto out;
+	if (migrate(st) < 0)
+		goto out;
+	/*
+	 * Push tokens are in there: a new database is not for everyone to read
+	 * whatever the umask (SQLite gives its -wal and -shm files the same mode).
+	 */
+	if (created && strcmp(path, ":memory:") != 0 && chmod(path, 0640) != 0)
+		log_warn("store: %s: chmod 0640: %s", path, strerror(errno));
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &st->stmt[i], NULL) != SQLITE_OK) {
+			fail(st, "preparing a statement");
+			goto out;
+		}
+	}
+	*out = st;
+	st = NULL;
+	rc = 0;
+out:
+	store_close(st);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->in_tx && st->stmt[S_ROLLBACK]) {
+		log_warn("store: %s: closing inside a transaction; rolling it back", st->path);
+		run(st, S_ROLLBACK, "rolling back");
+	}
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+		log_error("store: %s: close: %s", st->path, sqlite3_errmsg(st->db));
+	free(st->path);
+	free(st);
+}
+
+int store_schema_version(struct store *st)
+{
+	return st->version;
+}
+
+int store_binding_put(struct store *st, const struct store_binding *b)
+{
+	sqlite3_stmt *s = st->stmt[S_BINDING_PUT];
+
+	if (!b->id || !b->aor || !b->contact) {
+		log_error("store: binding without id, aor or contact");
+		return -1;
+	}
+	if (bind_text(s, 1, b->id) || bind_text(s, 2, b->aor) || bind_text(s, 3, b->contact) ||
+	    bind_text(s, 4, b->instance) || bind_text(s, 5, b->pn_key) ||
+	    bind_text(s, 6, b->received) || bind_text(s, 7, b->call_id) ||
+	    sqlite3_bind_int64(s, 8, b->cseq) || bind_text(s, 9, b->user_agent) ||
+	    sqlite3_bind_int(s, 10, b->q) || sqlite3_bind_int64(s, 11, b->expires) ||
+	    sqlite3_bind_int64(s, 12, b->updated)) {
+		fail(st, "binding put");
+		release(s);
+		return -1;
+	}
+	return run(st, S_BINDING_PUT, "binding put");
+}
+
+int store_binding_del(struct store *st, const char *id)
+{
+	if (bind_text(st->stmt[S_BINDING_DEL], 1, id)) {
+		release(st->stmt[S_BINDING_DEL]);
+		return fail(st, "binding delete");
+	}
+	return run(st, S_BINDING_DEL, "binding delete");
+}
+
+int store_binding_del_aor(struct store *st, const char *aor)
+{
+	if (bind_text(st->stmt[S_BINDING_DEL_AOR], 1, aor)) {
+		release(st->stmt[S_BINDING_DEL_AOR]);
+		return fail(st, "binding delete by aor");
+	}
+	return run(st, S_BINDING_DEL_AOR, "binding delete by aor");
+}
+
+/* A load holds its statement across callbacks; a nested load would reset it. */
+static int load_enter(struct store *st)
+{
+	if (st->loading) {
+		log_error("store: nested load from a load callback");
+		return -1;
+	}
+	st->loading = true;
+	return 0;
+}
+
+int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void *ctx)
+{
+	sqlite3_stmt *s = st->stmt[S_BINDING_LOAD];
+	int rc = -1, step;
+
+	if (load_enter(st) < 0)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, now)) {
+		fail(st, "binding load");
+		goto out;
+	}
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_binding b = {
+			.id = col_text(s, 0),
+			.aor = col_text(s, 1),
+			.contact = col_text(s, 2),
+			.instance = col_text(s, 3),
+			.pn_key = col_text(s, 4),
+			.received = col_text(s, 5),
+			.call_id = col_text(s, 6),
+			.cseq = (uint32_t)sqlite3_column_int64(s, 7),
+			.user_agent = col_text(s, 8),
+			.q = sqlite3_column_int(s, 9),
+			.expires = sqlite3_column_int64(s, 10),
+			.updated = sqlite3_column_int64(s, 11),
+		};
+		if (fn(ctx, &b) != 0)
+			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		fail(st, "binding load");
+		goto out;
+	}
+	rc = 0;
+out:
+	release(s);
+	st->loading = false;
+	return rc;
+}
+
+int store_message_add(struct store *st, const struct store_message *m, int64_t *id_out)
+{
+	sqlite3_stmt *s = st->stmt[S_MESSAGE_ADD];
+	int rc;
+
+	if (!m->aor || !m->from || !m->to || (m->body_len > 0 && !m->body)) {
+		log_error("store: message without aor, from, to or body");
+		return -1;
+	}
+	if (m->body_len > STORE_MAX_BODY_LEN) {
+		log_error("store: message body of %zu bytes over the %d-byte limit", m->body_len,
+			  STORE_MAX_BODY_LEN);
+		return -1;
+	}
+	/* An empty body is stored as an empty blob, not NULL. */
+	if (bind_text(s, 1, m->aor) || bind_text(s, 2, m->from) || bind_text(s, 3, m->to) ||
+	    bind_text(s, 4, m->call_id) || bind_text(s, 5, m->content_type) ||
+	    (m->body_len > 0 ? sqlite3_bind_blob(s, 6, m->body, (int)m->body_len, SQLITE_STATIC)
+			     : sqlite3_bind_zeroblob(s, 6, 0)) ||
+	    sqlite3_bind_int64(s, 7, m->received) || sqlite3_bind_int64(s, 8, m->expires) ||
+	    sqlite3_bind_int(s, 9, m->attempts)) {
+		fail(st, "message add");
+		release(s);
+		return -1;
+	}
+	rc = run(st, S_MESSAGE_ADD, "message add");
+	if (rc == 0 && id_out)
+		*id_out = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+int store_message_count(struct store *st, const char *aor)
+{
+	sqlite3_stmt *s = st->stmt[aor ? S_MESSAGE_COUNT : S_MESSAGE_COUNT_ALL];
+	int rc = -1;
+
+	if (aor && bind_text(s, 1, aor)) {
+		fail(st, "message count");
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		fail(st, "message count");
+		goto out;
+	}
+	rc = sqlite3_column_int(s, 0);
+out:
+	release(s);
+	return rc;
+}
+
+int store_message_load(struct store *st, const char *aor, int64_t now, store_message_fn *fn,
+		       void *ctx)
+{
+	sqlite3_stmt *s = st->stmt[aor ? S_MESSAGE_LOAD : S_MESSAGE_LOAD_ALL];
+	int rc = -1, step;
+
+	if (load_enter(st) < 0)
+		return -1;
+	if ((aor && bind_text(s, 1, aor)) || sqlite3_bind_int64(s, 2, now)) {
+		fail(st, "message load");
+		goto out;
+	}
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const void *body = sqlite3_column_blob(s, 6);
+		struct store_message m = {
+			.id = sqlite3_column_int64(s, 0),
+			.aor = col_text(s, 1),
+			.from = col_text(s, 2),
+			.to = col_text(s, 3),
+			.call_id = col_text(s, 4),
+			.content_type = col_text(s, 5),
+			.body = body ? body : "",
+			.body_len = (size_t)sqlite3_column_bytes(s, 6),
+			.received = sqlite3_column_int64(s, 7),
+			.expires = sqlite3_column_int64(s, 8),
+			.attempts = sqlite3_column_int(s, 9),
+		};
+		if (fn(ctx, &m) != 0)
+			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		fail(st, "message load");
+		goto out;
+	}
+	rc = 0;
+out:
+	release(s);
+	st->loading = false;
+	return rc;
+}
+
+int store_message_attempt(struct store *st, int64_t id)
+{
+	if (sqlite3_bind_int64(st->stmt[S_MESSAGE_ATTEMPT], 1, id)) {
+		release(st->stmt[S_MESSAGE_ATTEMPT]);
+		return fail(st, "message attempt");
+	}
+	return run(st, S_MESSAGE_ATTEMPT, "message attempt");
+}
+
+int store_message_del(struct store *st, int64_t id)
+{
+	if (sqlite3_bind_int64(st->stmt[S_MESSAGE_DEL], 1, id)) {
+		release(st->stmt[S_MESSAGE_DEL]);
+		return fail(st, "message delete");
+	}
+	return run(st, S_MESSAGE_DEL, "message delete");
+}
+
+/* Delete rows with expires <= now using one purge statement; returns the count. */
+static int purge_one(struct store *st, enum stmt_id id, int64_t now)
+{
+	if (sqlite3_bind_int64(st->stmt[id], 1, now)) {
+		release(st->stmt[id]);
+		return fail(st, "purge");
+	}
+	if (run(st, id, "purge") < 0)
+		return -1;
+	return sqlite3_changes(st->db);
+}
+
+int store_purge(struct store *st, int64_t now)
+{
+	bool own_tx = !st->in_tx;
+	int rc = -1, n1, n2;
+
+	if (own_tx && store_begin(st) < 0)
+		return -1;
+	n1 = purge_one(st, S_PURGE_BINDINGS, now);
+	if (n1 < 0)
+		goto out;
+	n2 = purge_one(st, S_PURGE_MESSAGES, now);
+	if (n2 < 0)
+		goto out;
+	rc = n1 > INT_MAX - n2 ? INT_MAX : n1 + n2;
+out:
+	if (own_tx) {
+		/* store_commit rolls back itself when it fails. */
+		if (rc >= 0 && store_commit(st) < 0)
+			rc = -1;
+		else if (rc < 0)
+			store_rollback(st);
+	}
+	return rc;
+}
+
+int store_begin(struct store *st)
+{
+	if (st->in_tx) {
+		log_error("store: %s: nested transaction", st->path);
+		return -1;
+	}
+	if (run(st, S_BEGIN, "begin") < 0)
+		return -1;
+	st->in_tx = true;
+	return 0;
+}
+
+int store_commit(struct store *st)
+{
+	if (!st->in_tx) {
+		log_error("store: %s: commit without a transaction", st->path);
+		return -1;
+	}
+	if (run(st, S_COMMIT, "commit") < 0) {
+		store_rollback(st);
+		return -1;
+	}
+	st->in_tx = false;
+	return 0;
+}
+
+int store_rollback(struct store *st)
+{
+	int rc;
+
+	if (!st->in_tx)
+		return 0;
+	rc = sqlite3_get_autocommit(st->db) ? 0 : run(st, S_ROLLBACK, "rollback");
+	st->in_tx = false;
+	return rc;
+}
