@@ -25,12 +25,21 @@
 
 #define NAME_MAX_LEN 256 /* longest dotted key we look at */
 
+/* One problem found, kept until the end so that all print in file order. */
+struct load_error {
+	char *file;       /* as opened: @include names are joined to the include dir */
+	int line;         /* 0 = the key is not in the file */
+	size_t seq;
+	char *text;
+};
+
 struct load_ctx {
 	config_t *cf;
 	const char *path;
 	struct sw_config *cfg;
 	unsigned char *bad; /* per option: the file's value was rejected */
-	int errors;
+	struct load_error *errors;
+	size_t nerrors, cap;
 };
 
 static void *xmalloc(size_t n)
@@ -159,17 +168,85 @@ bool config_fcm_enabled(const struct sw_config *cfg)
 
 /* ---- error reporting ---------------------------------------------------- */
 
+/*
+ * libconfig names a setting's file as written in @include; libconfig opened
+ * it relative to the include dir, and so should the message.
+ */
+static char *resolve_file(const config_t *cf, const char *main_file, const char *file)
+{
+	const char *dir = config_get_include_dir(cf);
+	size_t n;
+	char *joined;
+
+	if (!file)
+		return xstrdup(main_file);
+	if (file[0] == '/' || strcmp(file, main_file) == 0 || !dir || !dir[0])
+		return xstrdup(file);
+	n = strlen(dir);
+	joined = xmalloc(n + strlen(file) + 2);
+	sprintf(joined, "%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", file);
+	return joined;
+}
+
 static void vreport(struct load_ctx *ctx, const char *file, int line, const char *key,
 		    const char *fmt, va_list ap)
 {
-	char msg[1024];
+	char msg[1024], text[2048];
+	char *where = resolve_file(ctx->cf, ctx->path, file);
+	struct load_error *e;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (line > 0)
-		fprintf(stderr, "%s:%d: %s: %s\n", file, line, key, msg);
+		snprintf(text, sizeof(text), "%s:%d: %s: %s", where, line, key, msg);
 	else
-		fprintf(stderr, "%s: %s: %s\n", file, key, msg);
-	ctx->errors++;
+		snprintf(text, sizeof(text), "%s: %s: %s", where, key, msg);
+	if (ctx->nerrors == ctx->cap) {
+		size_t cap = ctx->cap ? 2 * ctx->cap : 16;
+		e = xmalloc(cap * sizeof(*e));
+		if (ctx->nerrors)
+			memcpy(e, ctx->errors, ctx->nerrors * sizeof(*e));
+		free(ctx->errors);
+		ctx->errors = e;
+		ctx->cap = cap;
+	}
+	e = &ctx->errors[ctx->nerrors];
+	e->file = where;
+	e->line = line;
+	e->seq = ctx->nerrors++;
+	e->text = xstrdup(text);
+}
+
+/* qsort_r order: the main file (arg) first, then by file, line, and finding. */
+static int error_order(const void *pa, const void *pb, void *arg)
+{
+	const struct load_error *a = pa, *b = pb;
+	const char *main_file = arg;
+	int fa = strcmp(a->file, main_file) != 0, fb = strcmp(b->file, main_file) != 0;
+	int c;
+
+	if (fa != fb)
+		return fa - fb;
+	if ((c = strcmp(a->file, b->file)) != 0)
+		return c;
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Print the errors found, by file and line, and free them. */
+static void flush_errors(struct load_ctx *ctx)
+{
+	if (ctx->nerrors)
+		qsort_r(ctx->errors, ctx->nerrors, sizeof(*ctx->errors), error_order,
+			(void *)ctx->path);
+	for (size_t i = 0; i < ctx->nerrors; i++) {
+		fprintf(stderr, "%s\n", ctx->errors[i].text);
+		free(ctx->errors[i].text);
+		free(ctx->errors[i].file);
+	}
+	free(ctx->errors);
+	ctx->errors = NULL;
+	ctx->nerrors = ctx->cap = 0;
 }
 
 /* Report a problem with setting s (whose dotted name is key). */
@@ -536,7 +613,8 @@ static void check_listen(struct load_ctx *ctx)
 			report_elem(ctx, "sip.listen", i,
 				    "\"%s\" is not a sip: or sips: URI (e.g. \"sip:0.0.0.0:5060;transport=udp\")",
 				    l);
-		} else if (strncmp(l, "sips:", 5) == 0 && cert && key && (!cert[0] || !key[0])) {
+		} else if (strncmp(l, "sips:", 5) == 0 && cert && key && !cert[0] && !key[0]) {
+			/* With one of the two set, the pair rule below reports it. */
 			report_elem(ctx, "sip.listen", i,
 				    "\"%s\" needs sip.tls.certificate and sip.tls.private_key", l);
 		}
@@ -706,10 +784,12 @@ int config_load(struct sw_config *cfg, const char *path)
 		int err = errno;
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
 			fprintf(stderr, "%s: cannot read: %s\n", path, strerror(err));
-		else
-			fprintf(stderr, "%s:%d: syntax error: %s\n",
-				config_error_file(&cf) ? config_error_file(&cf) : path,
-				config_error_line(&cf), config_error_text(&cf));
+		else {
+			char *where = resolve_file(&cf, path, config_error_file(&cf));
+			fprintf(stderr, "%s:%d: syntax error: %s\n", where, config_error_line(&cf),
+				config_error_text(&cf));
+			free(where);
+		}
 		goto out;
 	}
 
@@ -720,8 +800,10 @@ int config_load(struct sw_config *cfg, const char *path)
 	memset(ctx.bad, 0, config_options_count);
 	walk_group(&ctx, config_root_setting(&cf), NULL);
 	check_rules(&ctx);
-	if (ctx.errors)
+	if (ctx.nerrors) {
+		flush_errors(&ctx);
 		goto out;
+	}
 
 	*cfg = tmp;
 	memset(&tmp, 0, sizeof(tmp));

@@ -597,7 +597,7 @@ static void test_many_errors(void)
 	int rc;
 
 	rc = load_text("sip: {\n"                             /* 1 */
-		       "  listen = [ \"sip:127.0.0.1\" ];\n"   /* 2 */
+		       "  listen = [ \"udp:127.0.0.1\" ];\n"   /* 2 */
 		       "  domain = [ \"x\" ];\n"               /* 3 */
 		       "};\n"                                  /* 4 */
 		       "registrar: {\n"                        /* 5 */
@@ -611,15 +611,64 @@ static void test_many_errors(void)
 		       "bogus = true;\n",                      /* 13 */
 		       &cfg, &errs);
 	CHECK(rc == -1, "bad config accepted");
+	expect_error(errs, 2, "sip.listen", "\"udp:127.0.0.1\" is not a sip: or sips: URI");
 	expect_error(errs, 3, "sip.domain", "unknown key (did you mean sip.domains?)");
 	expect_error(errs, 6, "registrar.min_expires", "must be an integer, not a string");
 	expect_error(errs, 7, "registrar.max_contacts_per_aor", "0 is out of range (1 to 1000)");
 	expect_error(errs, 10, "push.provisional", "\"183\" is not one of");
 	expect_error(errs, 11, "push.missed_call_push", "must be true or false, not a string");
 	expect_error(errs, 13, "bogus", "unknown key");
-	CHECK(count_lines(errs) == 6, "six errors expected:\n%s", errs);
+	CHECK(count_lines(errs) == 7, "seven errors expected:\n%s", errs);
+	/* Printed in file order, though the listen rule is checked last. */
+	{
+		static const int lines[] = {2, 3, 6, 7, 10, 11, 13};
+		const char *p = errs;
+		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+			char want[600];
+			snprintf(want, sizeof(want), "%s:%d: ", conf_path, lines[i]);
+			CHECK(strncmp(p, want, strlen(want)) == 0, "line %zu should start \"%s\":\n%s",
+			      i + 1, want, errs);
+			p = strchr(p, '\n');
+			if (!p)
+				break;
+			p++;
+		}
+	}
 	free(errs);
 	config_cleanup(&cfg);
+}
+
+/* @include "file" is relative to the including file; errors name the file. */
+static void test_include(void)
+{
+	struct sw_config cfg;
+	char *errs, want[600];
+	int rc;
+
+	write_file(tmp_path("push.inc"), "push: {\n  call_timeout = 0;\n};\n", 0600);
+	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
+	CHECK(rc == -1, "error in included file accepted");
+	snprintf(want, sizeof(want), "%s:2: push.call_timeout: 0 is out of range", tmp_path("push.inc"));
+	CHECK(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+
+	write_file(tmp_path("push.inc"), "push: {\n  call_timeout = ;\n};\n", 0600);
+	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
+	CHECK(rc == -1, "syntax error in included file accepted");
+	snprintf(want, sizeof(want), "%s:2: syntax error: ", tmp_path("push.inc"));
+	CHECK(strstr(errs, want) == errs, "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+
+	write_file(tmp_path("push.inc"), "push: { call_timeout = 9; };\n", 0600);
+	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
+	CHECK(rc == 0, "include rejected:\n%s", errs);
+	if (rc == 0) {
+		CHECK(cfg.push.call_timeout == 9, "included value");
+		config_cleanup(&cfg);
+	}
+	free(errs);
 }
 
 static void test_reload(void)
@@ -691,6 +740,7 @@ int main(void)
 	test_syntax_error();
 	test_key_files();
 	test_many_errors();
+	test_include();
 	test_reload();
 
 	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
