@@ -27,8 +27,8 @@
 
 /* One problem found, kept until the end so that all print in file order. */
 struct load_error {
-	char *file;       /* as opened: @include names are joined to the include dir */
-	int line;         /* 0 = the key is not in the file */
+	char *file; /* as opened: @include names are joined to the include dir */
+	int line;   /* 0 = the key is not in the file */
 	size_t seq;
 	char *text;
 };
@@ -250,9 +250,8 @@ static void flush_errors(struct load_ctx *ctx)
 }
 
 /* Report a problem with setting s (whose dotted name is key). */
-__attribute__((format(printf, 4, 5))) static void report(struct load_ctx *ctx,
-							  const config_setting_t *s,
-							  const char *key, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void
+report(struct load_ctx *ctx, const config_setting_t *s, const char *key, const char *fmt, ...)
 {
 	const char *file = config_setting_source_file(s);
 	va_list ap;
@@ -285,24 +284,21 @@ static config_setting_t *locate(struct load_ctx *ctx, const char *key)
 }
 
 /* Report a problem with key, at its line in the file (see locate()). */
-__attribute__((format(printf, 3, 4))) static void report_key(struct load_ctx *ctx,
-							      const char *key,
-							      const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void report_key(struct load_ctx *ctx, const char *key,
+							     const char *fmt, ...)
 {
 	const config_setting_t *s = locate(ctx, key);
 	const char *file = s ? config_setting_source_file(s) : NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vreport(ctx, file ? file : ctx->path, s ? config_setting_source_line(s) : 0, key, fmt,
-		ap);
+	vreport(ctx, file ? file : ctx->path, s ? config_setting_source_line(s) : 0, key, fmt, ap);
 	va_end(ap);
 }
 
 /* Like report_key(), at the line of element i of the list key. */
-__attribute__((format(printf, 4, 5))) static void report_elem(struct load_ctx *ctx,
-							       const char *key, size_t i,
-							       const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void report_elem(struct load_ctx *ctx, const char *key,
+							      size_t i, const char *fmt, ...)
 {
 	const config_setting_t *s = config_lookup(ctx->cf, key);
 	const config_setting_t *e = s ? config_setting_get_elem(s, (unsigned)i) : NULL;
@@ -313,8 +309,7 @@ __attribute__((format(printf, 4, 5))) static void report_elem(struct load_ctx *c
 		e = s ? s : locate(ctx, key);
 	file = e ? config_setting_source_file(e) : NULL;
 	va_start(ap, fmt);
-	vreport(ctx, file ? file : ctx->path, e ? config_setting_source_line(e) : 0, key, fmt,
-		ap);
+	vreport(ctx, file ? file : ctx->path, e ? config_setting_source_line(e) : 0, key, fmt, ap);
 	va_end(ap);
 }
 
@@ -392,7 +387,22 @@ static const char *suggest(const char *name, char buf[NAME_MAX_LEN])
 				break;
 		}
 	}
-	return found ? buf : NULL;
+	if (found)
+		return buf;
+
+	/* A known key put in the wrong group: "sip.call_timeout". */
+	{
+		const char *last = strrchr(name, '.');
+		last = last ? last + 1 : name;
+		for (size_t i = 0; i < config_options_count; i++) {
+			const char *n = config_options[i].name, *l = strrchr(n, '.');
+			if (l && strcmp(l + 1, last) == 0) {
+				snprintf(buf, NAME_MAX_LEN, "%s", n);
+				return buf;
+			}
+		}
+	}
+	return NULL;
 }
 
 static void set_string(struct load_ctx *ctx, const struct config_option *o,
@@ -428,8 +438,7 @@ bad:
 	ctx->bad[o - config_options] = 1;
 }
 
-static void set_list(struct load_ctx *ctx, const struct config_option *o,
-		     const config_setting_t *s)
+static void set_list(struct load_ctx *ctx, const struct config_option *o, const config_setting_t *s)
 {
 	int type = config_setting_type(s);
 	unsigned n;
@@ -480,8 +489,7 @@ static void set_value(struct load_ctx *ctx, const struct config_option *o,
 	case CONFIG_INT: {
 		long long v;
 		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
-			report(ctx, s, o->name, "must be an integer, not %s",
-			       setting_type_name(s));
+			report(ctx, s, o->name, "must be an integer, not %s", setting_type_name(s));
 			ctx->bad[o - config_options] = 1;
 			return;
 		}
@@ -611,7 +619,8 @@ static void check_listen(struct load_ctx *ctx)
 		const char *l = listen[i];
 		if (!is_sip_uri(l) || has_space(l)) {
 			report_elem(ctx, "sip.listen", i,
-				    "\"%s\" is not a sip: or sips: URI (e.g. \"sip:0.0.0.0:5060;transport=udp\")",
+				    "\"%s\" is not a sip: or sips: URI (e.g. "
+				    "\"sip:0.0.0.0:5060;transport=udp\")",
 				    l);
 		} else if (strncmp(l, "sips:", 5) == 0 && cert && key && !cert[0] && !key[0]) {
 			/* With one of the two set, the pair rule below reports it. */
@@ -672,7 +681,8 @@ static void check_apns(struct load_ctx *ctx)
 				   "needs push.apns.team_id (the 10-character Apple team ID)");
 		if (set(cert))
 			report_key(ctx, "push.apns.certificate",
-				   "cannot be used with push.apns.key_file; choose token or certificate auth");
+				   "cannot be used with push.apns.key_file; choose token or "
+				   "certificate auth");
 	}
 	if (set(cert) && pkey && !pkey[0])
 		report_key(ctx, "push.apns.certificate", "needs push.apns.private_key");
@@ -689,11 +699,13 @@ static void check_urls(struct load_ctx *ctx)
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		v = str_of(ctx, required[i]);
 		if (v && !is_http_url(v))
-			report_key(ctx, required[i], "\"%s\" is not an https:// URL", v);
+			report_key(ctx, required[i], "\"%s\" is not an https:// (or http://) URL",
+				   v);
 	}
 	v = str_of(ctx, "push.fcm.token_url");
 	if (set(v) && !is_http_url(v))
-		report_key(ctx, "push.fcm.token_url", "\"%s\" is not an https:// URL", v);
+		report_key(ctx, "push.fcm.token_url", "\"%s\" is not an https:// (or http://) URL",
+			   v);
 	v = str_of(ctx, "upstream.uri");
 	if (set(v) && (!is_sip_uri(v) || has_space(v)))
 		report_key(ctx, "upstream.uri",
@@ -711,7 +723,8 @@ static void check_paths(struct load_ctx *ctx)
 	if (sock && !sock[0])
 		report_key(ctx, "admin.socket", "must not be empty");
 	else if (sock && strlen(sock) >= sizeof(sun.sun_path))
-		report_key(ctx, "admin.socket", "is longer than a Unix socket path may be (%zu bytes)",
+		report_key(ctx, "admin.socket",
+			   "is longer than a Unix socket path may be (%zu bytes)",
 			   sizeof(sun.sun_path) - 1);
 }
 

@@ -18,18 +18,31 @@
 #define DAY 86400
 #define YEAR (365 * DAY)
 
-#define BOOL(n, field, def, fl, d) \
-	{ .name = n, .type = CONFIG_BOOL, .offset = OFF(field), .flags = fl, .def_int = def, .doc = d }
-#define INT(n, field, def, lo, hi, fl, d)                                                   \
-	{ .name = n, .type = CONFIG_INT, .offset = OFF(field), .flags = fl, .def_int = def, \
-	  .min = lo, .max = hi, .doc = d }
-#define STR(n, field, def, fl, d) \
-	{ .name = n, .type = CONFIG_STRING, .offset = OFF(field), .flags = fl, .def_str = def, .doc = d }
-#define ENUM(n, field, def, vals, fl, d)                                                       \
-	{ .name = n, .type = CONFIG_STRING, .offset = OFF(field), .flags = fl, .def_str = def, \
-	  .values = vals, .doc = d }
-#define LIST(n, field, def, fl, d) \
-	{ .name = n, .type = CONFIG_LIST, .offset = OFF(field), .flags = fl, .def_list = def, .doc = d }
+#define BOOL(n, field, def, fl, d)                                                                 \
+	{                                                                                          \
+		.name = n, .type = CONFIG_BOOL, .offset = OFF(field), .flags = fl, .def_int = def, \
+		.doc = d                                                                           \
+	}
+#define INT(n, field, def, lo, hi, fl, d)                                                          \
+	{                                                                                          \
+		.name = n, .type = CONFIG_INT, .offset = OFF(field), .flags = fl, .def_int = def,  \
+		.min = lo, .max = hi, .doc = d                                                     \
+	}
+#define STR(n, field, def, fl, d)                                                                  \
+	{                                                                                          \
+		.name = n, .type = CONFIG_STRING, .offset = OFF(field), .flags = fl,               \
+		.def_str = def, .doc = d                                                           \
+	}
+#define ENUM(n, field, def, vals, fl, d)                                                           \
+	{                                                                                          \
+		.name = n, .type = CONFIG_STRING, .offset = OFF(field), .flags = fl,               \
+		.def_str = def, .values = vals, .doc = d                                           \
+	}
+#define LIST(n, field, def, fl, d)                                                                 \
+	{                                                                                          \
+		.name = n, .type = CONFIG_LIST, .offset = OFF(field), .flags = fl,                 \
+		.def_list = def, .doc = d                                                          \
+	}
 
 #define R CONFIG_F_RELOAD
 #define F CONFIG_F_FILE
@@ -47,7 +60,7 @@ static const char *const log_level_values[] = {"error", "warn", "notice", "info"
 
 const struct config_option config_options[] = {
 	LIST("sip.listen", sip.listen, listen_default, 0,
-	     "SIP listeners as sofia-sip URIs; a sips: one needs sip.tls.certificate and private_key"),
+	     "SIP listeners, sofia-sip URIs; sips: needs sip.tls.certificate and private_key"),
 	STR("sip.advertised_host", sip.advertised_host, "", 0,
 	    "host put in Path and Record-Route (\"\" = the listen address)"),
 	LIST("sip.domains", sip.domains, domains_default, 0,
@@ -62,7 +75,7 @@ const struct config_option config_options[] = {
 	     "require and verify a client certificate on sips: connections"),
 
 	STR("upstream.uri", upstream.uri, "sip:pbx.example.com:5060", 0,
-	    "upstream registrar/proxy (sip: or sips:); \"\" = standalone mode, sipwake is the registrar"),
+	    "upstream registrar/proxy, sip: or sips: URI (\"\" = standalone: sipwake registers)"),
 	BOOL("upstream.hide_push_params", upstream.hide_push_params, 1, 0,
 	     "strip pn-* parameters from Contacts sent upstream"),
 
@@ -85,7 +98,7 @@ const struct config_option config_options[] = {
 	BOOL("push.missed_call_push", push.missed_call_push, 1, R,
 	     "send an alert push when the caller hangs up before a device answers"),
 	INT("push.wakeup_before_expiry", push.wakeup_before_expiry, 120, 0, DAY, R,
-	    "s before a push binding expires to send a background push asking for a re-REGISTER (0 = off)"),
+	    "s before a push binding expires to push the app to re-REGISTER (0 = off)"),
 	INT("push.min_interval", push.min_interval, 2, 0, 3600, R,
 	    "s between two pushes of the same kind to one device (battery-drain guard)"),
 	STR("push.apns.key_file", push.apns.key_file, "", K | R,
@@ -106,8 +119,7 @@ const struct config_option config_options[] = {
 	    "extra CA bundle trusted for APNs (tests, private relays)"),
 	STR("push.fcm.service_account", push.fcm.service_account, "", K | R,
 	    "Google service-account JSON enabling FCM HTTP v1; must not be world-readable"),
-	STR("push.fcm.url", push.fcm.url, "https://fcm.googleapis.com", R,
-	    "FCM HTTP v1 endpoint"),
+	STR("push.fcm.url", push.fcm.url, "https://fcm.googleapis.com", R, "FCM HTTP v1 endpoint"),
 	STR("push.fcm.token_url", push.fcm.token_url, "", R,
 	    "OAuth2 token endpoint (\"\" = token_uri of the service account)"),
 	STR("push.fcm.ca_file", push.fcm.ca_file, "", F | R,
@@ -125,8 +137,7 @@ const struct config_option config_options[] = {
 	STR("admin.socket", admin.socket, "/run/sipwake/sipwake.sock", 0,
 	    "control socket used by sipwakectl"),
 
-	ENUM("log.level", log.level, "info", log_level_values, R,
-	     "least severe level logged"),
+	ENUM("log.level", log.level, "info", log_level_values, R, "least severe level logged"),
 	BOOL("log.sip_trace", log.sip_trace, 0, R,
 	     "log every SIP message sent and received (push tokens shortened)"),
 };

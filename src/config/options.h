@@ -19,21 +19,21 @@ enum config_type {
 };
 
 /* Flags of one option. */
-#define CONFIG_F_RELOAD 0x01  /* applied by config_reload() (SIGHUP) */
-#define CONFIG_F_FILE 0x02    /* names a file that must exist and be readable */
-#define CONFIG_F_SECRET 0x04  /* ... and must not be world-readable (key files) */
+#define CONFIG_F_RELOAD 0x01 /* applied by config_reload() (SIGHUP) */
+#define CONFIG_F_FILE 0x02   /* names a file that must exist and be readable */
+#define CONFIG_F_SECRET 0x04 /* ... and must not be world-readable (key files) */
 
 struct config_option {
 	const char *name; /* dotted path, e.g. "push.apns.key_id" */
 	enum config_type type;
-	size_t offset;    /* into struct sw_config */
+	size_t offset; /* into struct sw_config */
 	unsigned flags;
-	int def_int;      /* CONFIG_BOOL (0/1) and CONFIG_INT */
-	const char *def_str;            /* CONFIG_STRING */
-	const char *const *def_list;    /* CONFIG_LIST, NULL-terminated */
-	int min, max;                   /* CONFIG_INT bounds, inclusive */
-	const char *const *values;      /* CONFIG_STRING: allowed values or NULL */
-	const char *doc;                /* one line for the reference */
+	int def_int;                 /* CONFIG_BOOL (0/1) and CONFIG_INT */
+	const char *def_str;         /* CONFIG_STRING */
+	const char *const *def_list; /* CONFIG_LIST, NULL-terminated */
+	int min, max;                /* CONFIG_INT bounds, inclusive */
+	const char *const *values;   /* CONFIG_STRING: allowed values or NULL */
+	const char *doc;             /* one line for the reference */
 };
 
 extern const struct config_option config_options[];

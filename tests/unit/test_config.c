@@ -24,15 +24,14 @@ static int failures;
 static char tmpdir[] = "/tmp/sipwake-test-config-XXXXXX";
 static char conf_path[512];
 
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stdout, "%s:%d: check failed: %s: ", __FILE__,  \
-				__LINE__, #cond);                               \
-			fprintf(stdout, __VA_ARGS__);                           \
-			fputc('\n', stdout);                                    \
-			failures++;                                             \
-		}                                                               \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stdout, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stdout, __VA_ARGS__);                                              \
+			fputc('\n', stdout);                                                       \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static char *read_all(const char *path)
@@ -139,8 +138,8 @@ static void expect_error_at(const char *errs, int line, const char *key, const c
 	else
 		snprintf(want, sizeof(want), "%s: %s: %s", conf_path, key, reason);
 	if (!strstr(errs, want)) {
-		fprintf(stdout, "%s:%d: expected error \"%s\", got:\n%s\n", __FILE__, src_line, want,
-			errs);
+		fprintf(stdout, "%s:%d: expected error \"%s\", got:\n%s\n", __FILE__, src_line,
+			want, errs);
 		failures++;
 	}
 }
@@ -188,7 +187,8 @@ static void test_defaults(void)
 	CHECK(strcmp(cfg.sip.listen[2], "sips:0.0.0.0:5061") == 0, "%s", cfg.sip.listen[2]);
 	CHECK(strcmp(cfg.sip.advertised_host, "") == 0, "advertised_host");
 	CHECK(strcmp(cfg.sip.domains[0], "example.com") == 0 && !cfg.sip.domains[1], "domains");
-	CHECK(strcmp(cfg.sip.tls.certificate, "") == 0 && strcmp(cfg.sip.tls.private_key, "") == 0 &&
+	CHECK(strcmp(cfg.sip.tls.certificate, "") == 0 &&
+		      strcmp(cfg.sip.tls.private_key, "") == 0 &&
 		      strcmp(cfg.sip.tls.ca_file, "") == 0 && !cfg.sip.tls.verify_client,
 	      "tls");
 	CHECK(strcmp(cfg.upstream.uri, "sip:pbx.example.com:5060") == 0, "%s", cfg.upstream.uri);
@@ -214,7 +214,8 @@ static void test_defaults(void)
 	      "apns credentials empty");
 	CHECK(strcmp(cfg.push.fcm.url, "https://fcm.googleapis.com") == 0, "fcm url");
 	CHECK(strcmp(cfg.push.fcm.service_account, "") == 0 &&
-		      strcmp(cfg.push.fcm.token_url, "") == 0 && strcmp(cfg.push.fcm.ca_file, "") == 0,
+		      strcmp(cfg.push.fcm.token_url, "") == 0 &&
+		      strcmp(cfg.push.fcm.ca_file, "") == 0,
 	      "fcm");
 	CHECK(!config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "no provider by default");
 	CHECK(cfg.messages.store && cfg.messages.max_age == 604800 &&
@@ -232,18 +233,44 @@ static void test_defaults(void)
 static void test_spec_keys(void)
 {
 	static const char *const spec_keys[] = {
-		"sip.listen", "sip.advertised_host", "sip.domains", "sip.tls.certificate",
-		"sip.tls.private_key", "sip.tls.ca_file", "sip.tls.verify_client",
-		"upstream.uri", "upstream.hide_push_params", "registrar.min_expires",
-		"registrar.max_expires", "registrar.push_max_expires",
-		"registrar.max_contacts_per_aor", "storage.database", "push.call_timeout",
-		"push.provisional", "push.missed_call_push", "push.wakeup_before_expiry",
-		"push.min_interval", "push.apns.key_file", "push.apns.key_id",
-		"push.apns.team_id", "push.apns.certificate", "push.apns.private_key",
-		"push.apns.url", "push.apns.sandbox_url", "push.apns.ca_file",
-		"push.fcm.service_account", "push.fcm.url", "push.fcm.token_url",
-		"push.fcm.ca_file", "messages.store", "messages.max_age", "messages.max_per_aor",
-		"messages.max_body", "admin.socket", "log.level", "log.sip_trace",
+		"sip.listen",
+		"sip.advertised_host",
+		"sip.domains",
+		"sip.tls.certificate",
+		"sip.tls.private_key",
+		"sip.tls.ca_file",
+		"sip.tls.verify_client",
+		"upstream.uri",
+		"upstream.hide_push_params",
+		"registrar.min_expires",
+		"registrar.max_expires",
+		"registrar.push_max_expires",
+		"registrar.max_contacts_per_aor",
+		"storage.database",
+		"push.call_timeout",
+		"push.provisional",
+		"push.missed_call_push",
+		"push.wakeup_before_expiry",
+		"push.min_interval",
+		"push.apns.key_file",
+		"push.apns.key_id",
+		"push.apns.team_id",
+		"push.apns.certificate",
+		"push.apns.private_key",
+		"push.apns.url",
+		"push.apns.sandbox_url",
+		"push.apns.ca_file",
+		"push.fcm.service_account",
+		"push.fcm.url",
+		"push.fcm.token_url",
+		"push.fcm.ca_file",
+		"messages.store",
+		"messages.max_age",
+		"messages.max_per_aor",
+		"messages.max_body",
+		"admin.socket",
+		"log.level",
+		"log.sip_trace",
 	};
 
 	for (size_t i = 0; i < sizeof(spec_keys) / sizeof(spec_keys[0]); i++)
@@ -342,7 +369,8 @@ static void test_reference(void)
 	have = read_all(path);
 	CHECK(have, "cannot read %s", path);
 	if (have && strcmp(have, want) != 0)
-		CHECK(0, "docs/config.md is stale: run build/tests/sipwake_confref > docs/config.md");
+		CHECK(0,
+		      "docs/config.md is stale: run build/tests/sipwake_confref > docs/config.md");
 	for (size_t i = 0; i < config_options_count; i++) {
 		char cell[300];
 		snprintf(cell, sizeof(cell), "| `%s` |", config_options[i].name);
@@ -368,13 +396,15 @@ static void test_minimal(void)
 	free(errs);
 
 	/* Values of the right types, including a () list and an empty upstream. */
-	rc = load_text("sip: { listen = ( \"sips:[::]:5061\", \"sip:[::]:5060\" );\n"
-		       "  domains = [ \"a.example\" ]; };\n"
-		       "upstream: { uri = \"\"; hide_push_params = false; };\n"
-		       "registrar: { min_expires = 30; max_expires = 30; push_max_expires = 30; };\n"
-		       "push: { call_timeout = 0x3c; provisional = \"none\"; wakeup_before_expiry = 0; };\n"
-		       "log: { level = \"debug\"; sip_trace = true; };\n",
-		       &cfg, &errs);
+	rc = load_text(
+		"sip: { listen = ( \"sips:[::]:5061\", \"sip:[::]:5060\" );\n"
+		"  domains = [ \"a.example\" ]; };\n"
+		"upstream: { uri = \"\"; hide_push_params = false; };\n"
+		"registrar: { min_expires = 30; max_expires = 30; push_max_expires = 30; };\n"
+		"push: { call_timeout = 0x3c; provisional = \"none\"; wakeup_before_expiry = 0; "
+		"};\n"
+		"log: { level = \"debug\"; sip_trace = true; };\n",
+		&cfg, &errs);
 	/* sips: without certificate */
 	CHECK(rc == -1, "sips: listener without TLS accepted");
 	expect_error(errs, 1, "sip.listen", "\"sips:[::]:5061\" needs sip.tls.certificate");
@@ -385,16 +415,19 @@ static void test_minimal(void)
 	write_file(tmp_path("key.pem"), "key\n", 0600);
 	{
 		char text[2048];
-		snprintf(text, sizeof(text),
-			 "sip: { listen = ( \"sips:[::]:5061\", \"sip:[::]:5060\" );\n"
-			 "  domains = [ \"a.example\" ];\n"
-			 "  tls: { certificate = \"%s/cert.pem\"; private_key = \"%s/key.pem\"; };\n"
-			 "};\n"
-			 "upstream: { uri = \"\"; hide_push_params = false; };\n"
-			 "registrar: { min_expires = 30; max_expires = 30; push_max_expires = 31; };\n"
-			 "push: { call_timeout = 0x3c; provisional = \"none\"; wakeup_before_expiry = 0; };\n"
-			 "log: { level = \"debug\"; sip_trace = true; };\n",
-			 tmpdir, tmpdir);
+		snprintf(
+			text, sizeof(text),
+			"sip: { listen = ( \"sips:[::]:5061\", \"sip:[::]:5060\" );\n"
+			"  domains = [ \"a.example\" ];\n"
+			"  tls: { certificate = \"%s/cert.pem\"; private_key = \"%s/key.pem\"; };\n"
+			"};\n"
+			"upstream: { uri = \"\"; hide_push_params = false; };\n"
+			"registrar: { min_expires = 30; max_expires = 30; push_max_expires = 31; "
+			"};\n"
+			"push: { call_timeout = 0x3c; provisional = \"none\"; wakeup_before_expiry "
+			"= 0; };\n"
+			"log: { level = \"debug\"; sip_trace = true; };\n",
+			tmpdir, tmpdir);
 		rc = load_text(text, &cfg, &errs);
 	}
 	CHECK(rc == 0, "valid config rejected:\n%s", errs);
@@ -404,7 +437,8 @@ static void test_minimal(void)
 		CHECK(cfg.push.call_timeout == 60, "hex int");
 		CHECK(strcmp(cfg.push.provisional, "none") == 0, "enum");
 		CHECK(cfg.log.sip_trace && strcmp(cfg.log.level, "debug") == 0, "log");
-		CHECK(strcmp(cfg.sip.listen[1], "sip:[::]:5060") == 0 && !cfg.sip.listen[2], "list");
+		CHECK(strcmp(cfg.sip.listen[1], "sip:[::]:5060") == 0 && !cfg.sip.listen[2],
+		      "list");
 		config_cleanup(&cfg);
 	}
 	free(errs);
@@ -420,6 +454,8 @@ static void test_single_errors(void)
 	EXPECT_ONE(OK_SIP "push: { apns: { keyfile = \"\"; }; };\n", 2, "push.apns.keyfile",
 		   "unknown key (did you mean push.apns.key_file?)");
 	EXPECT_ONE(OK_SIP "push: { gcm: { }; };\n", 2, "push.gcm", "unknown key");
+	EXPECT_ONE(OK_SIP "registrar: { call_timeout = 5; };\n", 2, "registrar.call_timeout",
+		   "unknown key (did you mean push.call_timeout?)");
 	EXPECT_ONE(OK_SIP "push = 5;\n", 2, "push", "must be a group { ... }, not an integer");
 
 	/* wrong types */
@@ -461,8 +497,8 @@ static void test_single_errors(void)
 		   "must name at least one domain");
 	EXPECT_ONE(OK_SIP "upstream: { uri = \"pbx.example.com\"; };\n", 2, "upstream.uri",
 		   "\"pbx.example.com\" is not a sip: or sips: URI");
-	EXPECT_ONE(OK_SIP "push: { fcm: { url = \"fcm.googleapis.com\"; }; };\n", 2,
-		   "push.fcm.url", "\"fcm.googleapis.com\" is not an https:// URL");
+	EXPECT_ONE(OK_SIP "push: { fcm: { url = \"fcm.googleapis.com\"; }; };\n", 2, "push.fcm.url",
+		   "\"fcm.googleapis.com\" is not an https:// (or http://) URL");
 	EXPECT_ONE(OK_SIP "push: { apns: { key_id = \"ABC\"; }; };\n", 2, "push.apns.key_id",
 		   "\"ABC\" is not an Apple key ID");
 	EXPECT_ONE(OK_SIP "admin: { socket = \"\"; };\n", 2, "admin.socket", "must not be empty");
@@ -559,16 +595,18 @@ static void test_key_files(void)
 	}
 
 	/* a directory is not a key file */
-	snprintf(text, sizeof(text), OK_SIP "sip: { tls: {\n certificate = \"%s\";\n"
-					    " private_key = \"%s\"; }; };\n",
+	snprintf(text, sizeof(text),
+		 OK_SIP "sip: { tls: {\n certificate = \"%s\";\n"
+			" private_key = \"%s\"; }; };\n",
 		 key, tmpdir);
 	rc = load_text(text, &cfg, &errs);
 	CHECK(rc == -1, "directory accepted as key");
 	/* OK_SIP and this text both define "sip": libconfig refuses the duplicate */
 	CHECK(strstr(errs, "syntax error"), "duplicate group not refused:\n%s", errs);
 	free(errs);
-	snprintf(text, sizeof(text), "sip: { listen = [ \"sips:127.0.0.1\" ];\n tls: {\n"
-				     " certificate = \"%s\";\n private_key = \"%s\"; }; };\n",
+	snprintf(text, sizeof(text),
+		 "sip: { listen = [ \"sips:127.0.0.1\" ];\n tls: {\n"
+		 " certificate = \"%s\";\n private_key = \"%s\"; }; };\n",
 		 key, tmpdir);
 	{
 		char reason[600];
@@ -596,19 +634,19 @@ static void test_many_errors(void)
 	char *errs;
 	int rc;
 
-	rc = load_text("sip: {\n"                             /* 1 */
-		       "  listen = [ \"udp:127.0.0.1\" ];\n"   /* 2 */
-		       "  domain = [ \"x\" ];\n"               /* 3 */
-		       "};\n"                                  /* 4 */
-		       "registrar: {\n"                        /* 5 */
-		       "  min_expires = \"60\";\n"             /* 6 */
-		       "  max_contacts_per_aor = 0;\n"         /* 7 */
-		       "};\n"                                  /* 8 */
-		       "push: {\n"                             /* 9 */
-		       "  provisional = \"183\";\n"            /* 10 */
-		       "  missed_call_push = \"yes\";\n"       /* 11 */
-		       "};\n"                                  /* 12 */
-		       "bogus = true;\n",                      /* 13 */
+	rc = load_text("sip: {\n"                            /* 1 */
+		       "  listen = [ \"udp:127.0.0.1\" ];\n" /* 2 */
+		       "  domain = [ \"x\" ];\n"             /* 3 */
+		       "};\n"                                /* 4 */
+		       "registrar: {\n"                      /* 5 */
+		       "  min_expires = \"60\";\n"           /* 6 */
+		       "  max_contacts_per_aor = 0;\n"       /* 7 */
+		       "};\n"                                /* 8 */
+		       "push: {\n"                           /* 9 */
+		       "  provisional = \"183\";\n"          /* 10 */
+		       "  missed_call_push = \"yes\";\n"     /* 11 */
+		       "};\n"                                /* 12 */
+		       "bogus = true;\n",                    /* 13 */
 		       &cfg, &errs);
 	CHECK(rc == -1, "bad config accepted");
 	expect_error(errs, 2, "sip.listen", "\"udp:127.0.0.1\" is not a sip: or sips: URI");
@@ -626,8 +664,8 @@ static void test_many_errors(void)
 		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 			char want[600];
 			snprintf(want, sizeof(want), "%s:%d: ", conf_path, lines[i]);
-			CHECK(strncmp(p, want, strlen(want)) == 0, "line %zu should start \"%s\":\n%s",
-			      i + 1, want, errs);
+			CHECK(strncmp(p, want, strlen(want)) == 0,
+			      "line %zu should start \"%s\":\n%s", i + 1, want, errs);
 			p = strchr(p, '\n');
 			if (!p)
 				break;
@@ -648,7 +686,8 @@ static void test_include(void)
 	write_file(tmp_path("push.inc"), "push: {\n  call_timeout = 0;\n};\n", 0600);
 	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
 	CHECK(rc == -1, "error in included file accepted");
-	snprintf(want, sizeof(want), "%s:2: push.call_timeout: 0 is out of range", tmp_path("push.inc"));
+	snprintf(want, sizeof(want), "%s:2: push.call_timeout: 0 is out of range",
+		 tmp_path("push.inc"));
 	CHECK(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
 	free(errs);
 	config_cleanup(&cfg);
