@@ -2,10 +2,11 @@
 /*
  * The config loader: reads sipwake.conf with libconfig, walks every setting
  * of the file against the option table (options.c), then checks the rules
- * that tie keys together and the key files they name. Every problem is
- * printed to stderr as "FILE:LINE: KEY: REASON" and the walk goes on, so
- * that one run of `sipwaked --check` shows all of them. Logging is not set
- * up yet when this runs, hence plain stderr.
+ * that tie keys together and the key files they name. A problem does not
+ * stop the walk: all of them are collected and printed to stderr in file
+ * order, one "FILE:LINE: KEY: REASON" line each, so that one run of
+ * `sipwaked --check` shows every mistake. Logging is not set up yet when
+ * this runs, hence plain stderr.
  */
 #include "sipwake/config.h"
 
@@ -706,6 +707,10 @@ static void check_urls(struct load_ctx *ctx)
 	if (set(v) && !is_http_url(v))
 		report_key(ctx, "push.fcm.token_url", "\"%s\" is not an https:// (or http://) URL",
 			   v);
+	v = str_of(ctx, "sip.advertised_host");
+	if (v && (has_space(v) || is_sip_uri(v)))
+		report_key(ctx, "sip.advertised_host",
+			   "\"%s\" is not a host name or address (no URI, no spaces)", v);
 	v = str_of(ctx, "upstream.uri");
 	if (set(v) && (!is_sip_uri(v) || has_space(v)))
 		report_key(ctx, "upstream.uri",

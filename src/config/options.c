@@ -277,6 +277,7 @@ void config_write_reference(FILE *out)
 	      "- `sip.listen` and `sip.domains` are not empty and have no empty entry;\n"
 	      "  every listener starts with `sip:` or `sips:`. A `sips:` listener needs\n"
 	      "  `sip.tls.certificate` and `sip.tls.private_key`.\n"
+	      "- `sip.advertised_host` is a host name or address, not a URI.\n"
 	      "- `upstream.uri`, when set, starts with `sip:` or `sips:`.\n"
 	      "- `push.apns.key_file` needs `push.apns.key_id` and `push.apns.team_id`\n"
 	      "  (10 letters or digits each); `push.apns.certificate` needs\n"
@@ -286,8 +287,13 @@ void config_write_reference(FILE *out)
 	      "- Every file named (certificates, keys, CA bundles, the service account)\n"
 	      "  must exist and be readable by sipwaked. Key files (`sip.tls.private_key`,\n"
 	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`)\n"
-	      "  must not be world-readable: `chmod o-r` them.\n"
+	      "  must not be world-readable: `chmod o-r` them. Give absolute paths.\n"
 	      "- `storage.database` is not empty; `admin.socket` is not empty and fits in a\n"
-	      "  Unix socket address (at most 107 bytes).\n",
+	      "  Unix socket address (at most 107 bytes).\n"
+	      "\n"
+	      "A check that fails on a key the file does not set (its default applies)\n"
+	      "is reported at the line of the enclosing group, or as `FILE: KEY: REASON`\n"
+	      "when the file has neither. Note that the default `sip.listen` has a\n"
+	      "`sips:` listener, so a file that sets no listeners needs the TLS keys.\n",
 	      out);
 }

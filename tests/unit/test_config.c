@@ -502,6 +502,8 @@ static void test_single_errors(void)
 	EXPECT_ONE(OK_SIP "push: { apns: { key_id = \"ABC\"; }; };\n", 2, "push.apns.key_id",
 		   "\"ABC\" is not an Apple key ID");
 	EXPECT_ONE(OK_SIP "admin: { socket = \"\"; };\n", 2, "admin.socket", "must not be empty");
+	EXPECT_ONE("sip: {\n listen = [ \"sip:127.0.0.1\" ];\n advertised_host = \"sip:x\"; };\n", 3,
+		   "sip.advertised_host", "\"sip:x\" is not a host name or address");
 	/* The default listeners include sips: and nothing in the file has a line. */
 	EXPECT_ONE("", 0, "sip.listen", "\"sips:0.0.0.0:5061\" needs sip.tls.certificate");
 	/* ... with a sip group in the file, its line is used. */
