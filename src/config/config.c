@@ -571,7 +571,7 @@ static const char *str_of(struct load_ctx *ctx, const char *key)
 	return v ? *v : NULL;
 }
 
-static int set(const char *s)
+static int nonempty(const char *s)
 {
 	return s && s[0];
 }
@@ -629,9 +629,9 @@ static void check_listen(struct load_ctx *ctx)
 				    "\"%s\" needs sip.tls.certificate and sip.tls.private_key", l);
 		}
 	}
-	if (set(cert) && key && !key[0])
+	if (nonempty(cert) && key && !key[0])
 		report_key(ctx, "sip.tls.certificate", "needs sip.tls.private_key");
-	if (set(key) && cert && !cert[0])
+	if (nonempty(key) && cert && !cert[0])
 		report_key(ctx, "sip.tls.private_key", "needs sip.tls.certificate");
 }
 
@@ -667,27 +667,27 @@ static void check_apns(struct load_ctx *ctx)
 	const char *cert = str_of(ctx, "push.apns.certificate");
 	const char *pkey = str_of(ctx, "push.apns.private_key");
 
-	if (set(key_id) && !is_alnum_id(key_id, 10))
+	if (nonempty(key_id) && !is_alnum_id(key_id, 10))
 		report_key(ctx, "push.apns.key_id",
 			   "\"%s\" is not an Apple key ID (10 letters or digits)", key_id);
-	if (set(team_id) && !is_alnum_id(team_id, 10))
+	if (nonempty(team_id) && !is_alnum_id(team_id, 10))
 		report_key(ctx, "push.apns.team_id",
 			   "\"%s\" is not an Apple team ID (10 letters or digits)", team_id);
-	if (set(key_file)) {
+	if (nonempty(key_file)) {
 		if (key_id && !key_id[0])
 			report_key(ctx, "push.apns.key_file",
 				   "needs push.apns.key_id (the 10-character ID of the key)");
 		if (team_id && !team_id[0])
 			report_key(ctx, "push.apns.key_file",
 				   "needs push.apns.team_id (the 10-character Apple team ID)");
-		if (set(cert))
+		if (nonempty(cert))
 			report_key(ctx, "push.apns.certificate",
 				   "cannot be used with push.apns.key_file; choose token or "
 				   "certificate auth");
 	}
-	if (set(cert) && pkey && !pkey[0])
+	if (nonempty(cert) && pkey && !pkey[0])
 		report_key(ctx, "push.apns.certificate", "needs push.apns.private_key");
-	if (set(pkey) && cert && !cert[0])
+	if (nonempty(pkey) && cert && !cert[0])
 		report_key(ctx, "push.apns.private_key", "needs push.apns.certificate");
 }
 
@@ -704,7 +704,7 @@ static void check_urls(struct load_ctx *ctx)
 				   v);
 	}
 	v = str_of(ctx, "push.fcm.token_url");
-	if (set(v) && !is_http_url(v))
+	if (nonempty(v) && !is_http_url(v))
 		report_key(ctx, "push.fcm.token_url", "\"%s\" is not an https:// (or http://) URL",
 			   v);
 	v = str_of(ctx, "sip.advertised_host");
@@ -712,7 +712,7 @@ static void check_urls(struct load_ctx *ctx)
 		report_key(ctx, "sip.advertised_host",
 			   "\"%s\" is not a host name or address (no URI, no spaces)", v);
 	v = str_of(ctx, "upstream.uri");
-	if (set(v) && (!is_sip_uri(v) || has_space(v)))
+	if (nonempty(v) && (!is_sip_uri(v) || has_space(v)))
 		report_key(ctx, "upstream.uri",
 			   "\"%s\" is not a sip: or sips: URI (\"\" = standalone mode)", v);
 }
@@ -742,7 +742,7 @@ static void check_files(struct load_ctx *ctx)
 		struct stat st;
 		int fd;
 
-		if (!(o->flags & CONFIG_F_FILE) || !set(path = str_of(ctx, o->name)))
+		if (!(o->flags & CONFIG_F_FILE) || !nonempty(path = str_of(ctx, o->name)))
 			continue;
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (fd < 0) {

@@ -502,8 +502,8 @@ static void test_single_errors(void)
 	EXPECT_ONE(OK_SIP "push: { apns: { key_id = \"ABC\"; }; };\n", 2, "push.apns.key_id",
 		   "\"ABC\" is not an Apple key ID");
 	EXPECT_ONE(OK_SIP "admin: { socket = \"\"; };\n", 2, "admin.socket", "must not be empty");
-	EXPECT_ONE("sip: {\n listen = [ \"sip:127.0.0.1\" ];\n advertised_host = \"sip:x\"; };\n", 3,
-		   "sip.advertised_host", "\"sip:x\" is not a host name or address");
+	EXPECT_ONE("sip: {\n listen = [ \"sip:127.0.0.1\" ];\n advertised_host = \"sip:x\"; };\n",
+		   3, "sip.advertised_host", "\"sip:x\" is not a host name or address");
 	/* The default listeners include sips: and nothing in the file has a line. */
 	EXPECT_ONE("", 0, "sip.listen", "\"sips:0.0.0.0:5061\" needs sip.tls.certificate");
 	/* ... with a sip group in the file, its line is used. */
@@ -755,6 +755,20 @@ static void test_reload(void)
 	CHECK(strcmp(cfg.log.level, "debug") == 0 && cfg.push.call_timeout == 10,
 	      "failed reload changed cfg");
 	free(errs);
+
+	/* Reloading from another file makes it the file of the next reload. */
+	{
+		char other[512];
+		snprintf(other, sizeof(other), "%s", tmp_path("other.conf"));
+		write_file(other, OK_SIP "push: { min_interval = 7; };\n", 0600);
+		capture_begin(&c);
+		rc = config_reload(&cfg, other);
+		errs = capture_end(&c);
+		CHECK(rc == 0, "reload from other file failed:\n%s", errs);
+		CHECK(cfg.push.min_interval == 7 && strcmp(cfg.path, other) == 0,
+		      "other file used");
+		free(errs);
+	}
 	config_cleanup(&cfg);
 }
 
