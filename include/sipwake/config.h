@@ -84,8 +84,23 @@ struct sw_config {
  * Load and validate a config file into cfg (which is reset first).
  * Errors are printed to stderr, one line each, as "file:line: key: reason".
  * Returns 0 on success, -1 on any error (cfg is then cleaned up).
+ * cfg must not hold a loaded config (its old contents are overwritten, not
+ * freed); path NULL means config_default_path(). The key files named are
+ * checked too: present, readable, and not world-readable.
  */
 int config_load(struct sw_config *cfg, const char *path);
+
+/*
+ * Re-read the file (path, or cfg->path when NULL) for SIGHUP. On success the
+ * reloadable keys (log.*, push.*) are copied into cfg, a change to any other
+ * key is logged as needing a restart, and 0 is returned. On any error the
+ * errors are printed as by config_load(), cfg is left untouched, and -1 is
+ * returned.
+ */
+int config_reload(struct sw_config *cfg, const char *path);
+
+/* The file read when no -c is given: "/etc/sipwake/sipwake.conf". */
+const char *config_default_path(void);
 
 /* Fill cfg with the built-in defaults only (no file). */
 void config_defaults(struct sw_config *cfg);

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The option table: every key of sipwake.conf, in the order of the shipped
+ * conf/sipwake.conf, with its type, place in struct sw_config, default,
+ * bounds and a one-line description. The loader (config.c), the reference
+ * in docs/config.md and the tests are all driven from here, so a key that
+ * is added in this one place is parsed, validated, documented and checked.
+ */
+#include "options.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sipwake/config.h"
+
+#define OFF(field) offsetof(struct sw_config, field)
+
+#define DAY 86400
+#define YEAR (365 * DAY)
+
+#define BOOL(n, field, def, fl, d)                                                                 \
+	{                                                                                          \
+		.name = n, .type = CONFIG_BOOL, .offset = OFF(field), .flags = fl, .def_int = def, \
+		.doc = d                                                                           \
+	}
+#define INT(n, field, def, lo, hi, fl, d)                                                          \
+	{                                                                                          \
+		.name = n, .type = CONFIG_INT, .offset = OFF(field), .flags = fl, .def_int = def,  \
+		.min = lo, .max = hi, .doc = d                                                     \
+	}
+#define STR(n, field, def, fl, d)                                                                  \
+	{                                                                                          \
+		.name = n, .type = CONFIG_STRING, .offset = OFF(field), .flags = fl,               \
+		.def_str = def, .doc = d                                                           \
+	}
+#define ENUM(n, field, def, vals, fl, d)                                                           \
+	{                                                                                          \
+		.name = n, .type = CONFIG_STRING, .offset = OFF(field), .flags = fl,               \
+		.def_str = def, .values = vals, .doc = d                                           \
+	}
+#define LIST(n, field, def, fl, d)                                                                 \
+	{                                                                                          \
+		.name = n, .type = CONFIG_LIST, .offset = OFF(field), .flags = fl,                 \
+		.def_list = def, .doc = d                                                          \
+	}
+
+#define R CONFIG_F_RELOAD
+#define F CONFIG_F_FILE
+#define K (CONFIG_F_FILE | CONFIG_F_SECRET)
+
+static const char *const listen_default[] = {
+	"sip:0.0.0.0:5060;transport=udp",
+	"sip:0.0.0.0:5060;transport=tcp",
+	"sips:0.0.0.0:5061",
+	NULL,
+};
+static const char *const domains_default[] = {"example.com", NULL};
+static const char *const provisional_values[] = {"110", "180", "none", NULL};
+static const char *const log_level_values[] = {"error", "warn", "notice", "info", "debug", NULL};
+
+const struct config_option config_options[] = {
+	LIST("sip.listen", sip.listen, listen_default, 0,
+	     "SIP listeners, sofia-sip URIs; sips: needs sip.tls.certificate and private_key"),
+	STR("sip.advertised_host", sip.advertised_host, "", 0,
+	    "host put in Path and Record-Route (\"\" = the listen address)"),
+	LIST("sip.domains", sip.domains, domains_default, 0,
+	     "domains served; requests for any other domain are refused (no open relay)"),
+	STR("sip.tls.certificate", sip.tls.certificate, "", F,
+	    "PEM certificate (chain) of the sips: listener"),
+	STR("sip.tls.private_key", sip.tls.private_key, "", K,
+	    "PEM private key of that certificate; must not be world-readable"),
+	STR("sip.tls.ca_file", sip.tls.ca_file, "", F,
+	    "CA bundle used to verify client certificates (\"\" = system default)"),
+	BOOL("sip.tls.verify_client", sip.tls.verify_client, 0, 0,
+	     "require and verify a client certificate on sips: connections"),
+
+	STR("upstream.uri", upstream.uri, "sip:pbx.example.com:5060", 0,
+	    "upstream registrar/proxy, sip: or sips: URI (\"\" = standalone: sipwake registers)"),
+	BOOL("upstream.hide_push_params", upstream.hide_push_params, 1, 0,
+	     "strip pn-* parameters from Contacts sent upstream"),
+
+	INT("registrar.min_expires", registrar.min_expires, 60, 1, DAY, 0,
+	    "shortest registration interval accepted, s"),
+	INT("registrar.max_expires", registrar.max_expires, 3600, 1, YEAR, 0,
+	    "longest registration granted to contacts without push parameters, s"),
+	INT("registrar.push_max_expires", registrar.push_max_expires, 604800, 1, YEAR, 0,
+	    "longest registration granted to contacts with push parameters, s"),
+	INT("registrar.max_contacts_per_aor", registrar.max_contacts_per_aor, 12, 1, 1000, 0,
+	    "most bindings kept for one address of record"),
+
+	STR("storage.database", storage.database, "/var/lib/sipwake/sipwake.db", 0,
+	    "SQLite database of bindings and stored messages"),
+
+	INT("push.call_timeout", push.call_timeout, 30, 1, 600, R,
+	    "s a call waits for the woken device before 480 Temporarily Unavailable"),
+	ENUM("push.provisional", push.provisional, "110", provisional_values, R,
+	     "response sent to the caller once a push is out: 110 Push sent, 180 Ringing or none"),
+	BOOL("push.missed_call_push", push.missed_call_push, 1, R,
+	     "send an alert push when the caller hangs up before a device answers"),
+	INT("push.wakeup_before_expiry", push.wakeup_before_expiry, 120, 0, DAY, R,
+	    "s before a push binding expires to push the app to re-REGISTER (0 = off)"),
+	INT("push.min_interval", push.min_interval, 2, 0, 3600, R,
+	    "s between two pushes of the same kind to one device (battery-drain guard)"),
+	STR("push.apns.key_file", push.apns.key_file, "", K | R,
+	    "APNs token auth: .p8 signing key (ES256); must not be world-readable"),
+	STR("push.apns.key_id", push.apns.key_id, "", R,
+	    "APNs token auth: 10-character key ID of key_file"),
+	STR("push.apns.team_id", push.apns.team_id, "", R,
+	    "APNs token auth: 10-character Apple team ID"),
+	STR("push.apns.certificate", push.apns.certificate, "", F | R,
+	    "APNs certificate auth: PEM client certificate (instead of key_file)"),
+	STR("push.apns.private_key", push.apns.private_key, "", K | R,
+	    "APNs certificate auth: PEM private key; must not be world-readable"),
+	STR("push.apns.url", push.apns.url, "https://api.push.apple.com", R,
+	    "APNs production endpoint (pn-provider=apns)"),
+	STR("push.apns.sandbox_url", push.apns.sandbox_url, "https://api.sandbox.push.apple.com", R,
+	    "APNs development endpoint (pn-provider=apns.dev)"),
+	STR("push.apns.ca_file", push.apns.ca_file, "", F | R,
+	    "extra CA bundle trusted for APNs (tests, private relays)"),
+	STR("push.fcm.service_account", push.fcm.service_account, "", K | R,
+	    "Google service-account JSON enabling FCM HTTP v1; must not be world-readable"),
+	STR("push.fcm.url", push.fcm.url, "https://fcm.googleapis.com", R, "FCM HTTP v1 endpoint"),
+	STR("push.fcm.token_url", push.fcm.token_url, "", R,
+	    "OAuth2 token endpoint (\"\" = token_uri of the service account)"),
+	STR("push.fcm.ca_file", push.fcm.ca_file, "", F | R,
+	    "extra CA bundle trusted for FCM and its token endpoint"),
+
+	BOOL("messages.store", messages.store, 1, 0,
+	     "store MESSAGEs no device accepts (202 Accepted) and deliver them later"),
+	INT("messages.max_age", messages.max_age, 604800, 1, YEAR, 0,
+	    "s a stored MESSAGE is retried before it is dropped"),
+	INT("messages.max_per_aor", messages.max_per_aor, 1000, 1, 1000000, 0,
+	    "most stored MESSAGEs for one address of record"),
+	INT("messages.max_body", messages.max_body, 65536, 1, 1048576, 0,
+	    "largest MESSAGE body accepted, bytes (413 beyond)"),
+
+	STR("admin.socket", admin.socket, "/run/sipwake/sipwake.sock", 0,
+	    "control socket used by sipwakectl"),
+
+	ENUM("log.level", log.level, "info", log_level_values, R, "least severe level logged"),
+	BOOL("log.sip_trace", log.sip_trace, 0, R,
+	     "log every SIP message sent and received (push tokens shortened)"),
+};
+
+const size_t config_options_count = sizeof(config_options) / sizeof(config_options[0]);
+
+const struct config_option *config_option_find(const char *name)
+{
+	for (size_t i = 0; i < config_options_count; i++)
+		if (strcmp(config_options[i].name, name) == 0)
+			return &config_options[i];
+	return NULL;
+}
+
+int config_option_is_group(const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < config_options_count; i++) {
+		const char *n = config_options[i].name;
+		if (strncmp(n, name, len) == 0 && n[len] == '.')
+			return 1;
+	}
+	return 0;
+}
+
+/* Write s into a Markdown table cell: '|' would end the cell early. */
+static void put_cell(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+}
+
+static const char *type_name(const struct config_option *o)
+{
+	switch (o->type) {
+	case CONFIG_BOOL:
+		return "bool";
+	case CONFIG_INT:
+		return "int";
+	case CONFIG_STRING:
+		return o->values ? "enum" : "string";
+	case CONFIG_LIST:
+		return "string list";
+	}
+	return "?";
+}
+
+static void put_default(FILE *out, const struct config_option *o)
+{
+	switch (o->type) {
+	case CONFIG_BOOL:
+		fputs(o->def_int ? "`true`" : "`false`", out);
+		break;
+	case CONFIG_INT:
+		fprintf(out, "`%d`", o->def_int);
+		break;
+	case CONFIG_STRING:
+		fputs("`\"", out);
+		put_cell(out, o->def_str);
+		fputs("\"`", out);
+		break;
+	case CONFIG_LIST:
+		fputc('`', out);
+		fputc('[', out);
+		for (const char *const *p = o->def_list; *p; p++) {
+			fputs(p == o->def_list ? "\"" : ", \"", out);
+			put_cell(out, *p);
+			fputc('"', out);
+		}
+		fputs("]`", out);
+		break;
+	}
+}
+
+static void put_range(FILE *out, const struct config_option *o)
+{
+	if (o->type == CONFIG_INT) {
+		fprintf(out, "%d – %d", o->min, o->max);
+	} else if (o->values) {
+		for (const char *const *p = o->values; *p; p++)
+			fprintf(out, "%s`\"%s\"`", p == o->values ? "" : ", ", *p);
+	} else if (o->flags & CONFIG_F_SECRET) {
+		fputs("readable file, not world-readable", out);
+	} else if (o->flags & CONFIG_F_FILE) {
+		fputs("readable file", out);
+	}
+}
+
+void config_write_reference(FILE *out)
+{
+	fputs("<!-- Generated from src/config/options.c by tests/helpers/sipwake_confref.c;\n"
+	      "     do not edit: run build/tests/sipwake_confref > docs/config.md -->\n"
+	      "# Configuration reference\n"
+	      "\n"
+	      "sipwaked reads `/etc/sipwake/sipwake.conf` (or the file given with `-c`),\n"
+	      "written in [libconfig](https://hyperrealm.github.io/libconfig/) syntax:\n"
+	      "groups `name: { ... };`, settings `key = value;`, string lists\n"
+	      "`[ \"a\", \"b\" ]`, comments with `#` or `//`. Every key is optional; a\n"
+	      "missing key takes the default below. The shipped `conf/sipwake.conf`\n"
+	      "lists every key and starts standalone mode on loopback.\n"
+	      "\n"
+	      "A key that is not in this table, a value of the wrong type (an int key\n"
+	      "takes only integers, a bool only `true`/`false`, a list only strings),\n"
+	      "an int out of range or a value not among the allowed ones is an error.\n"
+	      "All errors are reported, one line each, as `FILE:LINE: KEY: REASON`,\n"
+	      "and sipwaked exits with status 78 (`sipwaked --check` validates a file\n"
+	      "without starting).\n"
+	      "\n"
+	      "Keys with *yes* under Reload are applied on SIGHUP (`sipwakectl reload`);\n"
+	      "the others need a restart. A reload whose file has any error changes\n"
+	      "nothing.\n"
+	      "\n"
+	      "| Key | Type | Default | Range / values | Reload | Description |\n"
+	      "|---|---|---|---|---|---|\n",
+	      out);
+	for (size_t i = 0; i < config_options_count; i++) {
+		const struct config_option *o = &config_options[i];
+
+		fprintf(out, "| `%s` | %s | ", o->name, type_name(o));
+		put_default(out, o);
+		fputs(" | ", out);
+		put_range(out, o);
+		fprintf(out, " | %s | ", (o->flags & CONFIG_F_RELOAD) ? "yes" : "no");
+		put_cell(out, o->doc);
+		fputs(" |\n", out);
+	}
+	fputs("\n"
+	      "## Checks across keys\n"
+	      "\n"
+	      "- `registrar.min_expires` ≤ `registrar.max_expires` ≤ "
+	      "`registrar.push_max_expires`, and\n"
+	      "  `push.wakeup_before_expiry` < `registrar.push_max_expires`.\n"
+	      "- `sip.listen` and `sip.domains` are not empty and have no empty entry;\n"
+	      "  every listener starts with `sip:` or `sips:`. A `sips:` listener needs\n"
+	      "  `sip.tls.certificate` and `sip.tls.private_key`.\n"
+	      "- `sip.advertised_host` is a host name or address, not a URI.\n"
+	      "- `upstream.uri`, when set, starts with `sip:` or `sips:`.\n"
+	      "- `push.apns.key_file` needs `push.apns.key_id` and `push.apns.team_id`\n"
+	      "  (10 letters or digits each); `push.apns.certificate` needs\n"
+	      "  `push.apns.private_key`; token and certificate auth exclude each other.\n"
+	      "- Push endpoint URLs start with `https://` or `http://`; `push.fcm.token_url`\n"
+	      "  may be empty.\n"
+	      "- Every file named (certificates, keys, CA bundles, the service account)\n"
+	      "  must exist and be readable by sipwaked. Key files (`sip.tls.private_key`,\n"
+	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`)\n"
+	      "  must not be world-readable: `chmod o-r` them. Give absolute paths.\n"
+	      "- `storage.database` is not empty; `admin.socket` is not empty and fits in a\n"
+	      "  Unix socket address (at most 107 bytes).\n"
+	      "\n"
+	      "A check that fails on a key the file does not set (its default applies)\n"
+	      "is reported at the line of the enclosing group, or as `FILE: KEY: REASON`\n"
+	      "when the file has neither. Note that the default `sip.listen` has a\n"
+	      "`sips:` listener, so a file that sets no listeners needs the TLS keys.\n",
+	      out);
+}

@@ -1,0 +1,807 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit test of the config layer (src/config/): defaults, the shipped
+ * conf/sipwake.conf, the generated docs/config.md, and one case per kind of
+ * error, each checked for its "file:line: key: reason" line on stderr.
+ * Config files are written to a mkdtemp() directory, removed at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "config/options.h"
+#include "sipwake/config.h"
+#include "sipwake/log.h"
+
+static int failures;
+static char tmpdir[] = "/tmp/sipwake-test-config-XXXXXX";
+static char conf_path[512];
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stdout, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stdout, __VA_ARGS__);                                              \
+			fputc('\n', stdout);                                                       \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+static char *read_all(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem;
+
+	if (!fp)
+		return NULL;
+	mem = open_memstream(&buf, &len);
+	for (int c; (c = fgetc(fp)) != EOF;)
+		fputc(c, mem);
+	fclose(mem);
+	fclose(fp);
+	return buf;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *fp;
+
+	unlink(path);
+	fp = fopen(path, "w");
+	if (!fp) {
+		fprintf(stdout, "cannot write %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	fputs(text, fp);
+	fclose(fp);
+	chmod(path, mode);
+}
+
+/* Path of name inside the test directory (static buffer, one at a time). */
+static const char *tmp_path(const char *name)
+{
+	static char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s/%s", tmpdir, name);
+	return buf;
+}
+
+/* Capture what fn writes to fd 2 while it runs; returns a heap string. */
+struct capture {
+	int saved;
+	char path[512];
+};
+
+static void capture_begin(struct capture *c)
+{
+	int fd;
+
+	snprintf(c->path, sizeof(c->path), "%s/stderr.txt", tmpdir);
+	fflush(stderr);
+	c->saved = dup(2);
+	fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+}
+
+static char *capture_end(struct capture *c)
+{
+	char *text;
+
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	text = read_all(c->path);
+	unlink(c->path);
+	return text ? text : strdup("");
+}
+
+/* Write text as the test config and load it; *errs gets stderr. */
+static int load_text(const char *text, struct sw_config *cfg, char **errs)
+{
+	struct capture c;
+	int rc;
+
+	write_file(conf_path, text, 0600);
+	capture_begin(&c);
+	rc = config_load(cfg, conf_path);
+	*errs = capture_end(&c);
+	return rc;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Check that errs holds a line starting "conf:LINE: KEY: REASON...". */
+static void expect_error_at(const char *errs, int line, const char *key, const char *reason,
+			    int src_line)
+{
+	char want[1024];
+
+	if (line > 0)
+		snprintf(want, sizeof(want), "%s:%d: %s: %s", conf_path, line, key, reason);
+	else
+		snprintf(want, sizeof(want), "%s: %s: %s", conf_path, key, reason);
+	if (!strstr(errs, want)) {
+		fprintf(stdout, "%s:%d: expected error \"%s\", got:\n%s\n", __FILE__, src_line,
+			want, errs);
+		failures++;
+	}
+}
+#define expect_error(errs, line, key, reason) expect_error_at(errs, line, key, reason, __LINE__)
+
+/* Load text, which must fail with exactly one error, the one given. */
+static void expect_one(const char *text, int line, const char *key, const char *reason,
+		       int src_line)
+{
+	struct sw_config cfg;
+	char *errs;
+	int rc = load_text(text, &cfg, &errs);
+
+	if (rc != -1) {
+		fprintf(stdout, "%s:%d: config_load accepted:\n%s\n", __FILE__, src_line, text);
+		failures++;
+	}
+	expect_error_at(errs, line, key, reason, src_line);
+	if (count_lines(errs) != 1) {
+		fprintf(stdout, "%s:%d: expected one error line, got:\n%s\n", __FILE__, src_line,
+			errs);
+		failures++;
+	}
+	CHECK(cfg.path == NULL && cfg.sip.listen == NULL, "cfg not reset after an error");
+	config_cleanup(&cfg);
+	free(errs);
+}
+#define EXPECT_ONE(text, line, key, reason) expect_one(text, line, key, reason, __LINE__)
+
+/* A header that makes the rest of a test config valid (no sips: listener). */
+#define OK_SIP "sip: { listen = [ \"sip:127.0.0.1:5060\" ]; };\n"
+
+static void test_defaults(void)
+{
+	struct sw_config cfg;
+
+	config_defaults(&cfg);
+	CHECK(cfg.sip.listen && cfg.sip.listen[0] && cfg.sip.listen[1] && cfg.sip.listen[2] &&
+		      !cfg.sip.listen[3],
+	      "listen has three entries");
+	CHECK(strcmp(cfg.sip.listen[0], "sip:0.0.0.0:5060;transport=udp") == 0, "%s",
+	      cfg.sip.listen[0]);
+	CHECK(strcmp(cfg.sip.listen[1], "sip:0.0.0.0:5060;transport=tcp") == 0, "%s",
+	      cfg.sip.listen[1]);
+	CHECK(strcmp(cfg.sip.listen[2], "sips:0.0.0.0:5061") == 0, "%s", cfg.sip.listen[2]);
+	CHECK(strcmp(cfg.sip.advertised_host, "") == 0, "advertised_host");
+	CHECK(strcmp(cfg.sip.domains[0], "example.com") == 0 && !cfg.sip.domains[1], "domains");
+	CHECK(strcmp(cfg.sip.tls.certificate, "") == 0 &&
+		      strcmp(cfg.sip.tls.private_key, "") == 0 &&
+		      strcmp(cfg.sip.tls.ca_file, "") == 0 && !cfg.sip.tls.verify_client,
+	      "tls");
+	CHECK(strcmp(cfg.upstream.uri, "sip:pbx.example.com:5060") == 0, "%s", cfg.upstream.uri);
+	CHECK(cfg.upstream.hide_push_params, "hide_push_params");
+	CHECK(!config_standalone(&cfg), "gateway mode by default");
+	CHECK(cfg.registrar.min_expires == 60 && cfg.registrar.max_expires == 3600 &&
+		      cfg.registrar.push_max_expires == 604800 &&
+		      cfg.registrar.max_contacts_per_aor == 12,
+	      "registrar");
+	CHECK(strcmp(cfg.storage.database, "/var/lib/sipwake/sipwake.db") == 0, "database");
+	CHECK(cfg.push.call_timeout == 30 && strcmp(cfg.push.provisional, "110") == 0 &&
+		      cfg.push.missed_call_push && cfg.push.wakeup_before_expiry == 120 &&
+		      cfg.push.min_interval == 2,
+	      "push");
+	CHECK(strcmp(cfg.push.apns.url, "https://api.push.apple.com") == 0, "apns url");
+	CHECK(strcmp(cfg.push.apns.sandbox_url, "https://api.sandbox.push.apple.com") == 0,
+	      "sandbox url");
+	CHECK(strcmp(cfg.push.apns.key_file, "") == 0 && strcmp(cfg.push.apns.key_id, "") == 0 &&
+		      strcmp(cfg.push.apns.team_id, "") == 0 &&
+		      strcmp(cfg.push.apns.certificate, "") == 0 &&
+		      strcmp(cfg.push.apns.private_key, "") == 0 &&
+		      strcmp(cfg.push.apns.ca_file, "") == 0,
+	      "apns credentials empty");
+	CHECK(strcmp(cfg.push.fcm.url, "https://fcm.googleapis.com") == 0, "fcm url");
+	CHECK(strcmp(cfg.push.fcm.service_account, "") == 0 &&
+		      strcmp(cfg.push.fcm.token_url, "") == 0 &&
+		      strcmp(cfg.push.fcm.ca_file, "") == 0,
+	      "fcm");
+	CHECK(!config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "no provider by default");
+	CHECK(cfg.messages.store && cfg.messages.max_age == 604800 &&
+		      cfg.messages.max_per_aor == 1000 && cfg.messages.max_body == 65536,
+	      "messages");
+	CHECK(strcmp(cfg.admin.socket, "/run/sipwake/sipwake.sock") == 0, "socket");
+	CHECK(strcmp(cfg.log.level, "info") == 0 && !cfg.log.sip_trace, "log");
+	CHECK(strcmp(config_default_path(), "/etc/sipwake/sipwake.conf") == 0, "default path");
+	config_cleanup(&cfg);
+	CHECK(cfg.sip.listen == NULL && cfg.push.apns.url == NULL, "cleanup zeroes");
+	config_cleanup(&cfg); /* twice is harmless */
+}
+
+/* Every key SPEC §3 names is in the table. */
+static void test_spec_keys(void)
+{
+	static const char *const spec_keys[] = {
+		"sip.listen",
+		"sip.advertised_host",
+		"sip.domains",
+		"sip.tls.certificate",
+		"sip.tls.private_key",
+		"sip.tls.ca_file",
+		"sip.tls.verify_client",
+		"upstream.uri",
+		"upstream.hide_push_params",
+		"registrar.min_expires",
+		"registrar.max_expires",
+		"registrar.push_max_expires",
+		"registrar.max_contacts_per_aor",
+		"storage.database",
+		"push.call_timeout",
+		"push.provisional",
+		"push.missed_call_push",
+		"push.wakeup_before_expiry",
+		"push.min_interval",
+		"push.apns.key_file",
+		"push.apns.key_id",
+		"push.apns.team_id",
+		"push.apns.certificate",
+		"push.apns.private_key",
+		"push.apns.url",
+		"push.apns.sandbox_url",
+		"push.apns.ca_file",
+		"push.fcm.service_account",
+		"push.fcm.url",
+		"push.fcm.token_url",
+		"push.fcm.ca_file",
+		"messages.store",
+		"messages.max_age",
+		"messages.max_per_aor",
+		"messages.max_body",
+		"admin.socket",
+		"log.level",
+		"log.sip_trace",
+	};
+
+	for (size_t i = 0; i < sizeof(spec_keys) / sizeof(spec_keys[0]); i++)
+		CHECK(config_option_find(spec_keys[i]), "SPEC key %s missing from the table",
+		      spec_keys[i]);
+	for (size_t i = 0; i < config_options_count; i++) {
+		const struct config_option *o = &config_options[i];
+		CHECK(o->doc && o->doc[0], "%s has no doc", o->name);
+		if (o->type == CONFIG_INT)
+			CHECK(o->min <= o->def_int && o->def_int <= o->max,
+			      "%s default out of its own range", o->name);
+		if (o->values) {
+			int ok = 0;
+			for (const char *const *v = o->values; *v; v++)
+				ok |= strcmp(*v, o->def_str) == 0;
+			CHECK(ok, "%s default not among its values", o->name);
+		}
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(config_options[j].name, o->name) != 0, "%s twice", o->name);
+	}
+	CHECK(config_option_is_group("push.apns") && config_option_is_group("sip") &&
+		      !config_option_is_group("push.apns.url") && !config_option_is_group("pus"),
+	      "group detection");
+}
+
+static const char *source_dir(void)
+{
+	const char *dir = getenv("SIPWAKE_SOURCE_DIR");
+
+	if (!dir || !dir[0]) {
+		fprintf(stdout, "SIPWAKE_SOURCE_DIR is not set (run through ctest)\n");
+		exit(1);
+	}
+	return dir;
+}
+
+/* conf/sipwake.conf loads cleanly, is standalone on loopback, sets every key. */
+static void test_shipped_conf(void)
+{
+	char path[1024], *errs, *text;
+	struct sw_config cfg;
+	struct capture c;
+	config_t cf;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/conf/sipwake.conf", source_dir());
+	capture_begin(&c);
+	rc = config_load(&cfg, path);
+	errs = capture_end(&c);
+	CHECK(rc == 0, "shipped conf rejected:\n%s", errs);
+	CHECK(errs[0] == '\0', "shipped conf printed:\n%s", errs);
+	free(errs);
+	if (rc == 0) {
+		CHECK(config_standalone(&cfg), "shipped conf is not standalone");
+		CHECK(cfg.sip.listen[0] &&
+			      strcmp(cfg.sip.listen[0], "sip:127.0.0.1:5060;transport=udp") == 0 &&
+			      cfg.sip.listen[1] &&
+			      strcmp(cfg.sip.listen[1], "sip:127.0.0.1:5060;transport=tcp") == 0 &&
+			      !cfg.sip.listen[2],
+		      "shipped listeners");
+		CHECK(cfg.sip.domains[0] && strcmp(cfg.sip.domains[0], "localhost") == 0 &&
+			      cfg.sip.domains[1] && strcmp(cfg.sip.domains[1], "127.0.0.1") == 0 &&
+			      !cfg.sip.domains[2],
+		      "shipped domains");
+		CHECK(!config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "no credentials");
+		CHECK(strcmp(cfg.path, path) == 0, "path kept");
+		config_cleanup(&cfg);
+	}
+
+	/* Every key of the table is actually set in the shipped file. */
+	config_init(&cf);
+	if (!config_read_file(&cf, path)) {
+		CHECK(0, "libconfig cannot read %s", path);
+	} else {
+		for (size_t i = 0; i < config_options_count; i++)
+			CHECK(config_lookup(&cf, config_options[i].name),
+			      "conf/sipwake.conf lacks %s", config_options[i].name);
+	}
+	config_destroy(&cf);
+
+	text = read_all(path);
+	CHECK(text && strstr(text, "# , \"sips:"), "TLS listener not shown commented out");
+	free(text);
+}
+
+/* docs/config.md is exactly what config_write_reference() prints. */
+static void test_reference(void)
+{
+	char path[1024], *want = NULL, *have;
+	size_t len = 0;
+	FILE *mem = open_memstream(&want, &len);
+
+	config_write_reference(mem);
+	fclose(mem);
+	snprintf(path, sizeof(path), "%s/docs/config.md", source_dir());
+	have = read_all(path);
+	CHECK(have, "cannot read %s", path);
+	if (have && strcmp(have, want) != 0)
+		CHECK(0,
+		      "docs/config.md is stale: run build/tests/sipwake_confref > docs/config.md");
+	for (size_t i = 0; i < config_options_count; i++) {
+		char cell[300];
+		snprintf(cell, sizeof(cell), "| `%s` |", config_options[i].name);
+		CHECK(strstr(want, cell), "reference lacks %s", config_options[i].name);
+	}
+	free(have);
+	free(want);
+}
+
+static void test_minimal(void)
+{
+	struct sw_config cfg;
+	char *errs;
+	int rc;
+
+	rc = load_text(OK_SIP, &cfg, &errs);
+	CHECK(rc == 0, "minimal config rejected:\n%s", errs);
+	if (rc == 0) {
+		CHECK(strcmp(cfg.sip.domains[0], "example.com") == 0, "defaults apply");
+		CHECK(cfg.push.call_timeout == 30, "defaults apply");
+		config_cleanup(&cfg);
+	}
+	free(errs);
+
+	/* Values of the right types, including a () list and an empty upstream. */
+	rc = load_text(
+		"sip: { listen = ( \"sips:[::]:5061\", \"sip:[::]:5060\" );\n"
+		"  domains = [ \"a.example\" ]; };\n"
+		"upstream: { uri = \"\"; hide_push_params = false; };\n"
+		"registrar: { min_expires = 30; max_expires = 30; push_max_expires = 30; };\n"
+		"push: { call_timeout = 0x3c; provisional = \"none\"; wakeup_before_expiry = 0; "
+		"};\n"
+		"log: { level = \"debug\"; sip_trace = true; };\n",
+		&cfg, &errs);
+	/* sips: without certificate */
+	CHECK(rc == -1, "sips: listener without TLS accepted");
+	expect_error(errs, 1, "sip.listen", "\"sips:[::]:5061\" needs sip.tls.certificate");
+	CHECK(count_lines(errs) == 1, "one error expected:\n%s", errs);
+	free(errs);
+
+	write_file(tmp_path("cert.pem"), "cert\n", 0644);
+	write_file(tmp_path("key.pem"), "key\n", 0600);
+	{
+		char text[2048];
+		snprintf(
+			text, sizeof(text),
+			"sip: { listen = ( \"sips:[::]:5061\", \"sip:[::]:5060\" );\n"
+			"  domains = [ \"a.example\" ];\n"
+			"  tls: { certificate = \"%s/cert.pem\"; private_key = \"%s/key.pem\"; };\n"
+			"};\n"
+			"upstream: { uri = \"\"; hide_push_params = false; };\n"
+			"registrar: { min_expires = 30; max_expires = 30; push_max_expires = 31; "
+			"};\n"
+			"push: { call_timeout = 0x3c; provisional = \"none\"; wakeup_before_expiry "
+			"= 0; };\n"
+			"log: { level = \"debug\"; sip_trace = true; };\n",
+			tmpdir, tmpdir);
+		rc = load_text(text, &cfg, &errs);
+	}
+	CHECK(rc == 0, "valid config rejected:\n%s", errs);
+	if (rc == 0) {
+		CHECK(config_standalone(&cfg), "standalone");
+		CHECK(!cfg.upstream.hide_push_params, "bool false");
+		CHECK(cfg.push.call_timeout == 60, "hex int");
+		CHECK(strcmp(cfg.push.provisional, "none") == 0, "enum");
+		CHECK(cfg.log.sip_trace && strcmp(cfg.log.level, "debug") == 0, "log");
+		CHECK(strcmp(cfg.sip.listen[1], "sip:[::]:5060") == 0 && !cfg.sip.listen[2],
+		      "list");
+		config_cleanup(&cfg);
+	}
+	free(errs);
+}
+
+static void test_single_errors(void)
+{
+	/* unknown keys, top level and nested (with a suggestion for the typo) */
+	EXPECT_ONE(OK_SIP "\nfoo = 1;\n", 3, "foo", "unknown key");
+	EXPECT_ONE(OK_SIP "registrar: {\n  max_contact_per_aor = 5;\n};\n", 3,
+		   "registrar.max_contact_per_aor",
+		   "unknown key (did you mean registrar.max_contacts_per_aor?)");
+	EXPECT_ONE(OK_SIP "push: { apns: { keyfile = \"\"; }; };\n", 2, "push.apns.keyfile",
+		   "unknown key (did you mean push.apns.key_file?)");
+	EXPECT_ONE(OK_SIP "push: { gcm: { }; };\n", 2, "push.gcm", "unknown key");
+	EXPECT_ONE(OK_SIP "registrar: { call_timeout = 5; };\n", 2, "registrar.call_timeout",
+		   "unknown key (did you mean push.call_timeout?)");
+	EXPECT_ONE(OK_SIP "push = 5;\n", 2, "push", "must be a group { ... }, not an integer");
+
+	/* wrong types */
+	EXPECT_ONE(OK_SIP "push: { call_timeout = \"30\"; };\n", 2, "push.call_timeout",
+		   "must be an integer, not a string");
+	EXPECT_ONE(OK_SIP "push: { call_timeout = 30.0; };\n", 2, "push.call_timeout",
+		   "must be an integer, not a float");
+	EXPECT_ONE(OK_SIP "log: { sip_trace = 1; };\n", 2, "log.sip_trace",
+		   "must be true or false, not an integer");
+	EXPECT_ONE(OK_SIP "log: { level = true; };\n", 2, "log.level",
+		   "must be a string, not a bool");
+	EXPECT_ONE("sip: { listen = [ \"sip:127.0.0.1:5060\" ];\n  domains = \"a.example\"; };\n",
+		   2, "sip.domains", "must be a list of strings");
+	EXPECT_ONE("sip: { listen = ( \"sip:127.0.0.1:5060\",\n  5 ); };\n", 2, "sip.listen",
+		   "element 2 must be a string, not an integer");
+	EXPECT_ONE(OK_SIP "upstream: { uri: { }; };\n", 2, "upstream.uri",
+		   "must be a string, not a group");
+
+	/* ranges and enums */
+	EXPECT_ONE(OK_SIP "push: {\n call_timeout = -5;\n};\n", 3, "push.call_timeout",
+		   "-5 is out of range (1 to 600)");
+	EXPECT_ONE(OK_SIP "push: { call_timeout = 5000000000L; };\n", 2, "push.call_timeout",
+		   "5000000000 is out of range");
+	EXPECT_ONE(OK_SIP "registrar: { min_expires = 4000; };\n", 2, "registrar.min_expires",
+		   "4000 must be at most registrar.max_expires (3600)");
+	EXPECT_ONE(OK_SIP "registrar: { max_expires = 7200;\n push_max_expires = 3600; };\n", 2,
+		   "registrar.max_expires",
+		   "7200 must be at most registrar.push_max_expires (3600)");
+	EXPECT_ONE(OK_SIP "push: {\n  provisional = \"183\";\n};\n", 3, "push.provisional",
+		   "\"183\" is not one of \"110\", \"180\", \"none\"");
+	EXPECT_ONE(OK_SIP "log: { level = \"verbose\"; };\n", 2, "log.level",
+		   "\"verbose\" is not one of");
+
+	/* rules across keys */
+	EXPECT_ONE("sip: { listen = [ ]; };\n", 1, "sip.listen", "must name at least one listener");
+	EXPECT_ONE("sip: { listen = [ \"sip:127.0.0.1\",\n \"udp:1.2.3.4\" ]; };\n", 2,
+		   "sip.listen", "\"udp:1.2.3.4\" is not a sip: or sips: URI");
+	EXPECT_ONE("sip: { listen = [ \"sip:127.0.0.1\" ]; domains = [ ]; };\n", 1, "sip.domains",
+		   "must name at least one domain");
+	EXPECT_ONE(OK_SIP "upstream: { uri = \"pbx.example.com\"; };\n", 2, "upstream.uri",
+		   "\"pbx.example.com\" is not a sip: or sips: URI");
+	EXPECT_ONE(OK_SIP "push: { fcm: { url = \"fcm.googleapis.com\"; }; };\n", 2, "push.fcm.url",
+		   "\"fcm.googleapis.com\" is not an https:// (or http://) URL");
+	EXPECT_ONE(OK_SIP "push: { apns: { key_id = \"ABC\"; }; };\n", 2, "push.apns.key_id",
+		   "\"ABC\" is not an Apple key ID");
+	EXPECT_ONE(OK_SIP "admin: { socket = \"\"; };\n", 2, "admin.socket", "must not be empty");
+	EXPECT_ONE("sip: {\n listen = [ \"sip:127.0.0.1\" ];\n advertised_host = \"sip:x\"; };\n",
+		   3, "sip.advertised_host", "\"sip:x\" is not a host name or address");
+	/* The default listeners include sips: and nothing in the file has a line. */
+	EXPECT_ONE("", 0, "sip.listen", "\"sips:0.0.0.0:5061\" needs sip.tls.certificate");
+	/* ... with a sip group in the file, its line is used. */
+	EXPECT_ONE("\nsip: { domains = [ \"x\" ]; };\n", 2, "sip.listen",
+		   "\"sips:0.0.0.0:5061\" needs sip.tls.certificate");
+}
+
+static void test_syntax_error(void)
+{
+	struct sw_config cfg;
+	char *errs, want[600];
+	int rc;
+
+	rc = load_text("sip: {\n  listen = [ \"sip:x\" \n  domains = 1;\n};\n", &cfg, &errs);
+	CHECK(rc == -1, "syntax error accepted");
+	snprintf(want, sizeof(want), "%s:3: syntax error: ", conf_path);
+	CHECK(strstr(errs, want) == errs, "want \"%s...\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+
+	/* A key given twice is refused by libconfig itself, at the second one. */
+	rc = load_text(OK_SIP "sip: { domains = [ \"a\" ]; };\n", &cfg, &errs);
+	CHECK(rc == -1, "duplicate group accepted");
+	snprintf(want, sizeof(want), "%s:2: syntax error: duplicate setting name", conf_path);
+	CHECK(strstr(errs, want) == errs, "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+
+	{
+		struct capture c;
+		capture_begin(&c);
+		rc = config_load(&cfg, tmp_path("does-not-exist.conf"));
+		errs = capture_end(&c);
+	}
+	CHECK(rc == -1, "missing config file accepted");
+	CHECK(strstr(errs, "does-not-exist.conf: cannot read: No such file or directory"),
+	      "got:\n%s", errs);
+	free(errs);
+}
+
+static void test_key_files(void)
+{
+	struct sw_config cfg;
+	char text[2048], key[512], *errs;
+	int rc;
+
+	snprintf(key, sizeof(key), "%s", tmp_path("AuthKey.p8"));
+	write_file(key, "-----BEGIN PRIVATE KEY-----\n", 0644);
+	snprintf(text, sizeof(text),
+		 OK_SIP "push: {\n  apns: {\n    key_file = \"%s\";\n"
+			"    key_id = \"ABCDE12345\"; team_id = \"TEAM123456\";\n  };\n};\n",
+		 key);
+	rc = load_text(text, &cfg, &errs);
+	CHECK(rc == -1, "world-readable key accepted");
+	{
+		char reason[600];
+		snprintf(reason, sizeof(reason), "%s is world-readable; chmod o-r it", key);
+		expect_error(errs, 4, "push.apns.key_file", reason);
+	}
+	CHECK(count_lines(errs) == 1, "one error expected:\n%s", errs);
+	free(errs);
+	config_cleanup(&cfg);
+
+	chmod(key, 0640);
+	rc = load_text(text, &cfg, &errs);
+	CHECK(rc == 0, "private key file rejected:\n%s", errs);
+	if (rc == 0) {
+		CHECK(config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "apns enabled");
+		CHECK(strcmp(cfg.push.apns.key_id, "ABCDE12345") == 0, "key_id");
+		config_cleanup(&cfg);
+	}
+	free(errs);
+
+	/* key_file without key_id / team_id */
+	snprintf(text, sizeof(text), OK_SIP "push: { apns: {\n key_file = \"%s\"; }; };\n", key);
+	rc = load_text(text, &cfg, &errs);
+	CHECK(rc == -1, "key_file without ids accepted");
+	expect_error(errs, 3, "push.apns.key_file", "needs push.apns.key_id");
+	expect_error(errs, 3, "push.apns.key_file", "needs push.apns.team_id");
+	CHECK(count_lines(errs) == 2, "two errors expected:\n%s", errs);
+	free(errs);
+
+	/* certificate auth needs its private key */
+	snprintf(text, sizeof(text), OK_SIP "push: { apns: {\n certificate = \"%s\"; }; };\n", key);
+	rc = load_text(text, &cfg, &errs);
+	CHECK(rc == -1, "certificate without private_key accepted");
+	expect_error(errs, 3, "push.apns.certificate", "needs push.apns.private_key");
+	CHECK(count_lines(errs) == 1, "one error expected:\n%s", errs);
+	free(errs);
+
+	/* missing file */
+	snprintf(text, sizeof(text), OK_SIP "push: { fcm: {\n service_account = \"%s\"; }; };\n",
+		 tmp_path("nope.json"));
+	{
+		char reason[600];
+		snprintf(reason, sizeof(reason), "cannot read %s: No such file or directory",
+			 tmp_path("nope.json"));
+		EXPECT_ONE(text, 3, "push.fcm.service_account", reason);
+	}
+
+	/* a directory is not a key file */
+	snprintf(text, sizeof(text),
+		 "sip: { listen = [ \"sips:127.0.0.1\" ];\n tls: {\n"
+		 " certificate = \"%s\";\n private_key = \"%s\"; }; };\n",
+		 key, tmpdir);
+	{
+		char reason[600];
+		snprintf(reason, sizeof(reason), "%s is not a regular file", tmpdir);
+		EXPECT_ONE(text, 4, "sip.tls.private_key", reason);
+	}
+
+	/* FCM service account, private */
+	write_file(tmp_path("sa.json"), "{}\n", 0600);
+	snprintf(text, sizeof(text), OK_SIP "push: { fcm: { service_account = \"%s\"; }; };\n",
+		 tmp_path("sa.json"));
+	rc = load_text(text, &cfg, &errs);
+	CHECK(rc == 0, "private service account rejected:\n%s", errs);
+	if (rc == 0) {
+		CHECK(config_fcm_enabled(&cfg) && !config_apns_enabled(&cfg), "fcm enabled");
+		config_cleanup(&cfg);
+	}
+	free(errs);
+}
+
+/* All errors of a file are reported, each on its own line, in file order. */
+static void test_many_errors(void)
+{
+	struct sw_config cfg;
+	char *errs;
+	int rc;
+
+	rc = load_text("sip: {\n"                            /* 1 */
+		       "  listen = [ \"udp:127.0.0.1\" ];\n" /* 2 */
+		       "  domain = [ \"x\" ];\n"             /* 3 */
+		       "};\n"                                /* 4 */
+		       "registrar: {\n"                      /* 5 */
+		       "  min_expires = \"60\";\n"           /* 6 */
+		       "  max_contacts_per_aor = 0;\n"       /* 7 */
+		       "};\n"                                /* 8 */
+		       "push: {\n"                           /* 9 */
+		       "  provisional = \"183\";\n"          /* 10 */
+		       "  missed_call_push = \"yes\";\n"     /* 11 */
+		       "};\n"                                /* 12 */
+		       "bogus = true;\n",                    /* 13 */
+		       &cfg, &errs);
+	CHECK(rc == -1, "bad config accepted");
+	expect_error(errs, 2, "sip.listen", "\"udp:127.0.0.1\" is not a sip: or sips: URI");
+	expect_error(errs, 3, "sip.domain", "unknown key (did you mean sip.domains?)");
+	expect_error(errs, 6, "registrar.min_expires", "must be an integer, not a string");
+	expect_error(errs, 7, "registrar.max_contacts_per_aor", "0 is out of range (1 to 1000)");
+	expect_error(errs, 10, "push.provisional", "\"183\" is not one of");
+	expect_error(errs, 11, "push.missed_call_push", "must be true or false, not a string");
+	expect_error(errs, 13, "bogus", "unknown key");
+	CHECK(count_lines(errs) == 7, "seven errors expected:\n%s", errs);
+	/* Printed in file order, though the listen rule is checked last. */
+	{
+		static const int lines[] = {2, 3, 6, 7, 10, 11, 13};
+		const char *p = errs;
+		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+			char want[600];
+			snprintf(want, sizeof(want), "%s:%d: ", conf_path, lines[i]);
+			CHECK(strncmp(p, want, strlen(want)) == 0,
+			      "line %zu should start \"%s\":\n%s", i + 1, want, errs);
+			p = strchr(p, '\n');
+			if (!p)
+				break;
+			p++;
+		}
+	}
+	free(errs);
+	config_cleanup(&cfg);
+}
+
+/* @include "file" is relative to the including file; errors name the file. */
+static void test_include(void)
+{
+	struct sw_config cfg;
+	char *errs, want[600];
+	int rc;
+
+	write_file(tmp_path("push.inc"), "push: {\n  call_timeout = 0;\n};\n", 0600);
+	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
+	CHECK(rc == -1, "error in included file accepted");
+	snprintf(want, sizeof(want), "%s:2: push.call_timeout: 0 is out of range",
+		 tmp_path("push.inc"));
+	CHECK(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+
+	write_file(tmp_path("push.inc"), "push: {\n  call_timeout = ;\n};\n", 0600);
+	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
+	CHECK(rc == -1, "syntax error in included file accepted");
+	snprintf(want, sizeof(want), "%s:2: syntax error: ", tmp_path("push.inc"));
+	CHECK(strstr(errs, want) == errs, "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+
+	write_file(tmp_path("push.inc"), "push: { call_timeout = 9; };\n", 0600);
+	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
+	CHECK(rc == 0, "include rejected:\n%s", errs);
+	if (rc == 0) {
+		CHECK(cfg.push.call_timeout == 9, "included value");
+		config_cleanup(&cfg);
+	}
+	free(errs);
+}
+
+static void test_reload(void)
+{
+	struct sw_config cfg;
+	struct capture c;
+	char *errs;
+	int rc;
+
+	rc = load_text(OK_SIP "log: { level = \"info\"; };\n", &cfg, &errs);
+	CHECK(rc == 0, "reload base rejected:\n%s", errs);
+	free(errs);
+	if (rc != 0)
+		return;
+
+	write_file(conf_path,
+		   "sip: { listen = [ \"sip:127.0.0.1:5070\" ]; };\n"
+		   "registrar: { max_expires = 1800; };\n"
+		   "push: { call_timeout = 10; provisional = \"180\"; };\n"
+		   "log: { level = \"debug\"; sip_trace = true; };\n",
+		   0600);
+	capture_begin(&c);
+	rc = config_reload(&cfg, NULL);
+	errs = capture_end(&c);
+	CHECK(rc == 0, "reload failed:\n%s", errs);
+	CHECK(strcmp(cfg.log.level, "debug") == 0 && cfg.log.sip_trace, "log reloaded");
+	CHECK(cfg.push.call_timeout == 10 && strcmp(cfg.push.provisional, "180") == 0,
+	      "push reloaded");
+	CHECK(cfg.registrar.max_expires == 3600, "registrar must not reload");
+	CHECK(strcmp(cfg.sip.listen[0], "sip:127.0.0.1:5060") == 0, "listen must not reload");
+	CHECK(strstr(errs, "registrar.max_expires changed") && strstr(errs, "sip.listen changed"),
+	      "restart-needed notes missing:\n%s", errs);
+	CHECK(!strstr(errs, "push.call_timeout"), "reloaded key reported:\n%s", errs);
+	free(errs);
+
+	write_file(conf_path, OK_SIP "log: { level = \"loud\"; };\npush: { call_timeout = 99; };\n",
+		   0600);
+	capture_begin(&c);
+	rc = config_reload(&cfg, NULL);
+	errs = capture_end(&c);
+	CHECK(rc == -1, "bad reload accepted");
+	expect_error(errs, 2, "log.level", "\"loud\" is not one of");
+	CHECK(strcmp(cfg.log.level, "debug") == 0 && cfg.push.call_timeout == 10,
+	      "failed reload changed cfg");
+	free(errs);
+
+	/* Reloading from another file makes it the file of the next reload. */
+	{
+		char other[512];
+		snprintf(other, sizeof(other), "%s", tmp_path("other.conf"));
+		write_file(other, OK_SIP "push: { min_interval = 7; };\n", 0600);
+		capture_begin(&c);
+		rc = config_reload(&cfg, other);
+		errs = capture_end(&c);
+		CHECK(rc == 0, "reload from other file failed:\n%s", errs);
+		CHECK(cfg.push.min_interval == 7 && strcmp(cfg.path, other) == 0,
+		      "other file used");
+		free(errs);
+	}
+	config_cleanup(&cfg);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+int main(void)
+{
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(conf_path, sizeof(conf_path), "%s/sipwake.conf", tmpdir);
+	log_set_level(SW_LOG_WARN);
+
+	test_defaults();
+	test_spec_keys();
+	test_shipped_conf();
+	test_reference();
+	test_minimal();
+	test_single_errors();
+	test_syntax_error();
+	test_key_files();
+	test_many_errors();
+	test_include();
+	test_reload();
+
+	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (failures) {
+		printf("test_config: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test_config: all checks passed\n");
+	return 0;
+}
