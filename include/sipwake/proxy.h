@@ -76,4 +76,10 @@ void *proxy_txn_ctx(struct proxy_txn *t);
 /* Number of transactions alive (for stats and leak checks). */
 unsigned proxy_txn_count(void);
 
+/*
+ * Daemon stop: answer every unanswered transaction with 503 and free all of
+ * them (before the nta agent is destroyed).
+ */
+void proxy_shutdown(void);
+
 #endif

@@ -33,6 +33,7 @@ struct branch {
 };
 
 struct proxy_txn {
+	struct proxy_txn *prev, *next; /* all live transactions */
 	struct sip_agent *agent;
 	nta_incoming_t *irq;
 	msg_t *req;
@@ -56,6 +57,7 @@ struct proxy_txn {
 };
 
 static unsigned live_txns;
+static struct proxy_txn *all_txns;
 
 static void txn_maybe_free(struct proxy_txn *t);
 
@@ -75,6 +77,12 @@ static void txn_free(struct proxy_txn *t)
 		msg_destroy(t->req);
 	if (t->irq)
 		nta_incoming_destroy(t->irq);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		all_txns = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
 	live_txns--;
 	free(t);
 }
@@ -310,6 +318,10 @@ struct proxy_txn *proxy_txn_new(struct sip_agent *a, nta_incoming_t *irq, const 
 	t->ops = ops;
 	t->ctx = ctx;
 	live_txns++;
+	t->next = all_txns;
+	if (all_txns)
+		all_txns->prev = t;
+	all_txns = t;
 	nta_incoming_bind(irq, server_event, (nta_incoming_magic_t *)t);
 	if (t->method == sip_method_invite)
 		nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
@@ -435,4 +447,18 @@ void proxy_txn_seal(struct proxy_txn *t, int status_if_none, const char *phrase_
 	}
 	check_complete(t);
 	txn_maybe_free(t);
+}
+
+void proxy_shutdown(void)
+{
+	while (all_txns) {
+		struct proxy_txn *t = all_txns;
+		if (!t->final_sent && !t->irq_gone) {
+			t->final_sent = true;
+			cancel_pending(t, NULL);
+			nta_incoming_treply(t->irq, SIP_503_SERVICE_UNAVAILABLE, TAG_END());
+		}
+		t->holds = 0;
+		txn_free(t);
+	}
 }
