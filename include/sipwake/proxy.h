@@ -20,7 +20,9 @@ struct proxy_txn;
 struct proxy_ops {
 	/*
 	 * A response arrived on a branch. The hook may modify msg/sip (e.g.
-	 * rewrite Contacts). Return 0 to continue normally.
+	 * rewrite Contacts). Return 0 to continue normally, 1 to drop the
+	 * response (the hook has taken another course, e.g. forked a retry
+	 * branch from inside the hook).
 	 */
 	int (*on_response)(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip);
 	/* The caller cancelled (before the final answer). */

@@ -69,6 +69,7 @@ struct registrar {
 	struct strmap *by_contact;
 	size_t count;
 	bool apns, fcm;
+	bool masquerade; /* upstream refused Path: rewrite Contacts to us */
 	struct {
 		registrar_event_fn *fn;
 		void *ctx;

@@ -115,6 +115,26 @@ static bool from_upstream(struct router *rt, msg_t *msg)
 	return false;
 }
 
+/* True when the request comes from where one of the From AOR's bindings registered. */
+static bool from_registered_client(struct router *rt, msg_t *msg, const sip_t *sip)
+{
+	struct binding *list[MAX_FORK];
+	char aor[256], src[160];
+	size_t n, len;
+
+	if (!sip->sip_from || sip_aor_of(sip->sip_from->a_url, aor, sizeof(aor)) < 0 ||
+	    sip_source_uri(msg, NULL, src, sizeof(src)) < 0)
+		return false;
+	len = strcspn(src, ";");
+	n = registrar_lookup(rt->reg, aor, list, MAX_FORK);
+	for (size_t i = 0; i < n; i++) {
+		const char *rcv = binding_received(list[i]);
+		if (rcv && strncmp(rcv, src, len) == 0 && (rcv[len] == ';' || !rcv[len]))
+			return true;
+	}
+	return false;
+}
+
 static int set_request_uri(msg_t *msg, sip_t *sip, const char *uri)
 {
 	url_t *u = url_make(msg_home(msg), uri);
@@ -214,6 +234,11 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 	}
 	if (had_own_route && in_dialog) {
 		tg->kind = T_URI;
+		return;
+	}
+	if (!config_standalone(rt->cfg) && !up && from_registered_client(rt, in, isip)) {
+		/* A registered client calls outside our domains: upstream decides. */
+		tg->kind = T_UPSTREAM;
 		return;
 	}
 	tg->kind = T_NONE;
