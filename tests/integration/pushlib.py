@@ -117,7 +117,8 @@ class Fake:
         for r in rules:
             cmd += ["--rule", r]
         cmd += list(extra)
-        self.proc = subprocess.Popen(cmd, stderr=open(pki.p(name + ".stderr"), "w"))
+        with open(pki.p(name + ".stderr"), "w") as err:
+            self.proc = subprocess.Popen(cmd, stderr=err)
         deadline = time.time() + 15
         while not os.path.exists(self.port_file):
             if self.proc.poll() is not None or time.time() > deadline:
