@@ -111,7 +111,7 @@ def make_handler(args):
         for k in data:
             if k in RESERVED or k.startswith("google") or k.startswith("gcm"):
                 return gerror(400, "INVALID_ARGUMENT", "reserved key " + k)
-        if len(json.dumps(data).encode()) > 4096:
+        if len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()) > 4096:
             return gerror(400, "INVALID_ARGUMENT", "Message is too big", "INVALID_ARGUMENT")
         android = msg.get("android")
         if not isinstance(android, dict) or android.get("priority") != "HIGH":
