@@ -218,7 +218,7 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
 	registrar_enforce_limit(r, q->aor, b);
 	if (log_enabled(SW_LOG_INFO)) {
 		char tok[LOG_TOKEN_BUFSZ];
-		log_info("%s %s of %s for %ds via %s%s%s%s", old ? "refreshed" : "bound", b->id,
+		log_info("%s %s of %s for %ds via %s%s%s %s", old ? "refreshed" : "bound", b->id,
 			 q->aor, granted, q->received, c->pn_key ? ", push " : "",
 			 c->pn_key ? pn_provider_name(&c->pn) : "",
 			 c->pn_key ? log_token(c->pn.token ? c->pn.token : c->pn.voip_token, tok)

@@ -605,7 +605,7 @@ void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct
 	snprintf(h->in_proto, sizeof(h->in_proto), "%s", in_proto);
 	fill_payload(h, sip);
 	proxy_txn_set_ops(t, &held_ops, h);
-	h->defer = su_timer_create(su_root_task(root), 0);
+	h->defer = su_timer_create(su_root_task(root), 1); /* sofia refuses 0 */
 	link_held(h);
 
 	for (size_t i = 0; i < n; i++)
