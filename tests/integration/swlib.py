@@ -612,11 +612,14 @@ class Kamailio:
         with open(self.cfg, "w") as f:
             f.write(text)
 
+    def argv(self):
+        """Foreground (-DD), logging to stderr (-E), own pidfile and dirs."""
+        return [KAMAILIO, "-f", self.cfg, "-P", self.pidfile, "-w", self.dir, "-Y", self.dir,
+                "-m", str(self.shm_mb), "-M", str(self.pkg_mb), "-DD", "-E"]
+
     def start(self, timeout=15.0):
         self.render()
-        argv = [KAMAILIO, "-f", self.cfg, "-P", self.pidfile, "-w", self.dir, "-Y", self.dir,
-                "-m", str(self.shm_mb), "-M", str(self.pkg_mb), "-DD", "-E"]
-        self.proc = spawn("kamailio-" + self.name, argv, self.dir, self.log)
+        self.proc = spawn("kamailio-" + self.name, self.argv(), self.dir, self.log)
         r = wait_sip_ready("udp", self.addr(), timeout=timeout, proc=self.proc)
         if r is None:
             rc = self.proc.poll()

@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Standalone mode: sipwaked is the registrar (upstream.uri = "").
+
+Phone A (sipp register_then_answer.xml + uas.xml) registers at sipwake and
+waits; caller B (sipp uac.xml, not registered) calls A's AOR
+sip:USER@sipwake.test at sipwake. Checked on the wire, per case:
+  - A's REGISTER gets 200 listing A's Contact;
+  - the INVITE reaches A with sipwake's Via on top, a Record-Route of
+    sipwake, Max-Forwards <= 69, the caller's Call-ID;
+  - ACK and BYE reach A through sipwake; B sees 180, 200, 200 to BYE.
+Cases: UDP/UDP, TCP/TCP, A on TCP and B on UDP, A on TCP "behind NAT"
+(Contact port closed: only A's connection reaches it).
+Then: an unknown user gets a final error (404 or 480); a domain not in
+sip.domains gets 403 (no open relay, SPEC 4.5); after register+unregister
+(register_unregister.xml) a call to that user fails; SIGTERM -> exit 0.
+"""
+import swlib
+import calls
+
+
+def invite(transport, remote, user, domain=swlib.DOMAIN):
+    """A raw INVITE; returns (final response or None, all messages)."""
+    with swlib.RawSip(transport, remote, timeout=10) as c:
+        sdp = ("v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 9 RTP/AVP 0\r\n")
+        req = swlib.build_request(
+            "INVITE", "sip:%s@%s" % (user, domain), transport, c.local,
+            from_uri="sip:caller@%s" % swlib.DOMAIN, to_uri="sip:%s@%s" % (user, domain),
+            headers=[("Contact", "<sip:caller@%s:%d;transport=%s>" % (c.local[0], c.local[1], transport)),
+                     ("Content-Type", "application/sdp")], body=sdp)
+        final, seen = c.request(req, timeout=10)
+        if final is not None and final.status >= 300:  # ACK the error (same branch)
+            via = req.decode().split("\r\n")[1]
+            ack = ("ACK sip:%s@%s SIP/2.0\r\n%s\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\n"
+                   "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+                   % (user, domain, via, final.get("from"), final.get("to"), final.call_id))
+            c.send(ack.encode())
+        return final, seen
+
+
+def main(t):
+    port = swlib.free_port()
+    sw = t.sipwaked(swlib.sipwake_config(t.dir, port, upstream_uri="", fcm=True))
+    edge = (swlib.LOOPBACK, port)
+
+    cases = [
+        ("standalone-udp", "udp", "udp", None),
+        ("standalone-tcp", "tcp", "tcp", None),
+        ("standalone-tcp-callee-udp-caller", "tcp", "udp", None),
+        ("standalone-tcp-nat", "tcp", "tcp", swlib.free_port()),
+    ]
+    for label, tr, ctr, nat in cases:
+        pres, _ = calls.call_through(
+            t, label=label, register_to=edge, call_to=edge, transport=tr, caller_transport=ctr,
+            user="a-" + label.split("-", 1)[1], edge=edge, hops=1, nat_port=nat)
+
+    t.section("requests that must not be routed")
+    for tr in ("udp", "tcp"):
+        final, seen = invite(tr, edge, "nobody-" + tr)
+        t.check(final is not None and final.status in (404, 480),
+                "%s: INVITE to an unknown user -> 404 or 480" % tr,
+                "got %s" % (final.summary() if final else "no final response"))
+        final, seen = invite(tr, edge, "bob", domain="not-served.example")
+        t.check(final is not None and final.status == 403,
+                "%s: INVITE to a domain not in sip.domains -> 403 (no open relay)" % tr,
+                "got %s" % (final.summary() if final else "no final response"))
+
+    t.section("unregister")
+    for tr in ("udp", "tcp"):
+        user = "gone-" + tr
+        r = t.sipp("register_unregister.xml", edge, name="unreg-" + tr, transport=tr, user=user,
+                   timeout=15).run()
+        t.check(r.rc == 0, "%s: REGISTER 200, then Expires: 0 -> 200 without Contact" % tr,
+                r.describe())
+        final, seen = invite(tr, edge, user)
+        t.check(final is not None and final.status >= 400,
+                "%s: after unregister, INVITE to %s fails (404/480)" % (tr, user),
+                "got %s" % (final.summary() if final else "no final response"))
+
+    t.section("shutdown")
+    t.check(sw.alive(), "sipwaked still running")
+    t.check(sw.stop() == 0, "SIGTERM: sipwaked exits 0 within 5 s")
+
+
+swlib.run(main)
