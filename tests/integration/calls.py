@@ -151,3 +151,24 @@ def call_through(t, *, label, register_to, call_to, transport, caller_transport=
     t.check(any(m.status == 200 and m.cseq_method == "BYE" for m in cres.received()),
             "%s: caller got 200 to BYE" % label)
     return pres, cres
+
+
+def invite(transport, remote, user, domain=swlib.DOMAIN):
+    """A raw INVITE to user@domain sent to remote; a final error is ACKed.
+    Returns (final response or None, all messages seen)."""
+    with swlib.RawSip(transport, remote, timeout=10) as c:
+        sdp = ("v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 9 RTP/AVP 0\r\n")
+        req = swlib.build_request(
+            "INVITE", "sip:%s@%s" % (user, domain), transport, c.local,
+            from_uri="sip:caller@%s" % swlib.DOMAIN, to_uri="sip:%s@%s" % (user, domain),
+            headers=[("Contact", "<sip:caller@%s:%d;transport=%s>" % (c.local[0], c.local[1], transport)),
+                     ("Content-Type", "application/sdp")], body=sdp)
+        final, seen = c.request(req, timeout=10)
+        if final is not None and final.status >= 300:  # ACK the error (same branch)
+            via = req.decode().split("\r\n")[1]
+            ack = ("ACK sip:%s@%s SIP/2.0\r\n%s\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\n"
+                   "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+                   % (user, domain, via, final.get("from"), final.get("to"), final.call_id))
+            c.send(ack.encode())
+        return final, seen

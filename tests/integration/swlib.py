@@ -766,8 +766,9 @@ class Sipwaked:
         return rc
 
     def kill9(self):
+        """SIGKILL the daemon (and anything it forked: its process group)."""
         if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            _kill_proc(self.proc)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

@@ -58,4 +58,5 @@ def main(t):
     t.check(sw.stop() == 0, "SIGTERM: sipwaked exits 0 within 5 s")
 
 
-swlib.run(main)
+if __name__ == "__main__":
+    swlib.run(main)

@@ -63,4 +63,5 @@ def main(t):
                 kam.contacts("gina" + tr))
 
 
-swlib.run(main)
+if __name__ == "__main__":
+    swlib.run(main)

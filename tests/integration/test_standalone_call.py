@@ -19,26 +19,6 @@ import swlib
 import calls
 
 
-def invite(transport, remote, user, domain=swlib.DOMAIN):
-    """A raw INVITE; returns (final response or None, all messages)."""
-    with swlib.RawSip(transport, remote, timeout=10) as c:
-        sdp = ("v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-               "m=audio 9 RTP/AVP 0\r\n")
-        req = swlib.build_request(
-            "INVITE", "sip:%s@%s" % (user, domain), transport, c.local,
-            from_uri="sip:caller@%s" % swlib.DOMAIN, to_uri="sip:%s@%s" % (user, domain),
-            headers=[("Contact", "<sip:caller@%s:%d;transport=%s>" % (c.local[0], c.local[1], transport)),
-                     ("Content-Type", "application/sdp")], body=sdp)
-        final, seen = c.request(req, timeout=10)
-        if final is not None and final.status >= 300:  # ACK the error (same branch)
-            via = req.decode().split("\r\n")[1]
-            ack = ("ACK sip:%s@%s SIP/2.0\r\n%s\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\n"
-                   "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-                   % (user, domain, via, final.get("from"), final.get("to"), final.call_id))
-            c.send(ack.encode())
-        return final, seen
-
-
 def main(t):
     port = swlib.free_port()
     sw = t.sipwaked(swlib.sipwake_config(t.dir, port, upstream_uri="", fcm=True))
@@ -57,11 +37,11 @@ def main(t):
 
     t.section("requests that must not be routed")
     for tr in ("udp", "tcp"):
-        final, seen = invite(tr, edge, "nobody-" + tr)
+        final, seen = calls.invite(tr, edge, "nobody-" + tr)
         t.check(final is not None and final.status in (404, 480),
                 "%s: INVITE to an unknown user -> 404 or 480" % tr,
                 "got %s" % (final.summary() if final else "no final response"))
-        final, seen = invite(tr, edge, "bob", domain="not-served.example")
+        final, seen = calls.invite(tr, edge, "bob", domain="not-served.example")
         t.check(final is not None and final.status == 403,
                 "%s: INVITE to a domain not in sip.domains -> 403 (no open relay)" % tr,
                 "got %s" % (final.summary() if final else "no final response"))
@@ -73,7 +53,7 @@ def main(t):
                    timeout=15).run()
         t.check(r.rc == 0, "%s: REGISTER 200, then Expires: 0 -> 200 without Contact" % tr,
                 r.describe())
-        final, seen = invite(tr, edge, user)
+        final, seen = calls.invite(tr, edge, user)
         t.check(final is not None and final.status >= 400,
                 "%s: after unregister, INVITE to %s fails (404/480)" % (tr, user),
                 "got %s" % (final.summary() if final else "no final response"))
@@ -83,4 +63,5 @@ def main(t):
     t.check(sw.stop() == 0, "SIGTERM: sipwaked exits 0 within 5 s")
 
 
-swlib.run(main)
+if __name__ == "__main__":
+    swlib.run(main)
