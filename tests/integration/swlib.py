@@ -175,6 +175,31 @@ def wait_tcp_port(host, port, timeout=10.0, proc=None):
     return False
 
 
+def udp_port_bound(host, port):
+    """True if something already holds UDP host:port (our bind fails)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def wait_udp_port(host, port, timeout=10.0, proc=None):
+    """True once host:port/udp is bound by someone (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if udp_port_bound(host, port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 # --------------------------------------------------------------------------
 # SIP messages
 
@@ -678,9 +703,9 @@ def sipwaked_binary():
 class Sipwaked:
     """sipwaked started from a config dict (rendered to libconfig).
 
-    listen: list of (transport, port) on 127.0.0.1 it is expected to open;
-    start() waits until each answers (UDP: an OPTIONS gets any final
-    response; TCP: connect succeeds)."""
+    start() waits until every sip.listen address is open (UDP: the port is
+    bound, TCP: a connect succeeds), or fails with the daemon's exit status
+    and output."""
 
     def __init__(self, workdir, config, name="sipwaked", binary=None, log_level="debug"):
         self.name = name
@@ -721,7 +746,7 @@ class Sipwaked:
         for tr, host, port in self.listen_addrs():
             left = max(0.5, deadline - time.monotonic())
             if tr == "udp":
-                ok = wait_sip_ready("udp", (host, port), timeout=left, proc=self.proc) is not None
+                ok = wait_udp_port(host, port, timeout=left, proc=self.proc)
             else:
                 ok = wait_tcp_port(host, port, timeout=left, proc=self.proc)
             if not ok:
@@ -734,7 +759,7 @@ class Sipwaked:
                     if rc == 0:
                         why += " (a stub that only prints its version? the daemon is not built yet)"
                 else:
-                    why = "does not answer on %s:%d/%s within %.0fs" % (host, port, tr, timeout)
+                    why = "does not listen on %s:%d/%s within %.0fs" % (host, port, tr, timeout)
                 raise SetupError("sipwaked (%s) %s\n  command: %s\n  stdout: %s\n  stderr:\n%s"
                                  % (self.binary, why, " ".join(argv), out.strip() or "(empty)",
                                     err))
