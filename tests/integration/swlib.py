@@ -454,6 +454,16 @@ class RawSip:
             if m.status is not None and m.status >= 200:
                 return m, seen
 
+    def collect(self, timeout):
+        """Every message that arrives within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while True:
+            m = self._read_one(deadline)
+            if m is None:
+                return out
+            out.append(m)
+
     def request(self, data, timeout=None):
         """Send data, return (final response or None, all messages)."""
         cid = None
