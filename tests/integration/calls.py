@@ -102,7 +102,7 @@ def call_through(t, *, label, register_to, call_to, transport, caller_transport=
         before_call(phone)
 
     caller = t.sipp("uac.xml", call_to, name="caller-%s-%s" % (user, label), user=user,
-                    transport=caller_transport, pause_ms=300, timeout=30)
+                    transport=caller_transport, pause_ms=300, timeout=15)
     cres = caller.run()
     # a phone whose call never came would wait for its own time limit
     pres = phone.wait(timeout=30 if cres.rc == 0 else 3)

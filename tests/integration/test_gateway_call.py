@@ -19,6 +19,10 @@ through sipwake with RFC 8599 push parameters in its Contact, then a caller
 Cases: UDP, TCP, phone on TCP with caller on UDP, and TCP "behind NAT" (the
 Contact names a port nothing listens on: only the phone's own connection
 reaches it, SPEC 4.5 / issue 2 item 5).
+No duplicates upstream (SPEC 4.2): register.xml twice from the same port
+(new Call-ID each time) and once from another port with the same
++sip.instance and push identity: Kamailio holds exactly one contact for
+the AOR each time.
 """
 import swlib
 import calls
@@ -52,6 +56,26 @@ def main(t):
         regs = [m for m in pres.received() if m.cseq_method == "REGISTER" and m.status == 200]
         if regs:
             check_feature_caps(t, label, regs[0], "fcm")
+
+    t.section("no duplicate bindings upstream")
+    for tr in ("udp", "tcp"):
+        user = "refresh-" + tr
+        inst = ';+sip.instance="<urn:uuid:00000000-0000-4000-8000-%012d>"' % (10 if tr == "udp" else 11)
+        keys = {"pn": swlib.push_params("fcm", prid="refresh-token-" + tr), "ctp": inst}
+        p1 = swlib.free_port()
+        for i in (1, 2):
+            r = t.sipp("register.xml", edge, name="%s-%d" % (user, i), transport=tr, user=user,
+                       port=p1, keys=keys, timeout=10).run()
+            t.check(r.rc == 0, "%s: REGISTER #%d from the same address -> 200" % (tr, i), r.describe())
+        n = len(kam.contacts(user))
+        t.check(n == 1, "%s: a refresh keeps ONE contact upstream (same upstream Contact each time)" % tr,
+                "Kamailio holds %d: %s" % (n, kam.contacts(user)))
+        r = t.sipp("register.xml", edge, name="%s-moved" % user, transport=tr, user=user,
+                   keys=keys, timeout=10).run()
+        t.check(r.rc == 0, "%s: REGISTER from a new port, same +sip.instance -> 200" % tr, r.describe())
+        n = len(kam.contacts(user))
+        t.check(n == 1, "%s: after the device moved, still ONE contact upstream" % tr,
+                "Kamailio holds %d: %s" % (n, kam.contacts(user)))
 
     t.section("shutdown")
     t.check(sw.alive(), "sipwaked still running after all calls")

@@ -56,10 +56,10 @@ def send_case(t, tr, edge, label, make, expect, param=None):
     """Send what make(c) builds on a fresh socket and check the answer.
     expect: an int status, a tuple of allowed statuses, "not2xx" or "any"."""
     try:
-        with swlib.RawSip(tr, edge, timeout=5) as c:
+        with swlib.RawSip(tr, edge, timeout=3) as c:
             data = make(c)
             try:
-                final, seen = c.request(data, timeout=5)
+                final, seen = c.request(data, timeout=3)
             except OSError as e:  # e.g. connection reset while sending
                 final, seen = None, []
                 t.log("       (%s: %s)" % (label, e))
