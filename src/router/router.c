@@ -88,7 +88,7 @@ int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg,
 	rt->up_proto = "udp";
 	rt->held_by_aor = strmap_new();
 	rt->deliveries = strmap_new();
-	if (!rt->held_by_aor || !rt->deliveries) {
+	if (!rt->held_by_aor || !rt->deliveries || ratelimit_init(rt) < 0) {
 		router_free(rt);
 		return -1;
 	}
@@ -103,6 +103,7 @@ void router_free(struct router *rt)
 	if (!rt)
 		return;
 	deliver_free_all(rt);
+	ratelimit_cleanup(rt);
 	strmap_free(rt->held_by_aor);
 	strmap_free(rt->deliveries);
 	free(rt);
@@ -444,6 +445,14 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 
 	if (!sip->sip_request)
 		return 0;
+	if (!ratelimit_allow(rt, msg, from_upstream(rt, msg))) {
+		if (irq && m != sip_method_ack)
+			nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
+					    SIPTAG_RETRY_AFTER_STR("1"), TAG_END());
+		if (irq)
+			nta_incoming_destroy(irq);
+		return 0;
+	}
 	if (m == sip_method_ack) {
 		route_ack(rt, msg, sip);
 		if (irq)
