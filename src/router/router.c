@@ -215,6 +215,13 @@ struct target {
 	const char *phrase;
 };
 
+static void refuse(struct target *tg, int status, const char *phrase)
+{
+	tg->kind = T_NONE;
+	tg->status = status;
+	tg->phrase = phrase;
+}
+
 static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *fwd, sip_t *fsip,
 			struct target *tg)
 {
@@ -240,9 +247,7 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 			return;
 		}
 		if (!had_own_route && !up) {
-			tg->kind = T_NONE;
-			tg->status = 403;
-			tg->phrase = "Relaying denied";
+			refuse(tg, 403, "Relaying denied");
 			return;
 		}
 		tg->kind = T_ROUTE;
@@ -255,9 +260,7 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 			tg->kind = T_BINDING;
 			return;
 		}
-		tg->kind = T_NONE;
-		tg->status = 480;
-		tg->phrase = "Temporarily Unavailable";
+		refuse(tg, 480, "Temporarily Unavailable");
 		return;
 	}
 	if ((tg->b = registrar_find_contact(rt->reg, ruri)) && (had_own_route || up ||
@@ -272,9 +275,7 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 				tg->kind = T_AOR;
 				return;
 			}
-			tg->kind = T_NONE;
-			tg->status = 404;
-			tg->phrase = "Not Found";
+			refuse(tg, 404, "Not Found");
 			return;
 		}
 		tg->kind = T_UPSTREAM;
@@ -289,9 +290,7 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 		tg->kind = T_UPSTREAM;
 		return;
 	}
-	tg->kind = T_NONE;
-	tg->status = 403;
-	tg->phrase = "Relaying denied";
+	refuse(tg, 403, "Relaying denied");
 }
 
 int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, struct binding *b,
