@@ -106,6 +106,16 @@ for _s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(_s, _on_signal)
 
 
+def _die_with_parent():
+    """Runs in the child before exec: SIGKILL it if this test process dies
+    (e.g. killed by a CTest timeout before its cleanup could run)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def spawn(name, argv, cwd, stdout_path, stderr_path=None, env=None):
     """Start argv in a new session with stdout (and stderr, to the same file
     unless stderr_path is given) redirected to files; stdin is /dev/null."""
@@ -113,7 +123,8 @@ def spawn(name, argv, cwd, stdout_path, stderr_path=None, env=None):
     err = open(stderr_path, "ab") if stderr_path else subprocess.STDOUT
     try:
         proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, start_new_session=True, env=env)
+                                stderr=err, start_new_session=True, env=env,
+                                preexec_fn=_die_with_parent)
     finally:
         out.close()
         if stderr_path:
@@ -1046,7 +1057,7 @@ class Linphonec:
         try:
             self.proc = subprocess.Popen([LINPHONEC, "-c", self.rc], cwd=self.dir, env=env,
                                          stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_die_with_parent)
         finally:
             out.close()
         _register(self.name, self.proc)
