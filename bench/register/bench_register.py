@@ -15,7 +15,9 @@ Per path and rate step: sipp -r RATE -m N (bounded by -timeout), then
   achieved rate       ok / (last 200 - first 200) from -trace_rtt,
   p50 / p99 / max     REGISTER -> 200 time from -trace_rtt (sipp measures
                       whole milliseconds: "0" means under 1 ms).
-Then an unloaded latency probe: PROBE sequential REGISTERs from a raw UDP
+A path that fails a step (a failed REGISTER or > 1 % retransmissions) is not
+driven at higher rates (unless --no-stop); the summary gives each path's
+highest clean step. Then an unloaded latency probe: PROBE sequential REGISTERs from a raw UDP
 socket per path, timed in microseconds.
 
 Prints numbers, asserts nothing about speed. Exit status 0 unless a
@@ -148,6 +150,11 @@ def probe_latency(target, count, prefix):
     return times, fails
 
 
+def clean(r):
+    """A step counts as sustained: every REGISTER answered 200, few retransmissions."""
+    return r["failed"] == 0 and r["ok"] == r["sent"] and r["sent"] > 0 and r["retrans"] <= r["sent"] / 100
+
+
 def fmt(v, spec="%.0f"):
     return "-" if v is None else spec % v
 
@@ -156,8 +163,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N", "20000")),
                     help="REGISTERs per path and rate step (default 20000)")
-    ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "2000,5000,10000,20000"),
-                    help="comma-separated target rates (REGISTER/s)")
+    ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "2000,4000,6000,8000,10000,15000,20000"),
+                    help="comma-separated target rates (REGISTER/s), ascending")
+    ap.add_argument("--no-stop", action="store_true",
+                    help="keep measuring a path at higher rates after it failed a step")
     ap.add_argument("--transport", choices=("udp", "tcp"), default=os.environ.get("BENCH_TRANSPORT", "udp"))
     ap.add_argument("--paths", default="sipwake,kam-proxy,direct",
                     help="which paths to measure (comma-separated)")
@@ -213,18 +222,32 @@ def main():
         print(hdr)
         print("-" * len(hdr))
         results = {}
+        given_up = set()
         for rate in rates:
             for p in order:
+                if p in given_up:
+                    continue
                 r = run_sipp(t.dir, targets[p], a.transport, rate, a.n, "%s-" % p, a.timeout)
                 results[(rate, p)] = r
                 print("%8d  %-10s %7d %7d %7d %7d %10s %6s %6s %6s%s" % (
                     rate, p, r["sent"], r["ok"], r["failed"], r["retrans"], fmt(r["achieved"]), fmt(r["p50"]),
                     fmt(r["p99"]), fmt(r["max"]), "" if r["rc"] == 0 else "  (sipp exit %s)" % r["rc"]),
                     flush=True)
+                if not clean(r) and not a.no_stop:
+                    given_up.add(p)
             sw_r, kp_r = results.get((rate, "sipwake")), results.get((rate, "kam-proxy"))
             if sw_r and kp_r and sw_r["achieved"] and kp_r["achieved"]:
                 print("%8s  sipwake/kam-proxy achieved rate: %.2f" % ("", sw_r["achieved"] / kp_r["achieved"]))
             print()
+
+        print("highest step with no failed REGISTER and retransmissions <= 1%:")
+        for p in order:
+            good = [rate for rate in rates if (rate, p) in results and clean(results[(rate, p)])]
+            best = max(good) if good else None
+            r = results.get((best, p))
+            print("  %-10s %s" % (p, "none" if best is None else "%d/s target, %s/s achieved, p99 %s ms"
+                                  % (best, fmt(r["achieved"]), fmt(r["p99"]))))
+        print()
 
         if a.probe > 0 and a.transport == "udp":
             print("unloaded latency, %d sequential REGISTERs over UDP (microseconds):" % a.probe)
