@@ -15,7 +15,8 @@ Per path and rate step: sipp -r RATE -m N (bounded by -timeout), then
   achieved rate       ok / (last 200 - first 200) from -trace_rtt,
   p50 / p99 / max     REGISTER -> 200 time from -trace_rtt (sipp measures
                       whole milliseconds: "0" means under 1 ms).
-A path that fails a step (a failed REGISTER or > 1 % retransmissions) is not
+A path that fails a step (a failed REGISTER, > 1 % retransmissions, or
+under 90 % of the target rate achieved) is not
 driven at higher rates (unless --no-stop); the summary gives each path's
 highest clean step. Then an unloaded latency probe: PROBE sequential REGISTERs from a raw UDP
 socket per path, timed in microseconds.
@@ -122,7 +123,7 @@ def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
     sent = num("OutgoingCall(C)")
     span = (max(dates) - min(dates)) / 1000.0 if len(dates) > 1 else 0.0
     achieved = ok / span if span > 0 else None
-    return {"rc": rc, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed, "achieved": achieved,
+    return {"rc": rc, "target": rate, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed, "achieved": achieved,
             "p50": pct(rts, 50), "p99": pct(rts, 99), "max": max(rts) if rts else None,
             "wall": wall, "dir": d}
 
@@ -152,7 +153,8 @@ def probe_latency(target, count, prefix):
 
 def clean(r):
     """A step counts as sustained: every REGISTER answered 200, few retransmissions."""
-    return r["failed"] == 0 and r["ok"] == r["sent"] and r["sent"] > 0 and r["retrans"] <= r["sent"] / 100
+    return (r["failed"] == 0 and r["ok"] == r["sent"] and r["sent"] > 0
+            and r["retrans"] <= r["sent"] / 100 and (r["achieved"] or 0) >= 0.9 * r["target"])
 
 
 def fmt(v, spec="%.0f"):
@@ -240,7 +242,7 @@ def main():
                 print("%8s  sipwake/kam-proxy achieved rate: %.2f" % ("", sw_r["achieved"] / kp_r["achieved"]))
             print()
 
-        print("highest step with no failed REGISTER and retransmissions <= 1%:")
+        print("highest clean step (no failed REGISTER, retransmissions <= 1%, >= 90% of target):")
         for p in order:
             good = [rate for rate in rates if (rate, p) in results and clean(results[(rate, p)])]
             best = max(good) if good else None
