@@ -15,7 +15,10 @@ Per path and rate step: sipp -r RATE -m N (bounded by -timeout), then
   achieved rate       ok / (last 200 - first 200) from -trace_rtt,
   p50 / p99 / max     REGISTER -> 200 time from -trace_rtt (sipp measures
                       whole milliseconds: "0" means under 1 ms).
-Then an unloaded latency probe: PROBE sequential REGISTERs from a raw UDP
+A path that fails a step (a failed REGISTER, > 1 % retransmissions, or
+under 90 % of the target rate achieved) is not
+driven at higher rates (unless --no-stop); the summary gives each path's
+highest clean step. Then an unloaded latency probe: PROBE sequential REGISTERs from a raw UDP
 socket per path, timed in microseconds.
 
 Prints numbers, asserts nothing about speed. Exit status 0 unless a
@@ -120,7 +123,7 @@ def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
     sent = num("OutgoingCall(C)")
     span = (max(dates) - min(dates)) / 1000.0 if len(dates) > 1 else 0.0
     achieved = ok / span if span > 0 else None
-    return {"rc": rc, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed, "achieved": achieved,
+    return {"rc": rc, "target": rate, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed, "achieved": achieved,
             "p50": pct(rts, 50), "p99": pct(rts, 99), "max": max(rts) if rts else None,
             "wall": wall, "dir": d}
 
@@ -148,6 +151,12 @@ def probe_latency(target, count, prefix):
     return times, fails
 
 
+def clean(r):
+    """A step counts as sustained: every REGISTER answered 200, few retransmissions."""
+    return (r["failed"] == 0 and r["ok"] == r["sent"] and r["sent"] > 0
+            and r["retrans"] <= r["sent"] / 100 and (r["achieved"] or 0) >= 0.9 * r["target"])
+
+
 def fmt(v, spec="%.0f"):
     return "-" if v is None else spec % v
 
@@ -156,8 +165,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N", "20000")),
                     help="REGISTERs per path and rate step (default 20000)")
-    ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "2000,5000,10000,20000"),
-                    help="comma-separated target rates (REGISTER/s)")
+    ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "2000,4000,6000,8000,10000,15000,20000"),
+                    help="comma-separated target rates (REGISTER/s), ascending")
+    ap.add_argument("--no-stop", action="store_true",
+                    help="keep measuring a path at higher rates after it failed a step")
     ap.add_argument("--transport", choices=("udp", "tcp"), default=os.environ.get("BENCH_TRANSPORT", "udp"))
     ap.add_argument("--paths", default="sipwake,kam-proxy,direct",
                     help="which paths to measure (comma-separated)")
@@ -214,18 +225,32 @@ def main():
         print(hdr)
         print("-" * len(hdr))
         results = {}
+        given_up = set()
         for rate in rates:
             for p in order:
+                if p in given_up:
+                    continue
                 r = run_sipp(t.dir, targets[p], a.transport, rate, a.n, "%s-" % p, a.timeout)
                 results[(rate, p)] = r
                 print("%8d  %-10s %7d %7d %7d %7d %10s %6s %6s %6s%s" % (
                     rate, p, r["sent"], r["ok"], r["failed"], r["retrans"], fmt(r["achieved"]), fmt(r["p50"]),
                     fmt(r["p99"]), fmt(r["max"]), "" if r["rc"] == 0 else "  (sipp exit %s)" % r["rc"]),
                     flush=True)
+                if not clean(r) and not a.no_stop:
+                    given_up.add(p)
             sw_r, kp_r = results.get((rate, "sipwake")), results.get((rate, "kam-proxy"))
             if sw_r and kp_r and sw_r["achieved"] and kp_r["achieved"]:
                 print("%8s  sipwake/kam-proxy achieved rate: %.2f" % ("", sw_r["achieved"] / kp_r["achieved"]))
             print()
+
+        print("highest clean step (no failed REGISTER, retransmissions <= 1%, >= 90% of target):")
+        for p in order:
+            good = [rate for rate in rates if (rate, p) in results and clean(results[(rate, p)])]
+            best = max(good) if good else None
+            r = results.get((best, p))
+            print("  %-10s %s" % (p, "none" if best is None else "%d/s target, %s/s achieved, p99 %s ms"
+                                  % (best, fmt(r["achieved"]), fmt(r["p99"]))))
+        print()
 
         if a.probe > 0 and a.transport == "udp":
             print("unloaded latency, %d sequential REGISTERs over UDP (microseconds):" % a.probe)

@@ -106,6 +106,16 @@ for _s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(_s, _on_signal)
 
 
+def _die_with_parent():
+    """Runs in the child before exec: SIGKILL it if this test process dies
+    (e.g. killed by a CTest timeout before its cleanup could run)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def spawn(name, argv, cwd, stdout_path, stderr_path=None, env=None):
     """Start argv in a new session with stdout (and stderr, to the same file
     unless stderr_path is given) redirected to files; stdin is /dev/null."""
@@ -113,7 +123,8 @@ def spawn(name, argv, cwd, stdout_path, stderr_path=None, env=None):
     err = open(stderr_path, "ab") if stderr_path else subprocess.STDOUT
     try:
         proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, start_new_session=True, env=env)
+                                stderr=err, start_new_session=True, env=env,
+                                preexec_fn=_die_with_parent)
     finally:
         out.close()
         if stderr_path:
@@ -1006,6 +1017,104 @@ def push_params(provider="fcm", prid=None, param="sipwake-test"):
 
 
 # --------------------------------------------------------------------------
+# linphonec (a real softphone with push parameters)
+
+LINPHONEC = shutil.which("linphonec") or "/usr/bin/linphonec"
+
+
+class Linphonec:
+    """linphonec registering user@DOMAIN at proxy (host, port) over transport,
+    with contact_params (e.g. "pn-provider=fcm;pn-prid=...;pn-param=...")
+    added to its Contact by liblinphone, like a phone with push enabled. It
+    also adds +sip.instance. Driven through its stdin (it quits when stdin
+    closes); HOME is a private directory."""
+
+    def __init__(self, workdir, proxy, user, transport="udp", contact_params="", name=None,
+                 expires=600):
+        self.name = name or "linphonec-" + user
+        self.dir = os.path.join(workdir, self.name)
+        self.home = os.path.join(self.dir, "home")
+        os.makedirs(os.path.join(self.home, ".local", "share", "linphone"), exist_ok=True)
+        self.rc = os.path.join(self.dir, "linphonerc")
+        self.out = os.path.join(self.dir, "stdout.txt")
+        self.port = free_port()
+        self.user = user
+        self.proc = None
+        with open(self.rc, "w") as f:
+            f.write("[sip]\nsip_port=%d\nsip_udp_port=%d\nsip_tcp_port=%d\nsip_tls_port=-1\n"
+                    "bind_address=%s\ndefault_proxy=0\nregister_only_when_network_is_up=0\n"
+                    "supported=replaces, outbound\n"  # no GRUU: in-dialog requests use its contact
+                    "[rtp]\naudio_rtp_port=%d\n"
+                    "[proxy_0]\nreg_proxy=<sip:%s:%d;transport=%s>\nreg_route=\n"
+                    "reg_identity=\"%s\" <sip:%s@%s>\nreg_expires=%d\nreg_sendregister=1\n"
+                    "publish=0\npush_notification_allowed=0\ncontact_uri_parameters=%s\n"
+                    % (self.port, self.port, self.port, LOOPBACK, free_port(), proxy[0], proxy[1],
+                       transport, user, user, DOMAIN, expires, contact_params))
+
+    def start(self):
+        env = dict(os.environ, HOME=self.home)
+        out = open(self.out, "ab")
+        try:
+            self.proc = subprocess.Popen([LINPHONEC, "-c", self.rc], cwd=self.dir, env=env,
+                                         stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+        finally:
+            out.close()
+        _register(self.name, self.proc)
+        return self
+
+    def command(self, line):
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.stdin.write((line + "\n").encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+
+    def output(self):
+        try:
+            with open(self.out, "r", encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_registered(self, timeout=15.0):
+        """True once `status register` answers "registered," (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            self.command("status register")
+            time.sleep(0.5)
+            if re.search(r"^(?:linphonec> )?registered, identity=", self.output(), re.M):
+                return True
+        return False
+
+    def quit(self, timeout=10.0):
+        """`quit` (linphonec unregisters first), then close stdin; killed if
+        it does not end in time. Returns the exit status."""
+        if not self.proc:
+            return None
+        self.command("quit")
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_proc(self.proc)
+            rc = self.proc.wait(timeout=5)
+        _forget(self.proc)
+        return rc
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            _kill_proc(self.proc)
+            self.proc.wait(timeout=5)
+        if self.proc:
+            _forget(self.proc)
+
+
+# --------------------------------------------------------------------------
 # test runner
 
 class Test:
@@ -1064,6 +1173,11 @@ class Test:
         s = Sipp(self.dir, scenario, remote, **kw)
         self.on_cleanup(s.stop)
         return s
+
+    def linphonec(self, proxy, user, **kw):
+        lp = Linphonec(self.dir, proxy, user, **kw)
+        self.on_cleanup(lp.stop)
+        return lp.start()
 
     def cleanup(self):
         for fn in reversed(self._stoppers):

@@ -22,7 +22,8 @@ reaches it, SPEC 4.5 / issue 2 item 5).
 No duplicates upstream (SPEC 4.2): register.xml twice from the same port
 (new Call-ID each time) and once from another port with the same
 +sip.instance and push identity: Kamailio holds exactly one contact for
-the AOR each time.
+the AOR each time. Then "Contact: *" with Expires: 0 through sipwake: 200,
+and Kamailio holds no contact for the AOR.
 """
 import swlib
 import calls
@@ -76,6 +77,20 @@ def main(t):
         n = len(kam.contacts(user))
         t.check(n == 1, "%s: after the device moved, still ONE contact upstream" % tr,
                 "Kamailio holds %d: %s" % (n, kam.contacts(user)))
+
+    t.section("wildcard unregister through sipwake")
+    for tr in ("udp", "tcp"):
+        user = "refresh-" + tr  # registered above
+        with swlib.RawSip(tr, edge, timeout=5) as c:
+            final, _ = c.request(swlib.build_request(
+                "REGISTER", "sip:%s" % swlib.DOMAIN, tr, c.local,
+                from_uri="sip:%s@%s" % (user, swlib.DOMAIN),
+                headers=[("Contact", "*"), ("Expires", "0")]))
+        t.check(final is not None and final.status == 200,
+                "%s: REGISTER Contact: * Expires: 0 through sipwake -> 200" % tr,
+                final.text if final else "no final response")
+        t.check(not kam.contacts(user), "%s: Kamailio holds no contact for %s any more" % (tr, user),
+                kam.contacts(user))
 
     t.section("shutdown")
     t.check(sw.alive(), "sipwaked still running after all calls")

@@ -11,6 +11,8 @@
 3. Digest: register_auth.xml gets 401 from Kamailio and succeeds with
    credentials.
 4. register_unregister.xml: the binding is gone afterwards.
+5. linphonec (push parameters via contact_uri_parameters) registers at
+   Kamailio over UDP and TCP and unregisters when it quits.
 """
 import swlib
 import calls
@@ -33,6 +35,18 @@ def main(t):
     t.section("mixed transports: phone on TCP, caller on UDP")
     calls.call_through(t, label="mixed", register_to=kam.addr(), call_to=kam.addr(),
                        transport="tcp", caller_transport="udp", user="dave", kam=kam, hops=1)
+
+    t.section("linphonec with push parameters, directly at Kamailio")
+    for tr in ("udp", "tcp"):
+        lp = t.linphonec(kam.addr(), "linus-" + tr, transport=tr,
+                         contact_params="pn-provider=fcm;pn-prid=linphonetoken-%s;pn-param=sipwake-test" % tr)
+        t.check(lp.wait_registered(), "linphonec-%s: registered at Kamailio" % tr, swlib.tail(lp.out))
+        b = kam.contacts("linus-" + tr)
+        t.check(len(b) == 1 and "pn-prid=linphonetoken-" + tr in b[0][0],
+                "linphonec-%s: Kamailio holds its contact with the push parameters" % tr, b)
+        lp.quit()
+        t.check(not kam.contacts("linus-" + tr), "linphonec-%s: unregistered on quit" % tr,
+                kam.contacts("linus-" + tr))
 
     t.section("digest challenge")
     authkam = t.kamailio(name="auth", auth=True, password="s3cret")

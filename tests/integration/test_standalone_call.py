@@ -13,7 +13,8 @@ Cases: UDP/UDP, TCP/TCP, A on TCP and B on UDP, A on TCP "behind NAT"
 (Contact port closed: only A's connection reaches it).
 Then: an unknown user gets a final error (404 or 480); a domain not in
 sip.domains gets 403 (no open relay, SPEC 4.5); after register+unregister
-(register_unregister.xml) a call to that user fails.
+(register_unregister.xml) a call to that user fails; two contacts removed
+at once by "Contact: *" (Expires: 0) and a call to that user fails.
 Binding replacement (SPEC 4.2): a device registers from a raw socket (old
 address), then again from the phone's sipp socket with the same
 +sip.instance (or, without instance, the same push identity); the call
@@ -62,6 +63,26 @@ def main(t):
         t.check(final is not None and final.status >= 400,
                 "%s: after unregister, INVITE to %s fails (404/480)" % (tr, user),
                 "got %s" % (final.summary() if final else "no final response"))
+
+    t.section("wildcard unregister (Contact: *)")
+    for tr in ("udp", "tcp"):
+        user = "wild-" + tr
+        for i in (1, 2):
+            r = t.sipp("register.xml", edge, name="%s-%d" % (user, i), transport=tr, user=user,
+                       timeout=10).run()
+            t.check(r.rc == 0, "%s: contact #%d of %s registered" % (tr, i, user), r.describe())
+        with swlib.RawSip(tr, edge, timeout=5) as c:
+            final, _ = c.request(swlib.build_request(
+                "REGISTER", "sip:%s" % swlib.DOMAIN, tr, c.local,
+                from_uri="sip:%s@%s" % (user, swlib.DOMAIN),
+                headers=[("Contact", "*"), ("Expires", "0")]))
+        t.check(final is not None and final.status == 200 and not final.all("contact"),
+                "%s: REGISTER Contact: * Expires: 0 -> 200 without Contact" % tr,
+                final.text if final else "no final response")
+        final, _ = calls.invite(tr, edge, user)
+        t.check(final is not None and final.status in (404, 480),
+                "%s: after *, INVITE to %s -> 404/480" % (tr, user),
+                final.summary() if final else "no final response")
 
     t.section("a device that comes back from a new address replaces its binding")
     for tr in ("udp", "tcp"):
