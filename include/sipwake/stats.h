@@ -97,6 +97,14 @@ json_t *stats_json(void);
 /* Drop every family and series (daemon exit, tests). Pointers become invalid. */
 void stats_cleanup(void);
 
+/*
+ * SIP counters, one hash lookup each (cheap enough for every message).
+ * A method outside the well-known list counts as "other", so that labels
+ * taken from the wire stay bounded; status codes outside 100-699 are ignored.
+ */
+void stats_sip_request(const char *method);
+void stats_sip_response(int status);
+
 /* The metrics the core layers declare (SIP, registrar, proxy); see stats.c. */
 void stats_declare_core(void);
 

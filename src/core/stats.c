@@ -527,10 +527,37 @@ void stats_cleanup(void)
 	n_series = 0;
 }
 
+/* Known methods get their own series; anything else is "other" (bounded labels). */
+void stats_sip_request(const char *method)
+{
+	static const char *const known[] = {"INVITE", "ACK",    "BYE",      "CANCEL", "OPTIONS",
+					    "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY", "REFER",
+					    "INFO",   "UPDATE", "PRACK",    "PUBLISH"};
+	size_t n = sizeof(known) / sizeof(known[0]);
+	size_t i;
+
+	for (i = 0; method && i < n; i++)
+		if (!strcmp(method, known[i]))
+			break;
+	if (!method || i == n)
+		method = "other";
+	stats_count("sipwake_sip_requests_total", "method", method, NULL);
+}
+
+void stats_sip_response(int status)
+{
+	char code[8];
+
+	if (status < 100 || status > 699)
+		return;
+	snprintf(code, sizeof(code), "%d", status);
+	stats_count("sipwake_sip_responses_total", "code", code, NULL);
+}
+
 void stats_declare_core(void)
 {
 	stats_family("sipwake_sip_requests_total", STATS_COUNTER,
-		     "SIP requests received outside a transaction, by method");
+		     "SIP requests received that start a transaction (and ACKs to 2xx), by method");
 	stats_family("sipwake_sip_responses_total", STATS_COUNTER,
 		     "final and provisional SIP responses sent to clients (own and relayed), "
 		     "by status code");
