@@ -25,6 +25,7 @@
 
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
+#include "sipwake/stats.h"
 
 #define MAX_UPSTREAM_ADDRS 8
 #define MAX_FORK 16
@@ -358,6 +359,7 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 
 	if (!sip->sip_request)
 		return 0;
+	stats_sip_request(sip->sip_request->rq_method_name);
 	if (m == sip_method_ack) {
 		route_ack(rt, msg, sip);
 		if (irq)
