@@ -55,6 +55,12 @@ static void conn_close(struct conn *c)
 		}
 	if (c->reg > 0)
 		su_root_deregister(a->root, c->reg);
+	if (c->close_after) {
+		/* Unread input would turn the close into a reset that loses our answer. */
+		char junk[4096];
+		for (int i = 0; i < 16 && recv(c->fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+			;
+	}
 	close(c->fd);
 	free(c->out);
 	free(c);
@@ -102,6 +108,7 @@ static int conn_flush(struct conn *c)
 static int conn_answer(struct conn *c, json_t *answer)
 {
 	char *text = answer ? json_dumps(answer, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	char *line;
 	size_t len;
 
 	json_decref(answer);
@@ -113,14 +120,17 @@ static int conn_answer(struct conn *c, json_t *answer)
 		}
 	}
 	len = strlen(text);
-	c->out = realloc(text, len + 2);
-	if (!c->out) {
+	line = malloc(len + 2);
+	if (!line) {
 		free(text);
 		conn_close(c);
 		return -1;
 	}
-	c->out[len] = '\n';
-	c->out[len + 1] = 0;
+	memcpy(line, text, len);
+	free(text);
+	line[len] = '\n';
+	line[len + 1] = 0;
+	c->out = line;
 	c->out_len = len + 1;
 	c->out_off = 0;
 	return conn_flush(c);

@@ -154,11 +154,11 @@ int admin_metrics_new(struct admin_metrics **out, su_root_t *root, const char *l
 							 : ((struct sockaddr_in *)&ss)->sin_port);
 	m->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		0, NULL, NULL, on_request, m, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNS,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONN_TIMEOUT,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONN_MEMORY,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONN_MEMORY, MHD_OPTION_END);
 	if (!m->mhd) {
 		log_error("metrics endpoint: libmicrohttpd did not start on %s", listen_on);
 		goto out;
