@@ -352,10 +352,13 @@ static int clear_stale(const char *path, const struct sockaddr_un *sun)
 		log_error("control socket %s: the path exists and is not a socket", path);
 		return -1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	/* Non-blocking: a live daemon with a full backlog answers EAGAIN, not a hang. */
 	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	if (rc < 0 && errno == EAGAIN)
+		rc = 0;
 	close(fd);
 	if (rc == 0) {
 		log_error("control socket %s: another sipwaked is running there", path);
