@@ -573,6 +573,19 @@ void stats_declare_core(void)
 	stats_family("sipwake_build_info", STATS_GAUGE, "always 1; the version is a label");
 	stats_family("sipwake_admin_requests_total", STATS_COUNTER,
 		     "control socket requests, by command");
+	/*
+	 * Names reserved for the push layer, declared here so that they are one
+	 * contract for dashboards; their series appear once pushes are counted.
+	 * kind: voip, alert, background; result: ok, rejected, failed, ...
+	 */
+	stats_family("sipwake_pushes_total", STATS_COUNTER,
+		     "pushes sent, by provider, kind and result");
+	stats_family("sipwake_push_latency_seconds", STATS_HISTOGRAM,
+		     "time from sending a push to the provider's answer, by provider");
+	stats_family("sipwake_push_tokens_removed_total", STATS_COUNTER,
+		     "bindings removed because the provider rejected the token, by provider");
+	stats_family("sipwake_held_requests", STATS_GAUGE,
+		     "requests held while a pushed device wakes up, by method");
 	/* Series that should read 0 from the start rather than be absent. */
 	stats_counter("sipwake_register_total", "result", "ok", NULL);
 	stats_counter("sipwake_register_total", "result", "refused", NULL);
