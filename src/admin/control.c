@@ -187,13 +187,17 @@ static int on_conn(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 	int ev = su_wait_events(w, c->fd);
 
 	if (c->out) {
-		if (ev & (SU_WAIT_OUT | SU_WAIT_ERR | SU_WAIT_HUP))
-			conn_flush(c);
+		/* Once the answer is out, the requests already buffered go next. */
+		if ((ev & (SU_WAIT_OUT | SU_WAIT_ERR | SU_WAIT_HUP)) && conn_flush(c) == 0 &&
+		    !c->out)
+			conn_process(c);
 		return 0;
 	}
 	for (;;) {
 		ssize_t n;
 
+		if (c->in_len >= ADMIN_MAX_LINE && memchr(c->in, '\n', c->in_len))
+			break; /* answer the complete requests first */
 		if (c->in_len >= ADMIN_MAX_LINE) {
 			c->in_len = 0;
 			c->close_after = 1;

@@ -390,6 +390,25 @@ def run(tmp, log):
     check(len(lines) == 2 and json.loads(lines[0])["ok"] and
           "commands" in json.loads(lines[1])["result"], "two requests on one connection")
     c.close()
+    # Many pipelined requests: more than one buffer of input, answers larger
+    # than the socket buffer (partial writes), all answered in order.
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(sock)
+    n = 1000
+    c.sendall(b"stats\n" * (n - 1) + b"status\n")
+    buf, deadline = b"", time.monotonic() + 30
+    while buf.count(b"\n") < n and time.monotonic() < deadline:
+        chunk = c.recv(1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+    c.close()
+    lines = buf.decode().splitlines()
+    check(len(lines) == n and all(json.loads(l)["ok"] for l in lines)
+          and "mode" in json.loads(lines[-1])["result"],
+          f"{n} pipelined requests all answered in order ({len(lines)})")
+
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     c.settimeout(5)
     c.connect(sock)
