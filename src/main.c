@@ -24,6 +24,7 @@
 #include "sipwake/config.h"
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
+#include "sipwake/push.h"
 #include "sipwake/registrar.h"
 #include "sipwake/router.h"
 #include "sipwake/sip.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct store *store;
 	struct sip_agent *sip;
 	struct registrar *reg;
+	struct push *push;
 	struct router *router;
 	struct admin *admin;
 	struct admin_metrics *metrics;
@@ -85,6 +87,16 @@ static void sd_notify_msg(const char *state)
 	close(fd);
 }
 
+/* The push provider says a token is dead: its binding goes (SPEC 5). */
+static void token_invalid(void *ctx, const struct pn_identity *id, const char *token)
+{
+	char tok[LOG_TOKEN_BUFSZ];
+
+	if (registrar_remove_pn(ctx, id, "push token rejected by the provider") < 0)
+		log_info("push token %s rejected, but no binding has it any more",
+			 log_token(token, tok));
+}
+
 static void apply_log_settings(struct daemon *d)
 {
 	int level = d->cli_log_level >= 0 ? d->cli_log_level : log_level_parse(d->cfg.log.level);
@@ -105,6 +117,8 @@ static int reload(void *ctx)
 	log_reopen();
 	if (config_reload(&d->cfg, d->config_path) == 0) {
 		apply_log_settings(d);
+		if (d->push && push_reload(d->push, &d->cfg) < 0)
+			log_error("push credentials not reloaded; keeping the previous ones");
 		log_notice("configuration reloaded from %s", d->config_path);
 		rc = 0;
 	} else {
@@ -164,6 +178,7 @@ static void shutdown_daemon(struct daemon *d)
 	admin_free(d->admin);
 	proxy_shutdown();
 	router_free(d->router);
+	push_free(d->push);
 	registrar_free(d->reg);
 	sip_agent_free(d->sip);
 	store_close(d->store);
@@ -259,12 +274,16 @@ int main(int argc, char **argv)
 		log_error("cannot create the registrar");
 		goto out;
 	}
-	registrar_set_push_support(d.reg, config_apns_enabled(&d.cfg), config_fcm_enabled(&d.cfg));
 	n = registrar_load(d.reg);
 	if (n < 0)
 		goto out;
 	log_info("%d binding(s) loaded from %s", n, d.cfg.storage.database);
-	if (router_new(&d.router, d.sip, d.reg) < 0) {
+	if (push_new(&d.push, d.root, &d.cfg) < 0)
+		goto out; /* reason logged */
+	push_set_token_invalid_cb(d.push, token_invalid, d.reg);
+	registrar_set_push_support(d.reg, push_provider_enabled(d.push, PN_APNS),
+				   push_provider_enabled(d.push, PN_FCM));
+	if (router_new(&d.router, d.sip, d.reg, d.push, d.store) < 0) {
 		log_error("cannot create the router");
 		goto out;
 	}

@@ -20,9 +20,13 @@ struct proxy_txn;
 struct proxy_ops {
 	/*
 	 * A response arrived on a branch. The hook may modify msg/sip (e.g.
-	 * rewrite Contacts). Return 0 to continue normally.
+	 * rewrite Contacts). Return 0 to continue normally, 1 to drop the
+	 * response (the hook has taken another course, e.g. forked a retry
+	 * branch from inside the hook).
 	 */
 	int (*on_response)(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip);
+	/* After a response was processed (relayed or kept as the best one). */
+	void (*after_response)(void *ctx, struct proxy_txn *t, int branch, int status);
 	/* The caller cancelled (before the final answer). */
 	void (*on_cancel)(void *ctx, struct proxy_txn *t);
 	/* The transaction is over and about to be freed: release ctx. */
@@ -35,6 +39,9 @@ struct proxy_ops {
  */
 struct proxy_txn *proxy_txn_new(struct sip_agent *a, nta_incoming_t *irq, const struct proxy_ops *ops,
 				void *ctx);
+
+/* Replace the hooks and their context (a layer above takes the transaction over). */
+void proxy_txn_set_ops(struct proxy_txn *t, const struct proxy_ops *ops, void *ctx);
 
 /* The received request (owned by t). */
 msg_t *proxy_txn_request(struct proxy_txn *t);
@@ -66,6 +73,15 @@ int proxy_txn_reply(struct proxy_txn *t, int status, const char *phrase, tag_typ
  * response is relayed (or status/phrase when there was no branch at all).
  */
 void proxy_txn_seal(struct proxy_txn *t, int status_if_none, const char *phrase_if_none);
+
+/* Cancel one pending INVITE branch (e.g. to a device's stale contact). */
+void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason);
+
+/* True while the branch waits for its final response. */
+bool proxy_txn_branch_active(struct proxy_txn *t, int branch);
+
+/* Number of branches still waiting for a final response. */
+int proxy_txn_active_branches(struct proxy_txn *t);
 
 /* True once a final response went to the caller. */
 bool proxy_txn_answered(struct proxy_txn *t);

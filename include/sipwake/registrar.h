@@ -27,6 +27,7 @@ struct binding;
 enum registrar_event {
 	REGISTRAR_BOUND,   /* new binding or refreshed one (maybe on a new flow) */
 	REGISTRAR_REMOVED, /* unregistered, expired, evicted or token invalid */
+	REGISTRAR_EXPIRING, /* a push binding is push.wakeup_before_expiry from expiring */
 };
 
 typedef void registrar_event_fn(void *ctx, const struct binding *b, enum registrar_event ev);

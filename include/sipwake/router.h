@@ -9,12 +9,16 @@
 #ifndef SIPWAKE_ROUTER_H
 #define SIPWAKE_ROUTER_H
 
+#include "sipwake/push.h"
 #include "sipwake/registrar.h"
+#include "sipwake/store.h"
 #include "sipwake/sip.h"
 
 struct router;
 
-int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg);
+/* push and st may be NULL (no wake-up, no message store). */
+int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg, struct push *push,
+	       struct store *st);
 void router_free(struct router *rt);
 /* The agent's request handler (a sip_request_fn): REGISTER goes to the registrar. */
 int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip);

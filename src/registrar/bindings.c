@@ -408,27 +408,48 @@ void registrar_enforce_limit(struct registrar *r, const char *aor, const struct 
 	}
 }
 
+#define PURGE_BATCH 256
+
 struct purge_ctx {
 	int64_t now;
-	struct binding *expired[256];
+	int64_t wakeup_before;
+	struct binding *expired[PURGE_BATCH];
 	int n;
+	struct binding *expiring[PURGE_BATCH];
+	int n_expiring;
 };
 
-static void collect_expired(void *ctx, const char *key, void *value)
+static void collect_due(void *ctx, const char *key, void *value)
 {
 	struct purge_ctx *p = ctx;
 
-	for (struct binding *b = ((struct aor_rec *)value)->head; b; b = b->next)
-		if (b->expires <= p->now && p->n < (int)(sizeof(p->expired) / sizeof(p->expired[0])))
-			p->expired[p->n++] = b;
+	for (struct binding *b = ((struct aor_rec *)value)->head; b; b = b->next) {
+		if (b->expires <= p->now) {
+			if (p->n < PURGE_BATCH)
+				p->expired[p->n++] = b;
+		} else if (p->wakeup_before > 0 && b->pn_key && b->wakeup_for != b->expires &&
+			   b->expires - p->now <= p->wakeup_before && p->n_expiring < PURGE_BATCH) {
+			p->expiring[p->n_expiring++] = b;
+		}
+	}
 }
 
+/*
+ * Once a second: drop expired bindings, and announce (once per expiry
+ * time) push bindings about to expire so that a wake-up push can ask the
+ * app to re-register (RFC 8599 5.5). Batches are bounded; what is left
+ * over is handled on the next tick.
+ */
 void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct registrar *r = (struct registrar *)arg;
-	struct purge_ctx p = {.now = time(NULL)};
+	struct purge_ctx p = {.now = time(NULL), .wakeup_before = r->cfg->push.wakeup_before_expiry};
 
-	strmap_each(r->by_aor, collect_expired, &p);
+	strmap_each(r->by_aor, collect_due, &p);
+	for (int i = 0; i < p.n_expiring; i++) {
+		p.expiring[i]->wakeup_for = p.expiring[i]->expires;
+		registrar_notify(r, p.expiring[i], REGISTRAR_EXPIRING);
+	}
 	for (int i = 0; i < p.n; i++)
 		registrar_remove(r, p.expired[i], "expired");
 	if (r->st && p.n)

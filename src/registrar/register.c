@@ -42,6 +42,8 @@ struct reg_contact {
 
 struct reg_req {
 	struct registrar *r;
+	struct proxy_txn *t;
+	bool retried; /* already re-sent without Path (masquerading) */
 	char aor[256];
 	char received[160];
 	tport_t *tp;
@@ -217,7 +219,7 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
 	registrar_enforce_limit(r, q->aor, b);
 	if (log_enabled(SW_LOG_INFO)) {
 		char tok[LOG_TOKEN_BUFSZ];
-		log_info("%s %s of %s for %ds via %s%s%s%s", old ? "refreshed" : "bound", b->id,
+		log_info("%s %s of %s for %ds via %s%s%s %s", old ? "refreshed" : "bound", b->id,
 			 q->aor, granted, q->received, c->pn_key ? ", push " : "",
 			 c->pn_key ? pn_provider_name(&c->pn) : "",
 			 c->pn_key ? log_token(c->pn.token ? c->pn.token : c->pn.voip_token, tok)
@@ -311,6 +313,14 @@ static struct reg_contact *find_pending(struct reg_req *q, const char *id)
 	return NULL;
 }
 
+static int send_upstream(struct reg_req *q, bool masquerade);
+
+static bool path_rejected(const sip_t *sip)
+{
+	return sip->sip_status->st_status == 420 && sip->sip_unsupported &&
+	       sip_has_feature(sip->sip_unsupported, "path");
+}
+
 /* Gateway: upstream answered. On 2xx, bind what it granted and restore Contacts. */
 static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip)
 {
@@ -320,6 +330,17 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 	int64_t now = time(NULL);
 	char seen[REG_MAX_CONTACTS] = {0};
 
+	if (path_rejected(sip) && !q->retried) {
+		if (!r->masquerade)
+			log_warn("upstream %s rejects Path (420): Contacts are now rewritten to "
+				 "sipwake's own address (masquerading)",
+				 r->cfg->upstream.uri);
+		r->masquerade = true;
+		q->retried = true;
+		if (send_upstream(q, true) >= 0)
+			return 1; /* the retry answers the client */
+		return 0;
+	}
 	if (status >= 200)
 		stats_count("sipwake_register_total", "result", status < 300 ? "ok"
 				: (status == 401 || status == 407) ? "challenged" : "failed", NULL);
@@ -374,73 +395,102 @@ static const struct proxy_ops register_ops = {
 	.on_done = upstream_done,
 };
 
-/* Rewrite one Contact of the forwarded REGISTER: push params out, id in. */
-static int rewrite_contact(struct registrar *r, msg_t *fwd, sip_contact_t *m, const char *id)
+/*
+ * Rewrite one Contact of the forwarded REGISTER: push parameters out, the
+ * binding id in. Masquerading (upstream refused Path) also puts sipwake's
+ * own address in place of the client's, so requests come to us anyway.
+ */
+static int rewrite_contact(struct registrar *r, msg_t *fwd, sip_contact_t *m, const char *id,
+			   bool masquerade, const char *proto)
 {
 	su_home_t *home = msg_home(fwd);
-	char *params = NULL;
-	char *stripped;
+	const char *orig = m->m_url->url_params;
+	char *kept = NULL;
+	char *params;
 	url_t *u;
 
-	if (r->cfg->upstream.hide_push_params) {
-		stripped = m->m_url->url_params ? pn_strip_params(m->m_url->url_params) : NULL;
-		params = su_sprintf(home, "%s%s%s=%s", stripped && stripped[0] ? stripped : "",
-				    stripped && stripped[0] ? ";" : "", REGISTRAR_ID_PARAM, id);
-		free(stripped);
+	if (masquerade)
+		orig = NULL; /* the client's transport etc. do not apply to our address */
+	else if (r->cfg->upstream.hide_push_params && orig)
+		orig = kept = pn_strip_params(orig);
+	params = su_sprintf(home, "%s%s%s=%s", orig && orig[0] ? orig : "",
+			    orig && orig[0] ? ";" : "", REGISTRAR_ID_PARAM, id);
+	free(kept);
+	if (masquerade) {
+		u = url_make(home, sip_agent_uri(r->sa, proto));
+		if (u) {
+			u->url_user = m->m_url->url_user ? su_strdup(home, m->m_url->url_user)
+							: "sipwake";
+			params = su_sprintf(home, "%s;%s", u->url_params ? u->url_params : "", params);
+		}
 	} else {
-		params = su_sprintf(home, "%s%s%s=%s", m->m_url->url_params ? m->m_url->url_params : "",
-				    m->m_url->url_params ? ";" : "", REGISTRAR_ID_PARAM, id);
+		u = url_hdup(home, m->m_url);
 	}
-	u = url_hdup(home, m->m_url);
 	if (!u || !params)
 		return -1;
-	u->url_params = params;
+	u->url_params = params[0] == ';' ? params + 1 : params;
 	*m->m_url = *u;
 	msg_fragment_clear(m->m_common);
 	return 0;
 }
 
-static int register_upstream(struct registrar *r, nta_incoming_t *irq, struct reg_req *q)
+static const char *upstream_proto(const char *upstream)
 {
-	struct proxy_txn *t = proxy_txn_new(r->sa, irq, &register_ops, q);
-	const char *upstream = r->cfg->upstream.uri;
-	msg_t *fwd;
-	sip_t *sip;
-	char path[200];
-	sip_path_t *p;
-	const char *proto = strcasestr(upstream, "transport=tcp") ? "tcp"
-			    : (strncasecmp(upstream, "sips:", 5) == 0 ||
-			       strcasestr(upstream, "transport=tls"))
-				    ? "tls"
-				    : "udp";
+	if (strcasestr(upstream, "transport=tcp"))
+		return "tcp";
+	if (!strncasecmp(upstream, "sips:", 5) || strcasestr(upstream, "transport=tls"))
+		return "tls";
+	return "udp";
+}
 
-	if (!t) {
-		reg_req_free(q);
-		return 500;
-	}
-	fwd = proxy_txn_copy_request(t);
-	if (!fwd) {
-		proxy_txn_reply(t, SIP_483_TOO_MANY_HOPS, TAG_END());
-		return 0;
-	}
+/* Send the REGISTER upstream (again, when masquerading after a 420). */
+static int send_upstream(struct reg_req *q, bool masquerade)
+{
+	struct registrar *r = q->r;
+	struct proxy_txn *t = q->t;
+	const char *upstream = r->cfg->upstream.uri;
+	const char *proto = upstream_proto(upstream);
+	msg_t *fwd = proxy_txn_copy_request(t);
+	sip_t *sip;
+
+	if (!fwd)
+		return -1;
 	sip = sip_object(fwd);
 	if (!q->wildcard) {
 		int i = 0;
 		for (sip_contact_t *m = sip->sip_contact; m && i < q->n; m = m->m_next, i++)
-			if (rewrite_contact(r, fwd, m, q->c[i].id) < 0) {
+			if (rewrite_contact(r, fwd, m, q->c[i].id, masquerade, proto) < 0) {
 				msg_destroy(fwd);
-				proxy_txn_reply(t, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
-				return 0;
+				return -1;
 			}
 	}
-	snprintf(path, sizeof(path), "<%s;lr>", sip_agent_uri(r->sa, proto));
-	p = sip_path_make(msg_home(fwd), path);
-	if (p)
-		msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)p);
-	if (!sip_has_feature(sip->sip_supported, "path"))
-		sip_add_tl(fwd, sip, SIPTAG_SUPPORTED_STR("path"), TAG_END());
-	proxy_txn_fork(t, fwd, upstream, NULL);
-	proxy_txn_seal(t, SIP_503_SERVICE_UNAVAILABLE);
+	if (!masquerade) {
+		char path[200];
+		sip_path_t *p;
+
+		snprintf(path, sizeof(path), "<%s;lr>", sip_agent_uri(r->sa, proto));
+		p = sip_path_make(msg_home(fwd), path);
+		if (p)
+			msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)p);
+		if (!sip_has_feature(sip->sip_supported, "path"))
+			sip_add_tl(fwd, sip, SIPTAG_SUPPORTED_STR("path"), TAG_END());
+	}
+	return proxy_txn_fork(t, fwd, upstream, NULL);
+}
+
+static int register_upstream(struct registrar *r, nta_incoming_t *irq, struct reg_req *q)
+{
+	q->t = proxy_txn_new(r->sa, irq, &register_ops, q);
+	if (!q->t) {
+		reg_req_free(q);
+		return 500;
+	}
+	q->retried = r->masquerade;
+	if (send_upstream(q, r->masquerade) < 0) {
+		proxy_txn_reply(q->t, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+		return 0;
+	}
+	proxy_txn_seal(q->t, SIP_503_SERVICE_UNAVAILABLE);
 	return 0;
 }
 

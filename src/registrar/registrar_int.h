@@ -11,7 +11,7 @@
 
 #define BINDING_ID_LEN 16
 #define REGISTRAR_MAX_SUBS 4
-#define REGISTRAR_PURGE_MS 5000
+#define REGISTRAR_PURGE_MS 1000
 
 struct aor_rec {
 	char *aor;
@@ -36,6 +36,7 @@ struct binding {
 	int q;
 	int64_t expires;
 	int64_t updated;
+	int64_t wakeup_for; /* the expiry a wake-up was announced for (once each) */
 	tport_t *tp;
 	int pend;
 	bool flow_dead;
@@ -69,6 +70,7 @@ struct registrar {
 	struct strmap *by_contact;
 	size_t count;
 	bool apns, fcm;
+	bool masquerade; /* upstream refused Path: rewrite Contacts to us */
 	struct {
 		registrar_event_fn *fn;
 		void *ctx;

@@ -9,7 +9,7 @@
  * a client's requests in gateway mode. Requests to a client go over the
  * flow it registered on. Anything else is refused with 403: no open relay.
  */
-#include "sipwake/router.h"
+#include "router_int.h"
 
 #include <netdb.h>
 #include <stdio.h>
@@ -24,20 +24,7 @@
 #include <sofia-sip/url.h>
 
 #include "sipwake/log.h"
-#include "sipwake/proxy.h"
 #include "sipwake/stats.h"
-
-#define MAX_UPSTREAM_ADDRS 8
-#define MAX_FORK 16
-
-struct router {
-	struct sip_agent *sa;
-	struct registrar *reg;
-	const struct sw_config *cfg;
-	su_sockaddr_t up[MAX_UPSTREAM_ADDRS];
-	int n_up;
-	const char *up_proto;
-};
 
 /* Resolve upstream's host once at start, to recognise requests it sends. */
 static void resolve_upstream(struct router *rt)
@@ -76,23 +63,49 @@ static void resolve_upstream(struct router *rt)
 	su_home_deinit(home);
 }
 
-int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg)
+static void on_binding(void *ctx, const struct binding *b, enum registrar_event ev)
+{
+	struct router *rt = ctx;
+
+	held_on_binding(rt, b, ev);
+	deliver_on_binding(rt, b, ev);
+	if (ev == REGISTRAR_EXPIRING)
+		router_send_wakeup(rt, b);
+}
+
+int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg, struct push *push,
+	       struct store *st)
 {
 	struct router *rt = calloc(1, sizeof(*rt));
 
-	*out = rt;
+	*out = NULL;
 	if (!rt)
 		return -1;
 	rt->sa = sa;
 	rt->reg = reg;
+	rt->push = push;
+	rt->st = st;
 	rt->cfg = sip_agent_config(sa);
 	rt->up_proto = "udp";
+	rt->held_by_aor = strmap_new();
+	rt->deliveries = strmap_new();
+	if (!rt->held_by_aor || !rt->deliveries) {
+		router_free(rt);
+		return -1;
+	}
 	resolve_upstream(rt);
+	registrar_subscribe(reg, on_binding, rt);
+	*out = rt;
 	return 0;
 }
 
 void router_free(struct router *rt)
 {
+	if (!rt)
+		return;
+	deliver_free_all(rt);
+	strmap_free(rt->held_by_aor);
+	strmap_free(rt->deliveries);
 	free(rt);
 }
 
@@ -111,6 +124,26 @@ static bool from_upstream(struct router *rt, msg_t *msg)
 			return true;
 		if (su.su_family == AF_INET6 &&
 		    !memcmp(&su.su_sin6.sin6_addr, &rt->up[i].su_sin6.sin6_addr, 16))
+			return true;
+	}
+	return false;
+}
+
+/* True when the request comes from where one of the From AOR's bindings registered. */
+static bool from_registered_client(struct router *rt, msg_t *msg, const sip_t *sip)
+{
+	struct binding *list[MAX_FORK];
+	char aor[256], src[160];
+	size_t n, len;
+
+	if (!sip->sip_from || sip_aor_of(sip->sip_from->a_url, aor, sizeof(aor)) < 0 ||
+	    sip_source_uri(msg, NULL, src, sizeof(src)) < 0)
+		return false;
+	len = strcspn(src, ";");
+	n = registrar_lookup(rt->reg, aor, list, MAX_FORK);
+	for (size_t i = 0; i < n; i++) {
+		const char *rcv = binding_received(list[i]);
+		if (rcv && strncmp(rcv, src, len) == 0 && (rcv[len] == ';' || !rcv[len]))
 			return true;
 	}
 	return false;
@@ -217,13 +250,18 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 		tg->kind = T_URI;
 		return;
 	}
+	if (!config_standalone(rt->cfg) && !up && from_registered_client(rt, in, isip)) {
+		/* A registered client calls outside our domains: upstream decides. */
+		tg->kind = T_UPSTREAM;
+		return;
+	}
 	tg->kind = T_NONE;
 	tg->status = 403;
 	tg->phrase = "Relaying denied";
 }
 
-static int fork_to_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, struct binding *b,
-			   bool restore_uri, const char *in_proto)
+int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, struct binding *b,
+			bool restore_uri, const char *in_proto)
 {
 	sip_t *fsip = sip_object(fwd);
 	const char *out_proto = uri_proto(binding_received(b));
@@ -280,7 +318,14 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 	case T_BINDING: {
 		const url_t *ruri = fsip->sip_request->rq_url;
 		bool via_id = ruri->url_params && url_has_param(ruri, REGISTRAR_ID_PARAM);
-		if (fork_to_binding(rt, t, fwd, tg.b, via_id, in_proto) < 0) {
+
+		if (via_id && held_wants_push(sip)) {
+			/* Upstream chose this device (through the Path we gave it). */
+			msg_destroy(fwd);
+			held_start(rt, t, sip, &tg.b, 1, binding_aor(tg.b), true, in_proto);
+			return 0;
+		}
+		if (router_fork_binding(rt, t, fwd, tg.b, via_id, in_proto) < 0) {
 			proxy_txn_reply(t, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
 			return 0;
 		}
@@ -296,9 +341,13 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 			proxy_txn_reply(t, SIP_404_NOT_FOUND, TAG_END());
 			return 0;
 		}
+		if (held_wants_push(sip)) {
+			held_start(rt, t, sip, list, n, tg.aor, false, in_proto);
+			return 0;
+		}
 		for (size_t i = 0; i < n; i++) {
 			msg_t *copy = proxy_txn_copy_request(t);
-			if (copy && fork_to_binding(rt, t, copy, list[i], true, in_proto) >= 0)
+			if (copy && router_fork_binding(rt, t, copy, list[i], true, in_proto) >= 0)
 				sent++;
 		}
 		if (!sent) {

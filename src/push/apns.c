@@ -1,0 +1,612 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Apple Push Notification service provider (HTTP/2 provider API). Token
+ * auth signs an ES256 JWT from the .p8 key (kid = key_id, iss = team_id),
+ * reuses it for 40 minutes and regenerates it on 403 ExpiredProviderToken;
+ * certificate auth presents a TLS client certificate instead. Calls go as
+ * PushKit (voip) pushes when the device gave a VoIP token, everything else
+ * as alert or background pushes on the remote-notification token.
+ */
+#include "push_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "sipwake/log.h"
+
+#define APNS_JWT_REUSE_MS (40u * 60 * 1000) /* Apple: refresh between 20 and 60 min */
+#define APNS_DEFAULT_URL "https://api.push.apple.com"
+#define APNS_DEFAULT_SANDBOX_URL "https://api.sandbox.push.apple.com"
+#define APNS_MAX_TOKEN 200
+#define APNS_MESSAGE_TTL 86400
+#define APNS_CANCEL_TTL 3600
+
+struct apns {
+	struct push *p;
+	EVP_PKEY *key; /* token auth */
+	char *key_id, *team_id;
+	char *cert_file, *cert_key; /* certificate auth */
+	char *url, *sandbox_url, *ca_file;
+	char *jwt;
+	uint64_t jwt_ms;
+	int call_timeout, wakeup_ttl;
+};
+
+struct apns_req {
+	char *body;
+	size_t body_len;
+	char *topic;
+	const char *push_type;
+	int priority;
+	long expiration;   /* seconds since the epoch, 0 = deliver now or never */
+	char collapse[65]; /* "" = none */
+	char apns_id[37];
+	char *jwt_used;
+	struct push_http_xfer *xfer;
+};
+
+static bool set(const char *s)
+{
+	return s && s[0];
+}
+
+static char *url_dup(const char *s, const char *def)
+{
+	char *u = strdup(set(s) ? s : def);
+	size_t n;
+
+	if (u && (n = strlen(u)) > 0 && u[n - 1] == '/')
+		u[n - 1] = '\0';
+	return u;
+}
+
+static void apns_destroy(void *state)
+{
+	struct apns *a = state;
+
+	if (!a)
+		return;
+	EVP_PKEY_free(a->key);
+	free(a->key_id);
+	free(a->team_id);
+	free(a->cert_file);
+	free(a->cert_key);
+	free(a->url);
+	free(a->sandbox_url);
+	free(a->ca_file);
+	free(a->jwt);
+	free(a);
+}
+
+/* Certificate auth: the pair must load and match, the key must be private to us. */
+static int check_cert_pair(const char *cert, const char *key, char *err, size_t errlen)
+{
+	EVP_PKEY *pk = NULL;
+	X509 *x = NULL;
+	FILE *fp = NULL;
+	int rc = -1;
+
+	pk = push_key_load(key, err, errlen);
+	if (!pk)
+		goto out;
+	fp = fopen(cert, "r");
+	if (!fp) {
+		snprintf(err, errlen, "%s: cannot open", cert);
+		goto out;
+	}
+	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	if (!x) {
+		snprintf(err, errlen, "%s: not a PEM certificate", cert);
+		goto out;
+	}
+	if (X509_check_private_key(x, pk) != 1) {
+		snprintf(err, errlen, "%s does not match the key %s", cert, key);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fp)
+		fclose(fp);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+static int apns_create(void **state, struct push *p, const struct sw_config *cfg)
+{
+	struct apns *a = NULL;
+	char err[512] = "";
+	int rc = -1;
+
+	*state = NULL;
+	if (!set(cfg->push.apns.key_file) && !set(cfg->push.apns.certificate))
+		return 1;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		goto out;
+	a->p = p;
+	a->call_timeout = cfg->push.call_timeout > 0 ? cfg->push.call_timeout : 30;
+	a->wakeup_ttl = cfg->push.wakeup_before_expiry > 0 ? cfg->push.wakeup_before_expiry : 120;
+	a->url = url_dup(cfg->push.apns.url, APNS_DEFAULT_URL);
+	a->sandbox_url = url_dup(cfg->push.apns.sandbox_url, APNS_DEFAULT_SANDBOX_URL);
+	a->ca_file = set(cfg->push.apns.ca_file) ? strdup(cfg->push.apns.ca_file) : NULL;
+	if (!a->url || !a->sandbox_url)
+		goto out;
+	if (set(cfg->push.apns.key_file)) {
+		if (!set(cfg->push.apns.key_id) || !set(cfg->push.apns.team_id)) {
+			snprintf(err, sizeof(err), "push.apns.%s is required with key_file",
+				 set(cfg->push.apns.key_id) ? "team_id" : "key_id");
+			goto out;
+		}
+		a->key = push_key_load(cfg->push.apns.key_file, err, sizeof(err));
+		if (!a->key)
+			goto out;
+		if (!EVP_PKEY_is_a(a->key, "EC") || EVP_PKEY_get_bits(a->key) != 256) {
+			snprintf(err, sizeof(err), "%s: not a P-256 (ES256) key",
+				 cfg->push.apns.key_file);
+			goto out;
+		}
+		a->key_id = strdup(cfg->push.apns.key_id);
+		a->team_id = strdup(cfg->push.apns.team_id);
+		if (!a->key_id || !a->team_id)
+			goto out;
+		if (set(cfg->push.apns.certificate))
+			log_notice("push: apns: key_file and certificate both set, using token auth");
+	} else {
+		const char *key = set(cfg->push.apns.private_key) ? cfg->push.apns.private_key
+								  : cfg->push.apns.certificate;
+		if (check_cert_pair(cfg->push.apns.certificate, key, err, sizeof(err)) < 0)
+			goto out;
+		a->cert_file = strdup(cfg->push.apns.certificate);
+		a->cert_key = strdup(key);
+		if (!a->cert_file || !a->cert_key)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0) {
+		log_error("push: apns: %s", err[0] ? err : "out of memory");
+		apns_destroy(a);
+		a = NULL;
+	}
+	*state = a;
+	return rc;
+}
+
+/* The provider token, made again when older than APNS_JWT_REUSE_MS or when forced. */
+static const char *apns_jwt(struct apns *a, bool force)
+{
+	uint64_t now = push_now_ms();
+	json_t *hdr, *claims;
+	char *jwt;
+
+	if (a->jwt && !force && now - a->jwt_ms < APNS_JWT_REUSE_MS)
+		return a->jwt;
+	hdr = json_pack("{s:s, s:s}", "alg", "ES256", "kid", a->key_id);
+	claims = json_pack("{s:s, s:I}", "iss", a->team_id, "iat", (json_int_t)time(NULL));
+	jwt = hdr && claims ? push_jwt_sign(a->key, "ES256", hdr, claims) : NULL;
+	json_decref(hdr);
+	json_decref(claims);
+	if (!jwt) {
+		log_error("push: apns: cannot sign the provider token");
+		return a->jwt; /* keep the old one if any */
+	}
+	if (a->jwt)
+		push_stats_mut(a->p, PN_APNS)->auth_refresh++;
+	free(a->jwt);
+	a->jwt = jwt;
+	a->jwt_ms = now;
+	return a->jwt;
+}
+
+/* ---- payload --------------------------------------------------------- */
+
+struct apns_build {
+	enum push_kind kind;
+	bool voip;
+	char *call_id, *from_uri, *from_name, *to_uri, *reason;
+};
+
+static void put_str(json_t *o, const char *k, const char *v)
+{
+	if (v)
+		json_object_set_new(o, k, json_string(v));
+}
+
+static const char *caller_label(const struct apns_build *b)
+{
+	if (b->from_name && b->from_name[0])
+		return b->from_name;
+	if (b->from_uri && b->from_uri[0])
+		return b->from_uri;
+	return "Unknown caller";
+}
+
+static json_t *apns_build_payload(void *arg, const char *text)
+{
+	static const char *const types[] = {"call", "message", "wakeup", "cancel"};
+	const struct apns_build *b = arg;
+	json_t *root = json_object(), *aps = json_object(), *alert = NULL;
+
+	if (!root || !aps) {
+		json_decref(root);
+		json_decref(aps);
+		return NULL;
+	}
+	switch (b->kind) {
+	case PUSH_CALL:
+		if (!b->voip) {
+			alert = json_pack("{s:s, s:s}", "title", caller_label(b), "body",
+					  "Incoming call");
+			json_object_set_new(aps, "sound", json_string("default"));
+		}
+		break;
+	case PUSH_MESSAGE:
+		alert = json_pack("{s:s, s:s}", "title", caller_label(b), "body",
+				  text ? text : "New message");
+		json_object_set_new(aps, "sound", json_string("default"));
+		json_object_set_new(aps, "mutable-content", json_integer(1));
+		break;
+	case PUSH_WAKEUP:
+		json_object_set_new(aps, "content-available", json_integer(1));
+		break;
+	case PUSH_CANCEL:
+		alert = json_pack("{s:s, s:s}", "title", caller_label(b), "body",
+				  b->reason && strcmp(b->reason, "answered_elsewhere") == 0
+					  ? "Call answered elsewhere"
+					  : "Missed call");
+		break;
+	}
+	if (alert)
+		json_object_set_new(aps, "alert", alert);
+	json_object_set_new(root, "aps", aps);
+	json_object_set_new(root, "type", json_string(types[b->kind]));
+	put_str(root, "call-id", b->call_id);
+	put_str(root, "from-uri", b->from_uri);
+	put_str(root, "from-name", b->from_name);
+	put_str(root, "to-uri", b->to_uri);
+	if (b->kind == PUSH_CANCEL)
+		put_str(root, "reason", b->reason ? b->reason : "missed");
+	return root;
+}
+
+static char *clip(const char *s)
+{
+	return s ? push_utf8_clip(s, PUSH_FIELD_MAX, NULL) : NULL;
+}
+
+/* Build the JSON payload of r; the text of a message is cut to fit the limit. */
+static char *apns_payload(const struct push_req *r, bool voip, size_t *len)
+{
+	struct apns_build b = {.kind = r->kind, .voip = voip};
+	char *text = NULL, *json = NULL;
+
+	b.call_id = clip(r->pl.call_id);
+	b.from_uri = clip(r->pl.from_uri);
+	b.from_name = clip(r->pl.from_name);
+	b.to_uri = clip(r->pl.to_uri);
+	b.reason = clip(r->pl.reason);
+	if (r->kind == PUSH_MESSAGE && r->pl.text)
+		text = push_utf8_clip(r->pl.text, PUSH_APNS_MAX_VOIP_PAYLOAD, NULL);
+	json = push_fit_payload(apns_build_payload, &b, text,
+				voip ? PUSH_APNS_MAX_VOIP_PAYLOAD : PUSH_APNS_MAX_PAYLOAD, len);
+	free(text);
+	free(b.call_id);
+	free(b.from_uri);
+	free(b.from_name);
+	free(b.to_uri);
+	free(b.reason);
+	return json;
+}
+
+static bool is_hex_token(const char *t)
+{
+	size_t n = 0;
+
+	for (; t[n]; n++)
+		if (!((t[n] >= '0' && t[n] <= '9') || (t[n] >= 'a' && t[n] <= 'f') ||
+		      (t[n] >= 'A' && t[n] <= 'F')))
+			return false;
+	return n > 0 && n <= APNS_MAX_TOKEN;
+}
+
+/* A header value we are willing to send: printable ASCII, no spaces. */
+static bool is_topic(const char *t)
+{
+	size_t n = 0;
+
+	for (; t[n]; n++)
+		if (t[n] <= ' ' || t[n] > '~')
+			return false;
+	return n > 0 && n < 256;
+}
+
+static void collapse_id(const char *call_id, char out[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	if (strlen(call_id) <= 64) {
+		snprintf(out, 65, "%s", call_id);
+		return;
+	}
+	/* Apple caps apns-collapse-id at 64 bytes: use a digest of long Call-IDs. */
+	SHA256((const unsigned char *)call_id, strlen(call_id), md);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static int apns_prepare(void *state, struct push_req *r)
+{
+	struct apns *a = state;
+	struct apns_req *q = NULL;
+	const char *topic = r->id.topic;
+	int rc = -(int)PUSH_PERMANENT;
+
+	r->voip = r->kind == PUSH_CALL && set(r->id.voip_token);
+	r->token = r->voip ? r->id.voip_token : r->id.token;
+	if (!set(r->token)) {
+		snprintf(r->reason, sizeof(r->reason), "no remote-notification token for a %s push",
+			 push_kind_name(r->kind));
+		goto out;
+	}
+	if (!is_hex_token(r->token)) {
+		snprintf(r->reason, sizeof(r->reason), "token is not hex");
+		goto out;
+	}
+	if (!set(topic) || !is_topic(topic)) {
+		snprintf(r->reason, sizeof(r->reason), "no usable topic (bundle id)");
+		goto out;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		goto nomem;
+	if (asprintf(&q->topic, "%s%s", topic, r->voip ? ".voip" : "") < 0) {
+		q->topic = NULL;
+		goto nomem;
+	}
+	q->body = apns_payload(r, r->voip, &q->body_len);
+	if (!q->body) {
+		snprintf(r->reason, sizeof(r->reason), "payload does not fit");
+		goto out;
+	}
+	switch (r->kind) {
+	case PUSH_CALL:
+		q->push_type = r->voip ? "voip" : "alert";
+		q->priority = 10;
+		q->expiration = 0;
+		break;
+	case PUSH_MESSAGE:
+		q->push_type = "alert";
+		q->priority = 10;
+		q->expiration = (long)time(NULL) + APNS_MESSAGE_TTL;
+		break;
+	case PUSH_WAKEUP:
+		q->push_type = "background";
+		q->priority = 5;
+		q->expiration = (long)time(NULL) + a->wakeup_ttl;
+		break;
+	case PUSH_CANCEL:
+		q->push_type = "alert";
+		q->priority = 10;
+		q->expiration = (long)time(NULL) + APNS_CANCEL_TTL;
+		break;
+	}
+	if (r->kind == PUSH_WAKEUP)
+		snprintf(q->collapse, sizeof(q->collapse), "sipwake-wakeup");
+	else if (set(r->pl.call_id))
+		collapse_id(r->pl.call_id, q->collapse);
+	push_uuid4(q->apns_id);
+	r->pdata = q;
+	q = NULL;
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(r->reason, sizeof(r->reason), "out of memory");
+	rc = -(int)PUSH_RETRYABLE;
+out:
+	if (q) {
+		free(q->topic);
+		free(q->body);
+		free(q);
+	}
+	return rc;
+}
+
+static void apns_req_cleanup(struct push_req *r)
+{
+	struct apns_req *q = r->pdata;
+
+	if (!q)
+		return;
+	push_http_cancel(q->xfer);
+	free(q->topic);
+	free(q->body);
+	free(q->jwt_used);
+	free(q);
+	r->pdata = NULL;
+}
+
+/* ---- one attempt ----------------------------------------------------- */
+
+static int apns_start(void *state, struct push_req *r);
+
+static enum push_result apns_classify(struct apns *a, struct push_req *r, long status,
+				      const char *reason, bool *resend)
+{
+	struct apns_req *q = r->pdata;
+
+	*resend = false;
+	switch (status) {
+	case 200:
+		return PUSH_OK;
+	case 410:
+		return PUSH_TOKEN_INVALID;
+	case 400:
+		if (strcmp(reason, "BadDeviceToken") == 0 ||
+		    strcmp(reason, "DeviceTokenNotForTopic") == 0)
+			return PUSH_TOKEN_INVALID;
+		return PUSH_PERMANENT;
+	case 403:
+		if (strcmp(reason, "ExpiredProviderToken") == 0 && a->key && !r->auth_retried) {
+			r->auth_retried = true;
+			/* Only the first stream to hear it makes a new token. */
+			if (q->jwt_used && a->jwt && strcmp(q->jwt_used, a->jwt) == 0)
+				apns_jwt(a, true);
+			*resend = true;
+			return PUSH_RETRYABLE;
+		}
+		push_stats_mut(a->p, PN_APNS)->auth_failures++;
+		log_error("push: apns: CREDENTIAL PROBLEM: APNs answered 403 %s; check key_id, "
+			  "team_id, the key or the certificate", reason[0] ? reason : "");
+		return PUSH_PERMANENT;
+	case 429:
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+		return PUSH_RETRYABLE;
+	default:
+		return status >= 500 ? PUSH_RETRYABLE : PUSH_PERMANENT;
+	}
+}
+
+static void apns_done(void *arg, const struct push_http_result *res)
+{
+	struct push_req *r = arg;
+	struct apns_req *q = r->pdata;
+	struct apns *a = r->inst->state;
+	enum push_result result;
+	char reason[96] = "";
+	bool resend = false;
+
+	q->xfer = NULL;
+	if (res->code != CURLE_OK) {
+		if (res->code == CURLE_PEER_FAILED_VERIFICATION || res->code == CURLE_SSL_CACERT_BADFILE ||
+		    res->code == CURLE_SSL_CERTPROBLEM) {
+			log_error("push: apns: TLS problem: %s", res->error);
+			result = PUSH_PERMANENT;
+		} else {
+			result = PUSH_RETRYABLE;
+		}
+		snprintf(reason, sizeof(reason), "%s",
+			 res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
+		push_attempt_done(r, result, 0, reason);
+		return;
+	}
+	if (res->status != 200 && res->body_len) {
+		json_t *j = json_loadb(res->body, res->body_len, 0, NULL);
+		const char *s = json_string_value(json_object_get(j, "reason"));
+		snprintf(reason, sizeof(reason), "%s", s ? s : "");
+		json_decref(j);
+	}
+	result = apns_classify(a, r, res->status, reason, &resend);
+	if (resend) {
+		/* Same attempt, fresh provider token: not a retry with backoff. */
+		if (apns_start(a, r) == 0)
+			return;
+	}
+	if (!reason[0] && res->status != 200)
+		snprintf(reason, sizeof(reason), "HTTP %ld", res->status);
+	push_attempt_done(r, result, (int)res->status, reason[0] ? reason : NULL);
+}
+
+static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
+{
+	struct curl_slist *n;
+	char buf[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	n = curl_slist_append(l, buf);
+	if (!n) {
+		*ok = false;
+		return l;
+	}
+	return n;
+}
+
+static int apns_start(void *state, struct push_req *r)
+{
+	struct apns *a = state;
+	struct apns_req *q = r->pdata;
+	struct push_http_request rq = {0};
+	struct curl_slist *h = NULL;
+	char *url = NULL;
+	bool ok = true;
+	int rc = -1;
+
+	rq.timeout_ms = (long)push_req_remaining(r);
+	if (rq.timeout_ms <= 0)
+		goto out;
+	if (a->key) {
+		const char *jwt = apns_jwt(a, false);
+		if (!jwt)
+			goto out;
+		free(q->jwt_used);
+		q->jwt_used = strdup(jwt);
+		if (!q->jwt_used)
+			goto out;
+		h = add_header(h, &ok, "authorization: bearer %s", jwt);
+	}
+	h = add_header(h, &ok, "apns-push-type: %s", q->push_type);
+	h = add_header(h, &ok, "apns-topic: %s", q->topic);
+	h = add_header(h, &ok, "apns-priority: %d", q->priority);
+	h = add_header(h, &ok, "apns-expiration: %ld", q->expiration);
+	if (q->collapse[0])
+		h = add_header(h, &ok, "apns-collapse-id: %s", q->collapse);
+	h = add_header(h, &ok, "apns-id: %s", q->apns_id);
+	h = add_header(h, &ok, "content-type: application/json");
+	h = add_header(h, &ok, "accept:");
+	if (!ok)
+		goto out;
+	if (asprintf(&url, "%s/3/device/%s", r->id.sandbox ? a->sandbox_url : a->url, r->token) < 0) {
+		url = NULL;
+		goto out;
+	}
+	rq.url = url;
+	rq.headers = h;
+	h = NULL; /* owned by the transfer from here on */
+	rq.body = q->body;
+	rq.body_len = q->body_len;
+	rq.ca_file = a->ca_file;
+	rq.cert_file = a->cert_file;
+	rq.key_file = a->cert_key;
+	rc = push_http_start(push_get_http(a->p), &rq, apns_done, r, &q->xfer);
+out:
+	curl_slist_free_all(h);
+	free(url);
+	return rc;
+}
+
+static void apns_abort(void *state, struct push_req *r)
+{
+	struct apns_req *q = r->pdata;
+
+	if (q && q->xfer) {
+		push_http_cancel(q->xfer);
+		q->xfer = NULL;
+	}
+}
+
+const struct push_provider push_apns_provider = {
+	.name = "apns",
+	.id = PN_APNS,
+	.create = apns_create,
+	.destroy = apns_destroy,
+	.prepare = apns_prepare,
+	.start = apns_start,
+	.abort = apns_abort,
+	.req_cleanup = apns_req_cleanup,
+};

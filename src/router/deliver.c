@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stored MESSAGE delivery (SPEC 4.4). When a binding of an AOR registers
+ * and can be reached, the AOR's stored messages are sent to it one at a
+ * time, oldest first; each is removed from the store on a 2xx. A failure
+ * stops the round (the attempt is counted) and the next registration tries
+ * again, until the message's max_age purges it. One delivery per AOR runs
+ * at a time.
+ */
+#include "router_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_util.h>
+#include <sofia-sip/su_time.h>
+
+#include "sipwake/log.h"
+
+struct delivery {
+	struct router *rt;
+	char aor[256];
+	char binding[32];
+	int64_t msg_id;
+	nta_outgoing_t *orq;
+	uint32_t cseq;
+	unsigned delivered;
+};
+
+/* The oldest message, copied out of the store's callback. */
+struct oldest {
+	int64_t id;
+	int64_t received;
+	char *from, *to, *call_id, *content_type;
+	void *body;
+	size_t body_len;
+	bool found;
+};
+
+static int take_first(void *ctx, const struct store_message *m)
+{
+	struct oldest *o = ctx;
+
+	o->id = m->id;
+	o->received = m->received;
+	o->from = m->from ? strdup(m->from) : NULL;
+	o->to = m->to ? strdup(m->to) : NULL;
+	o->call_id = m->call_id ? strdup(m->call_id) : NULL;
+	o->content_type = m->content_type ? strdup(m->content_type) : NULL;
+	o->body_len = m->body_len;
+	o->body = m->body_len ? malloc(m->body_len) : NULL;
+	if (o->body)
+		memcpy(o->body, m->body, m->body_len);
+	else
+		o->body_len = 0;
+	o->found = true;
+	return 1; /* one is enough */
+}
+
+static void oldest_cleanup(struct oldest *o)
+{
+	free(o->from);
+	free(o->to);
+	free(o->call_id);
+	free(o->content_type);
+	free(o->body);
+}
+
+static void delivery_finish(struct delivery *d)
+{
+	if (d->orq)
+		nta_outgoing_destroy(d->orq);
+	if (strmap_get(d->rt->deliveries, d->aor) == d)
+		strmap_del(d->rt->deliveries, d->aor);
+	if (d->delivered)
+		log_info("%u stored message(s) delivered to %s", d->delivered, d->aor);
+	free(d);
+}
+
+static void send_next(struct delivery *d);
+
+static int delivered(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *sip)
+{
+	struct delivery *d = (struct delivery *)magic;
+	int status = nta_outgoing_status(orq);
+
+	if (status < 200)
+		return 0;
+	nta_outgoing_destroy(orq);
+	d->orq = NULL;
+	if (status < 300) {
+		store_message_del(d->rt->st, d->msg_id);
+		d->delivered++;
+		send_next(d);
+		return 0;
+	}
+	log_info("stored message %lld for %s not taken (%d); kept for the next registration",
+		 (long long)d->msg_id, d->aor, status);
+	delivery_finish(d);
+	return 0;
+}
+
+static msg_t *build_message(struct delivery *d, struct binding *b, const struct oldest *o)
+{
+	nta_agent_t *nta = sip_agent_nta(d->rt->sa);
+	msg_t *msg = nta_msg_create(nta, 0);
+	sip_t *sip = msg ? sip_object(msg) : NULL;
+	su_home_t *home;
+	char rq[600], cseq[32];
+
+	if (!sip)
+		goto fail;
+	home = msg_home(msg);
+	snprintf(rq, sizeof(rq), "MESSAGE %s SIP/2.0", binding_contact(b));
+	snprintf(cseq, sizeof(cseq), "%u MESSAGE", ++d->cseq);
+	if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(rq), SIPTAG_FROM_STR(o->from),
+		       SIPTAG_TO_STR(o->to), SIPTAG_CALL_ID_STR(o->call_id), SIPTAG_CSEQ_STR(cseq),
+		       SIPTAG_MAX_FORWARDS_STR("70"),
+		       SIPTAG_DATE(sip_date_create(home, (sip_time_t)(o->received + SU_TIME_EPOCH))),
+		       TAG_IF(o->content_type, SIPTAG_CONTENT_TYPE_STR(o->content_type)),
+		       TAG_IF(o->body_len, SIPTAG_PAYLOAD(sip_payload_create(home, o->body,
+									    (isize_t)o->body_len))),
+		       TAG_END()) < 0)
+		goto fail;
+	if (!sip->sip_request || !sip->sip_from || !sip->sip_to || !sip->sip_call_id)
+		goto fail;
+	if (sip_complete_message(msg) < 0)
+		goto fail;
+	return msg;
+fail:
+	log_warn("stored message %lld for %s cannot be rebuilt; dropped", (long long)o->id, d->aor);
+	if (msg)
+		msg_destroy(msg);
+	store_message_del(d->rt->st, o->id);
+	return NULL;
+}
+
+static void send_next(struct delivery *d)
+{
+	struct router *rt = d->rt;
+	struct binding *b = registrar_find_id(rt->reg, d->binding);
+	struct oldest o = {0};
+	msg_t *msg;
+	tport_t *tp;
+
+	for (int tries = 0; tries < 3; tries++) {
+		if (!b || !binding_reachable(b)) {
+			delivery_finish(d);
+			return;
+		}
+		memset(&o, 0, sizeof(o));
+		if (store_message_load(rt->st, d->aor, time(NULL), take_first, &o) < 0 || !o.found) {
+			oldest_cleanup(&o);
+			delivery_finish(d);
+			return;
+		}
+		msg = build_message(d, b, &o);
+		d->msg_id = o.id;
+		oldest_cleanup(&o);
+		if (msg)
+			break;
+	}
+	if (!msg) {
+		delivery_finish(d);
+		return;
+	}
+	store_message_attempt(rt->st, d->msg_id);
+	tp = binding_tport(b);
+	d->orq = nta_outgoing_mcreate(sip_agent_nta(rt->sa), delivered, (nta_outgoing_magic_t *)d,
+				      URL_STRING_MAKE(binding_received(b)), msg,
+				      TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
+	if (!d->orq) {
+		log_warn("stored message %lld for %s could not be sent", (long long)d->msg_id, d->aor);
+		delivery_finish(d);
+	}
+}
+
+void deliver_on_binding(struct router *rt, const struct binding *cb, enum registrar_event ev)
+{
+	struct binding *b;
+	struct delivery *d;
+
+	if (ev != REGISTRAR_BOUND || !rt->st || !rt->cfg->messages.store)
+		return;
+	b = registrar_find_id(rt->reg, binding_id(cb));
+	if (!b || !binding_reachable(b) || strmap_get(rt->deliveries, binding_aor(b)))
+		return;
+	if (store_message_count(rt->st, binding_aor(b)) <= 0)
+		return;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return;
+	d->rt = rt;
+	snprintf(d->aor, sizeof(d->aor), "%s", binding_aor(b));
+	snprintf(d->binding, sizeof(d->binding), "%s", binding_id(b));
+	if (strmap_put(rt->deliveries, d->aor, d) < 0) {
+		free(d);
+		return;
+	}
+	log_info("delivering stored messages of %s to binding %s", d->aor, d->binding);
+	send_next(d);
+}
+
+static void free_one(void *ctx, const char *key, void *value)
+{
+	struct delivery *d = value;
+
+	if (d->orq)
+		nta_outgoing_destroy(d->orq);
+	free(d);
+}
+
+void deliver_free_all(struct router *rt)
+{
+	if (rt->deliveries)
+		strmap_each(rt->deliveries, free_one, NULL);
+}

@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Held requests (SPEC 4.3, 4.4): an INVITE or MESSAGE for devices that may
+ * be asleep. Each device (binding) of the target gets a direct branch when
+ * its flow is live and a push when it has push parameters; the request is
+ * held until a pushed device registers again, and the registrar's
+ * notification forks it to the device's new contact in the same loop turn
+ * (cancelling a branch still pending on the stale one). The held request
+ * ends on the first 2xx, on the caller's CANCEL, when call_timeout passes,
+ * or when every device has failed; pushed devices then get a follow-up push
+ * (missed call / answered elsewhere). A MESSAGE nobody accepts within a few
+ * seconds is stored and answered 202 (deliver.c sends it later).
+ *
+ * A struct held is the context of its proxy_txn and is freed only in the
+ * proxy's on_done; pushes in flight hold a push_req reference that is
+ * detached there, so a late provider answer never touches freed memory.
+ */
+#include "router_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_util.h>
+
+#include "sipwake/log.h"
+
+#define HELD_MAX_DEV MAX_FORK
+#define MESSAGE_WAIT_MS 3000    /* how long live devices get before a MESSAGE is stored */
+#define FOLLOWUP_DEADLINE_MS 10000
+#define MESSAGE_PUSH_DEADLINE_MS 30000
+
+struct held;
+
+struct held_dev {
+	struct held *h;
+	char id[32];                 /* binding id */
+	struct push_req *push;       /* push in flight (our reference) */
+	su_timer_t *push_delay;      /* pn-timeout before pushing a live device */
+	int branch;                  /* current branch, -1 = none */
+	char received[160];          /* where the current branch went */
+	const void *tport;           /* and over which connection */
+	bool has_push;               /* the binding has push parameters */
+	bool pushed;                 /* a push was dispatched */
+	bool waiting;                /* pushed, not re-registered since */
+	bool reached;                /* a branch was sent to it */
+	bool answered;               /* its branch answered 2xx */
+	bool gone;                   /* out of this request */
+};
+
+struct held {
+	struct held *next; /* in rt->held_by_aor */
+	struct router *rt;
+	struct proxy_txn *t;
+	bool is_message;
+	bool single; /* upstream chose one binding: do not add other devices */
+	bool linked;
+	bool ended;  /* no more branches or pushes */
+	bool provisional_sent;
+	bool stored;
+	int64_t stored_id;
+	char aor[256];
+	char in_proto[8];
+	char *call_id, *from_uri, *from_name, *to_uri, *text;
+	char *content_type;
+	void *body;
+	size_t body_len;
+	char *from_hdr, *to_hdr;
+	su_timer_t *timer; /* call_timeout, or the MESSAGE wait */
+	su_timer_t *defer; /* end checks run on the next loop turn */
+	struct held_dev dev[HELD_MAX_DEV];
+	int n_dev;
+};
+
+static void held_check_later(struct held *h);
+
+bool held_wants_push(const sip_t *sip)
+{
+	sip_method_t m = sip->sip_request->rq_method;
+
+	if (m != sip_method_invite && m != sip_method_message)
+		return false;
+	if (sip->sip_to && sip->sip_to->a_tag)
+		return false; /* in-dialog */
+	if (sip->sip_priority && sip->sip_priority->g_string &&
+	    !strcasecmp(sip->sip_priority->g_string, "non-urgent"))
+		return false;
+	if (m == sip_method_invite && sip->sip_replaces)
+		return false;
+	if (m == sip_method_message && sip->sip_content_type && sip->sip_content_type->c_type) {
+		const char *ct = sip->sip_content_type->c_type;
+		if (!strncasecmp(ct, "application/im-iscomposing+xml", 30) ||
+		    !strncasecmp(ct, "message/imdn+xml", 16))
+			return false;
+	}
+	return true;
+}
+
+static void unlink_held(struct held *h)
+{
+	struct held *first, **pp;
+
+	if (!h->linked)
+		return;
+	first = strmap_get(h->rt->held_by_aor, h->aor);
+	for (pp = &first; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	if (first)
+		strmap_put(h->rt->held_by_aor, h->aor, first);
+	else
+		strmap_del(h->rt->held_by_aor, h->aor);
+	h->next = NULL;
+	h->linked = false;
+	h->rt->n_held--;
+}
+
+static void link_held(struct held *h)
+{
+	h->next = strmap_get(h->rt->held_by_aor, h->aor);
+	if (strmap_put(h->rt->held_by_aor, h->aor, h) < 0) {
+		h->next = NULL;
+		return;
+	}
+	h->linked = true;
+	h->rt->n_held++;
+}
+
+static void stop_pushes(struct held *h)
+{
+	for (int i = 0; i < h->n_dev; i++) {
+		struct held_dev *d = &h->dev[i];
+		if (d->push) {
+			push_req_detach(d->push);
+			d->push = NULL;
+		}
+		if (d->push_delay) {
+			su_timer_destroy(d->push_delay);
+			d->push_delay = NULL;
+		}
+		d->waiting = false;
+	}
+}
+
+/* No more branches or pushes for this request. */
+static void held_end(struct held *h)
+{
+	if (h->ended)
+		return;
+	h->ended = true;
+	stop_pushes(h);
+	if (h->timer) {
+		su_timer_destroy(h->timer);
+		h->timer = NULL;
+	}
+	unlink_held(h);
+}
+
+static void followup_done(void *ctx, enum push_result res, int http_status, const char *reason,
+			  double latency_ms)
+{
+}
+
+static void payload_of(const struct held *h, struct push_payload *pl, const char *reason)
+{
+	memset(pl, 0, sizeof(*pl));
+	pl->call_id = h->call_id;
+	pl->from_uri = h->from_uri;
+	pl->from_name = h->from_name;
+	pl->to_uri = h->to_uri;
+	pl->text = h->text;
+	pl->reason = reason;
+}
+
+/* A missed-call or answered-elsewhere push (fire and forget). */
+static void send_followup(struct held *h, struct held_dev *d, const char *reason)
+{
+	struct binding *b = registrar_find_id(h->rt->reg, d->id);
+	const struct pn_identity *pn = b ? binding_pn(b) : NULL;
+	struct push_payload pl;
+
+	if (!pn || !h->rt->push)
+		return;
+	payload_of(h, &pl, reason);
+	push_send(h->rt->push, pn, PUSH_CANCEL, &pl, FOLLOWUP_DEADLINE_MS, followup_done, NULL, NULL);
+}
+
+static struct held_dev *dev_by_id(struct held *h, const char *id)
+{
+	for (int i = 0; i < h->n_dev; i++)
+		if (!strcmp(h->dev[i].id, id))
+			return &h->dev[i];
+	return NULL;
+}
+
+static struct held_dev *dev_by_branch(struct held *h, int branch)
+{
+	for (int i = 0; i < h->n_dev; i++)
+		if (h->dev[i].branch == branch)
+			return &h->dev[i];
+	return NULL;
+}
+
+/* Fork to the device's current contact; cancels a branch to its old one. */
+static void branch_to(struct held *h, struct held_dev *d, struct binding *b)
+{
+	msg_t *copy;
+	int idx;
+
+	if (h->ended || proxy_txn_answered(h->t) || !binding_reachable(b))
+		return;
+	if (d->branch >= 0 && proxy_txn_branch_active(h->t, d->branch)) {
+		if (!strcmp(d->received, binding_received(b)) && d->tport == binding_tport(b))
+			return; /* already ringing there */
+		proxy_txn_cancel_branch(h->t, d->branch, NULL);
+		d->branch = -1;
+	}
+	copy = proxy_txn_copy_request(h->t);
+	if (!copy)
+		return;
+	idx = router_fork_binding(h->rt, h->t, copy, b, true, h->in_proto);
+	if (idx < 0)
+		return;
+	d->branch = idx;
+	d->reached = true;
+	snprintf(d->received, sizeof(d->received), "%s", binding_received(b));
+	d->tport = binding_tport(b);
+}
+
+static void send_provisional(struct held *h)
+{
+	const char *p = h->rt->cfg->push.provisional;
+
+	if (h->provisional_sent || h->is_message || proxy_txn_answered(h->t))
+		return;
+	h->provisional_sent = true;
+	if (!p || !strcmp(p, "none"))
+		return;
+	if (!strcmp(p, "180"))
+		proxy_txn_reply(h->t, SIP_180_RINGING, TAG_END());
+	else
+		proxy_txn_reply(h->t, 110, "Push sent", TAG_END());
+}
+
+static void push_done(void *ctx, enum push_result res, int http_status, const char *reason,
+		      double latency_ms)
+{
+	struct held_dev *d = ctx;
+	struct held *h = d->h;
+
+	if (d->push) {
+		push_req_detach(d->push);
+		d->push = NULL;
+	}
+	if (res == PUSH_OK)
+		return; /* now we wait for the re-registration */
+	log_info("push for %s (binding %s) failed: %s%s%s", h->aor, d->id, push_result_name(res),
+		 reason ? " " : "", reason ? reason : "");
+	d->waiting = false;
+	if (d->branch < 0 || !proxy_txn_branch_active(h->t, d->branch))
+		d->gone = true;
+	held_check_later(h);
+}
+
+static void push_device(struct held *h, struct held_dev *d)
+{
+	struct binding *b = registrar_find_id(h->rt->reg, d->id);
+	const struct pn_identity *pn = b ? binding_pn(b) : NULL;
+	struct push_payload pl;
+	unsigned deadline;
+	int rc;
+
+	if (!pn || !h->rt->push || h->ended || d->pushed)
+		return;
+	payload_of(h, &pl, NULL);
+	deadline = h->is_message ? MESSAGE_PUSH_DEADLINE_MS
+				 : (unsigned)h->rt->cfg->push.call_timeout * 1000u;
+	rc = push_send(h->rt->push, pn, h->is_message ? PUSH_MESSAGE : PUSH_CALL, &pl, deadline,
+		       push_done, d, &d->push);
+	d->pushed = true;
+	if (rc < 0) {
+		log_info("no push for %s (binding %s): %s", h->aor, d->id,
+			 push_result_name((enum push_result)-rc));
+		d->push = NULL;
+		if (d->branch < 0)
+			d->gone = true;
+		held_check_later(h);
+		return;
+	}
+	d->waiting = true;
+	send_provisional(h);
+}
+
+static void push_delay_fired(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *arg)
+{
+	struct held_dev *d = (struct held_dev *)arg;
+
+	su_timer_destroy(d->push_delay);
+	d->push_delay = NULL;
+	if (!d->answered)
+		push_device(d->h, d);
+}
+
+/* Add a device (binding) to the request: branch where live, push where possible. */
+static void add_device(struct held *h, struct binding *b)
+{
+	const struct pn_identity *pn = binding_pn(b);
+	struct held_dev *d;
+
+	if (h->n_dev >= HELD_MAX_DEV || dev_by_id(h, binding_id(b)))
+		return;
+	d = &h->dev[h->n_dev++];
+	memset(d, 0, sizeof(*d));
+	d->h = h;
+	d->branch = -1;
+	snprintf(d->id, sizeof(d->id), "%s", binding_id(b));
+	d->has_push = pn != NULL && h->rt->push != NULL;
+
+	if (binding_reachable(b))
+		branch_to(h, d, b);
+	if (d->has_push && !(h->is_message && d->reached)) {
+		/* A live device gets pn-timeout seconds to answer before we push. */
+		if (d->reached && pn->timeout > 0) {
+			d->push_delay =
+				su_timer_create(su_root_task(sip_agent_root(h->rt->sa)), pn->timeout * 1000);
+			if (d->push_delay)
+				su_timer_set(d->push_delay, push_delay_fired, (su_timer_arg_t *)d);
+		} else {
+			push_device(h, d);
+		}
+	}
+	if (!d->reached && !d->has_push)
+		d->gone = true; /* asleep and no way to wake it */
+}
+
+static bool any_hope(struct held *h)
+{
+	for (int i = 0; i < h->n_dev; i++) {
+		struct held_dev *d = &h->dev[i];
+		if (d->gone)
+			continue;
+		if (d->waiting || d->push || d->push_delay)
+			return true;
+		if (d->branch >= 0 && proxy_txn_branch_active(h->t, d->branch))
+			return true;
+	}
+	return false;
+}
+
+/* Store a MESSAGE nobody took, answer 202 and push the devices that sleep. */
+static void store_message(struct held *h)
+{
+	const struct sw_config *cfg = h->rt->cfg;
+	int64_t now = time(NULL);
+	struct store_message m = {
+		.aor = h->aor,
+		.from = h->from_hdr,
+		.to = h->to_hdr,
+		.call_id = h->call_id,
+		.content_type = h->content_type,
+		.body = h->body,
+		.body_len = h->body_len,
+		.received = now,
+		.expires = now + cfg->messages.max_age,
+	};
+	int count;
+
+	if (h->stored || proxy_txn_answered(h->t))
+		return;
+	count = store_message_count(h->rt->st, h->aor);
+	if (count < 0 || count >= cfg->messages.max_per_aor) {
+		log_warn("MESSAGE for %s not stored: %s", h->aor,
+			 count < 0 ? "store error" : "max_per_aor reached");
+		held_end(h);
+		proxy_txn_reply(h->t, 480, count < 0 ? "Temporarily Unavailable" : "Mailbox Full",
+				TAG_END());
+		return;
+	}
+	if (store_message_add(h->rt->st, &m, &h->stored_id) < 0) {
+		held_end(h);
+		proxy_txn_reply(h->t, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+		return;
+	}
+	h->stored = true;
+	log_info("MESSAGE %s for %s stored (id %lld) until a device registers", h->call_id, h->aor,
+		 (long long)h->stored_id);
+	for (int i = 0; i < h->n_dev; i++)
+		if (!h->dev[i].pushed && h->dev[i].has_push)
+			push_device(h, &h->dev[i]);
+	/* Delivery happens from the store when a device registers (deliver.c). */
+	unlink_held(h);
+	proxy_txn_reply(h->t, SIP_202_ACCEPTED, TAG_END()); /* may free h */
+}
+
+static void held_check(struct held *h)
+{
+	if (h->ended || proxy_txn_answered(h->t))
+		return;
+	if (h->is_message && !h->stored && h->rt->st && h->rt->cfg->messages.store) {
+		/* Every live device failed before the wait was over: store now. */
+		if (proxy_txn_active_branches(h->t) == 0)
+			store_message(h);
+		return;
+	}
+	if (any_hope(h))
+		return;
+	held_end(h);
+	proxy_txn_seal(h->t, SIP_480_TEMPORARILY_UNAVAILABLE);
+}
+
+static void defer_fired(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *arg)
+{
+	held_check((struct held *)arg);
+}
+
+static void held_check_later(struct held *h)
+{
+	if (h->defer)
+		su_timer_set(h->defer, defer_fired, (su_timer_arg_t *)h);
+	else
+		held_check(h);
+}
+
+static void timer_fired(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *arg)
+{
+	struct held *h = (struct held *)arg;
+
+	su_timer_destroy(h->timer);
+	h->timer = NULL;
+	if (h->is_message) {
+		if (h->rt->st && h->rt->cfg->messages.store) {
+			store_message(h);
+			return;
+		}
+	}
+	log_info("%s for %s: no device answered within %d s", h->is_message ? "MESSAGE" : "call",
+		 h->aor, h->rt->cfg->push.call_timeout);
+	held_end(h);
+	if (proxy_txn_active_branches(h->t) == 0)
+		proxy_txn_reply(h->t, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
+	else
+		proxy_txn_seal(h->t, SIP_480_TEMPORARILY_UNAVAILABLE);
+}
+
+static int held_response(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip)
+{
+	struct held *h = ctx;
+	int status = sip->sip_status->st_status;
+	struct held_dev *d = dev_by_branch(h, branch);
+
+	if (status >= 200 && status < 300) {
+		if (d)
+			d->answered = true;
+		if (h->stored) {
+			/* A device took the MESSAGE after all: do not deliver it twice. */
+			store_message_del(h->rt->st, h->stored_id);
+			h->stored = false;
+		}
+	}
+	if (status >= 180 && d && d->push_delay) {
+		/* The device is awake and answering: no push needed. */
+		su_timer_destroy(d->push_delay);
+		d->push_delay = NULL;
+	}
+	return 0;
+}
+
+static void held_after_response(void *ctx, struct proxy_txn *t, int branch, int status)
+{
+	struct held *h = ctx;
+	struct held_dev *d = dev_by_branch(h, branch);
+
+	if (status < 200)
+		return;
+	if (status < 300) {
+		bool was_ended = h->ended;
+		held_end(h);
+		/* Devices that were woken but never reached: dismiss their call UI. */
+		for (int i = 0; i < h->n_dev && !was_ended && !h->is_message; i++) {
+			struct held_dev *o = &h->dev[i];
+			if (o != d && o->pushed && !o->reached)
+				send_followup(h, o, "answered_elsewhere");
+		}
+		return;
+	}
+	if (d) {
+		d->branch = -1;
+		if (!d->waiting && !d->push && !d->push_delay)
+			d->gone = true;
+	}
+	held_check_later(h);
+}
+
+static void held_cancel(void *ctx, struct proxy_txn *t)
+{
+	struct held *h = ctx;
+
+	if (h->ended)
+		return;
+	log_info("call %s for %s cancelled by the caller", h->call_id, h->aor);
+	for (int i = 0; i < h->n_dev && h->rt->cfg->push.missed_call_push && !h->is_message; i++)
+		if (h->dev[i].pushed)
+			send_followup(h, &h->dev[i], "missed");
+	held_end(h);
+}
+
+static void held_done(void *ctx, struct proxy_txn *t)
+{
+	struct held *h = ctx;
+
+	held_end(h);
+	if (h->defer)
+		su_timer_destroy(h->defer);
+	free(h->call_id);
+	free(h->from_uri);
+	free(h->from_name);
+	free(h->to_uri);
+	free(h->text);
+	free(h->content_type);
+	free(h->body);
+	free(h->from_hdr);
+	free(h->to_hdr);
+	free(h);
+}
+
+static const struct proxy_ops held_ops = {
+	.on_response = held_response,
+	.after_response = held_after_response,
+	.on_cancel = held_cancel,
+	.on_done = held_done,
+};
+
+static char *header_string(const sip_header_t *hdr)
+{
+	char *s, *copy;
+
+	if (!hdr)
+		return NULL;
+	s = sip_header_as_string(NULL, hdr);
+	copy = s ? strdup(s) : NULL;
+	su_free(NULL, s);
+	return copy;
+}
+
+static void fill_payload(struct held *h, const sip_t *sip)
+{
+	h->call_id = sip->sip_call_id ? strdup(sip->sip_call_id->i_id) : strdup("");
+	if (sip->sip_from) {
+		h->from_uri = url_as_string(NULL, sip->sip_from->a_url);
+		if (sip->sip_from->a_display && sip->sip_from->a_display[0]) {
+			const char *dn = sip->sip_from->a_display;
+			size_t len = strlen(dn);
+			if (len >= 2 && dn[0] == '"' && dn[len - 1] == '"')
+				h->from_name = strndup(dn + 1, len - 2);
+			else
+				h->from_name = strdup(dn);
+		}
+	}
+	h->to_uri = strdup(h->aor);
+	h->from_hdr = header_string((const sip_header_t *)sip->sip_from);
+	h->to_hdr = header_string((const sip_header_t *)sip->sip_to);
+	if (sip->sip_content_type && sip->sip_content_type->c_type)
+		h->content_type = strdup(sip->sip_content_type->c_type);
+	if (sip->sip_payload && sip->sip_payload->pl_len) {
+		h->body_len = sip->sip_payload->pl_len;
+		h->body = malloc(h->body_len);
+		if (h->body)
+			memcpy(h->body, sip->sip_payload->pl_data, h->body_len);
+		else
+			h->body_len = 0;
+		if (h->body && h->is_message &&
+		    (!h->content_type || !strncasecmp(h->content_type, "text/", 5)))
+			h->text = strndup(sip->sip_payload->pl_data, h->body_len);
+	}
+}
+
+void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct binding **list,
+		size_t n, const char *aor, bool single, const char *in_proto)
+{
+	struct held *h;
+	su_root_t *root = sip_agent_root(rt->sa);
+	const struct sw_config *cfg = rt->cfg;
+	bool is_message = sip->sip_request->rq_method == sip_method_message;
+
+	if (is_message && sip->sip_payload && (int)sip->sip_payload->pl_len > cfg->messages.max_body) {
+		proxy_txn_reply(t, SIP_413_REQUEST_TOO_LARGE, TAG_END());
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		proxy_txn_reply(t, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+		return;
+	}
+	h->rt = rt;
+	h->t = t;
+	h->is_message = is_message;
+	h->single = single;
+	snprintf(h->aor, sizeof(h->aor), "%s", aor);
+	snprintf(h->in_proto, sizeof(h->in_proto), "%s", in_proto);
+	fill_payload(h, sip);
+	proxy_txn_set_ops(t, &held_ops, h);
+	h->defer = su_timer_create(su_root_task(root), 1); /* sofia refuses 0 */
+	link_held(h);
+
+	for (size_t i = 0; i < n; i++)
+		add_device(h, list[i]);
+
+	if (h->ended || proxy_txn_answered(t))
+		return;
+	if (is_message && rt->st && cfg->messages.store) {
+		if (proxy_txn_active_branches(t) == 0) {
+			store_message(h);
+			return;
+		}
+		h->timer = su_timer_create(su_root_task(root), MESSAGE_WAIT_MS);
+	} else {
+		h->timer = su_timer_create(su_root_task(root), (su_duration_t)cfg->push.call_timeout * 1000);
+	}
+	if (h->timer)
+		su_timer_set(h->timer, timer_fired, (su_timer_arg_t *)h);
+	held_check_later(h);
+}
+
+void held_on_binding(struct router *rt, const struct binding *cb, enum registrar_event ev)
+{
+	struct binding *b = registrar_find_id(rt->reg, binding_id(cb));
+	struct held *h, *next;
+
+	if (ev == REGISTRAR_EXPIRING)
+		return;
+	for (h = strmap_get(rt->held_by_aor, binding_aor(cb)); h; h = next) {
+		struct held_dev *d = dev_by_id(h, binding_id(cb));
+
+		next = h->next;
+		if (h->ended)
+			continue;
+		if (ev == REGISTRAR_REMOVED) {
+			if (d && (d->branch < 0 || !proxy_txn_branch_active(h->t, d->branch))) {
+				d->gone = true;
+				d->waiting = false;
+				held_check_later(h);
+			}
+			continue;
+		}
+		if (!b || !binding_reachable(b))
+			continue;
+		if (!d) {
+			if (h->single)
+				continue;
+			add_device(h, b); /* a device that registered while the call waits */
+			continue;
+		}
+		/* The woken device is back: the call goes to its new contact now. */
+		d->waiting = false;
+		if (d->push_delay) {
+			su_timer_destroy(d->push_delay);
+			d->push_delay = NULL;
+		}
+		log_info("binding %s of %s registered again: releasing %s %s", d->id, h->aor,
+			 h->is_message ? "MESSAGE" : "call", h->call_id);
+		branch_to(h, d, b);
+	}
+}
+
+void router_send_wakeup(struct router *rt, const struct binding *b)
+{
+	const struct pn_identity *pn = binding_pn(b);
+	struct push_payload pl = {.to_uri = binding_aor(b)};
+
+	if (!pn || !rt->push)
+		return;
+	log_info("binding %s of %s expires in %lld s: wake-up push", binding_id(b), binding_aor(b),
+		 (long long)(binding_expires(b) - time(NULL)));
+	push_send(rt->push, pn, PUSH_WAKEUP, &pl, MESSAGE_PUSH_DEADLINE_MS, followup_done, NULL, NULL);
+}

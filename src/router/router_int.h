@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals of the router layer, shared by router.c (target selection),
+ * held.c (calls and messages waiting for a woken device) and deliver.c
+ * (stored MESSAGEs delivered on registration). Not an interface.
+ */
+#ifndef SIPWAKE_ROUTER_INT_H
+#define SIPWAKE_ROUTER_INT_H
+
+#include "sipwake/proxy.h"
+#include "sipwake/push.h"
+#include "sipwake/router.h"
+#include "sipwake/store.h"
+#include "sipwake/strmap.h"
+
+#define MAX_UPSTREAM_ADDRS 8
+#define MAX_FORK 16
+
+struct held;
+
+struct router {
+	struct sip_agent *sa;
+	struct registrar *reg;
+	struct push *push;
+	struct store *st;
+	const struct sw_config *cfg;
+	su_sockaddr_t up[MAX_UPSTREAM_ADDRS];
+	int n_up;
+	const char *up_proto;
+	struct strmap *held_by_aor; /* AOR -> first struct held waiting on it */
+	struct strmap *deliveries;  /* AOR -> struct delivery in progress */
+	unsigned n_held;
+};
+
+/*
+ * Send a branch of t to binding b (request URI set to its Contact when
+ * restore_uri), over the flow it registered on. Takes msg. Returns the
+ * branch index or -1 (b unreachable or send failed; msg freed).
+ */
+int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *msg, struct binding *b,
+			bool restore_uri, const char *in_proto);
+
+/*
+ * Take over an INVITE or MESSAGE for the given bindings (an AOR lookup, or
+ * the one binding upstream chose): direct branches where a flow is live,
+ * pushes where the binding has push parameters, hold until the device
+ * registers again. t is owned by the held request from here on.
+ */
+void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct binding **list,
+		size_t n, const char *aor, bool single, const char *in_proto);
+
+/* Registrar events for held requests (release on re-registration). */
+void held_on_binding(struct router *rt, const struct binding *b, enum registrar_event ev);
+
+/* True when a request of this kind may wake a device (SPEC 4.3 rules). */
+bool held_wants_push(const sip_t *sip);
+
+/* Stored-message delivery when a binding of the AOR is reachable again. */
+void deliver_on_binding(struct router *rt, const struct binding *b, enum registrar_event ev);
+void deliver_free_all(struct router *rt);
+
+/* The wake-up push before a push binding expires (RFC 8599 5.5). */
+void router_send_wakeup(struct router *rt, const struct binding *b);
+
+#endif
