@@ -401,6 +401,11 @@ static void route_ack(struct router *rt, msg_t *msg, sip_t *sip)
 	msg_destroy(fwd);
 }
 
+unsigned router_held_count(const struct router *rt)
+{
+	return rt ? rt->n_held : 0;
+}
+
 int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
 	struct router *rt = ctx;
