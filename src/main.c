@@ -291,6 +291,9 @@ int main(int argc, char **argv)
 	if (admin_new(&d.admin, d.root, &d.cfg, d.reg, d.store) < 0)
 		goto out;
 	admin_set_reload(d.admin, reload, &d);
+	admin_attach_router(d.admin, d.router);
+	if (admin_attach_push(d.admin, d.push) < 0)
+		goto out;
 	if (admin_metrics_new(&d.metrics, d.root, d.cfg.admin.metrics_listen) < 0)
 		goto out;
 	apply_log_settings(&d);

@@ -33,6 +33,8 @@
 
 struct admin;
 struct admin_metrics;
+struct push;
+struct router;
 
 /*
  * Open the control socket at cfg->admin.socket (its parent directory is
@@ -68,6 +70,17 @@ typedef int admin_push_test_fn(void *ctx, const char *aor, const char *type, uin
 void admin_set_push_test(struct admin *a, admin_push_test_fn *fn, void *ctx);
 /* Finish an asynchronous push test: result (taken, may be NULL) on success, else error. */
 void admin_push_test_done(struct admin *a, uint64_t req, json_t *result, const char *error);
+
+/*
+ * Plug in the push dispatcher: "push test" then sends real pushes (voip =
+ * a call push, alert = a message push, background = a wake-up push) to
+ * every push binding of the AOR and answers with each provider's verdict,
+ * and the dispatcher's counters and latency histogram are served as
+ * metrics. p must stay alive until admin_free(). Returns 0 or -1.
+ */
+int admin_attach_push(struct admin *a, struct push *p);
+/* Serve the router's number of held requests as a gauge; rt outlives a. */
+void admin_attach_router(struct admin *a, struct router *rt);
 
 /*
  * Canonical AOR for user input: "alice@example.com", "sip:Alice@EXAMPLE.com"

@@ -70,6 +70,27 @@ int stats_gauge_hook(const char *name, stats_gauge_fn *fn, void *ctx, ...)
 /* Detach every callback registered with this ctx (their series read 0). */
 void stats_gauge_unhook(void *ctx);
 
+/*
+ * A collector copies counters that another layer keeps itself (the push
+ * dispatcher's per-provider tables) into series, right before every
+ * rendering. It may create series and use stats_counter_set() and
+ * stats_histogram_load(). Remove it with stats_collector_remove(ctx)
+ * before ctx goes away. Returns 0 or -1 (ENOMEM, too many collectors).
+ */
+typedef void stats_collect_fn(void *ctx);
+int stats_collector_add(stats_collect_fn *fn, void *ctx);
+void stats_collector_remove(void *ctx);
+
+/* Mirror an external counter: set its absolute value. */
+void stats_counter_set(struct stats_series *s, uint64_t value);
+/*
+ * Mirror an external histogram with the same bounds: buckets[] holds the
+ * non-cumulative count of each bucket (n values, n <= the series' bucket
+ * count; the +Inf bucket is implied by count), plus the total count and sum.
+ */
+void stats_histogram_load(struct stats_series *s, const uint64_t *buckets, int n, uint64_t count,
+			  double sum);
+
 /* Counter: add one / add n. */
 void stats_inc(struct stats_series *s);
 void stats_add(struct stats_series *s, uint64_t n);

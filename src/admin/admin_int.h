@@ -12,6 +12,9 @@
 #include "sipwake/admin.h"
 
 struct conn;
+struct ptest;
+struct push;
+struct router;
 
 struct admin {
 	su_root_t *root;
@@ -34,6 +37,9 @@ struct admin {
 	void *reload_ctx;
 	admin_push_test_fn *push_test;
 	void *push_test_ctx;
+	struct push *push;     /* admin_attach_push(), or NULL */
+	struct router *router; /* admin_attach_router(), or NULL */
+	struct ptest *ptests;  /* push tests waiting for providers */
 };
 
 /*
@@ -50,5 +56,8 @@ json_t *admin_ok(json_t *result);
 
 /* Register the gauges read from the registrar, proxy and store. */
 void admin_hook_gauges(struct admin *a);
+
+/* Drop pending push tests and the push collector (admin_free). */
+void admin_detach_push(struct admin *a);
 
 #endif

@@ -217,12 +217,12 @@ static int on_conn(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 			return 0;
 		}
 		if (n == 0) {
+			/*
+			 * The client sends nothing more (sipwakectl half-closes after its
+			 * request) but may still wait for answers, a pending push test's
+			 * included; a client that is really gone shows when we write.
+			 */
 			c->eof = 1;
-			if (c->pending) {
-				/* Nobody to answer: drop the push test's late answer. */
-				conn_close(c);
-				return 0;
-			}
 			su_root_eventmask(c->a->root, c->reg, c->fd, 0);
 			break;
 		}
@@ -453,6 +453,7 @@ void admin_free(struct admin *a)
 
 	if (!a)
 		return;
+	admin_detach_push(a);
 	stats_gauge_unhook(a);
 	while (a->conns)
 		conn_close(a->conns);

@@ -50,6 +50,13 @@ static struct strmap *by_family;
 static struct strmap *by_series;
 static size_t n_series;
 
+#define MAX_COLLECTORS 8
+
+static struct {
+	stats_collect_fn *fn;
+	void *ctx;
+} collectors[MAX_COLLECTORS];
+
 static const double default_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 					1,     2.5,  5,     10};
 
@@ -300,6 +307,49 @@ void stats_gauge_unhook(void *ctx)
 			}
 }
 
+int stats_collector_add(stats_collect_fn *fn, void *ctx)
+{
+	for (int i = 0; i < MAX_COLLECTORS; i++)
+		if (!collectors[i].fn) {
+			collectors[i].fn = fn;
+			collectors[i].ctx = ctx;
+			return 0;
+		}
+	return -1;
+}
+
+void stats_collector_remove(void *ctx)
+{
+	for (int i = 0; i < MAX_COLLECTORS; i++)
+		if (collectors[i].fn && collectors[i].ctx == ctx)
+			collectors[i].fn = NULL;
+}
+
+static void run_collectors(void)
+{
+	for (int i = 0; i < MAX_COLLECTORS; i++)
+		if (collectors[i].fn)
+			collectors[i].fn(collectors[i].ctx);
+}
+
+void stats_counter_set(struct stats_series *s, uint64_t value)
+{
+	if (s && s->fam->type == STATS_COUNTER)
+		s->count = value;
+}
+
+void stats_histogram_load(struct stats_series *s, const uint64_t *buckets, int n, uint64_t count,
+			  double sum)
+{
+	if (!s || s->fam->type != STATS_HISTOGRAM || n > s->n_bounds)
+		return;
+	memset(s->buckets, 0, sizeof(s->buckets));
+	for (int i = 0; i < n; i++)
+		s->buckets[i] = buckets[i];
+	s->count = count;
+	s->value = sum;
+}
+
 void stats_inc(struct stats_series *s)
 {
 	if (s && s->fam->type == STATS_COUNTER)
@@ -411,6 +461,7 @@ static void write_histogram(FILE *out, const struct stats_family *f, const struc
 
 int stats_write_prometheus(FILE *out)
 {
+	run_collectors();
 	for (const struct stats_family *f = families; f; f = f->next) {
 		fprintf(out, "# HELP %s ", f->name);
 		put_help(out, f->help);
@@ -485,6 +536,7 @@ json_t *stats_json(void)
 
 	if (!all)
 		return NULL;
+	run_collectors();
 	for (const struct stats_family *f = families; f; f = f->next) {
 		json_t *fam = json_object(), *arr = json_array();
 
@@ -525,6 +577,7 @@ void stats_cleanup(void)
 	strmap_free(by_series);
 	by_family = by_series = NULL;
 	n_series = 0;
+	memset(collectors, 0, sizeof(collectors));
 }
 
 /* Known methods get their own series; anything else is "other" (bounded labels). */
@@ -573,19 +626,6 @@ void stats_declare_core(void)
 	stats_family("sipwake_build_info", STATS_GAUGE, "always 1; the version is a label");
 	stats_family("sipwake_admin_requests_total", STATS_COUNTER,
 		     "control socket requests, by command");
-	/*
-	 * Names reserved for the push layer, declared here so that they are one
-	 * contract for dashboards; their series appear once pushes are counted.
-	 * kind: voip, alert, background; result: ok, rejected, failed, ...
-	 */
-	stats_family("sipwake_pushes_total", STATS_COUNTER,
-		     "pushes sent, by provider, kind and result");
-	stats_family("sipwake_push_latency_seconds", STATS_HISTOGRAM,
-		     "time from sending a push to the provider's answer, by provider");
-	stats_family("sipwake_push_tokens_removed_total", STATS_COUNTER,
-		     "bindings removed because the provider rejected the token, by provider");
-	stats_family("sipwake_held_requests", STATS_GAUGE,
-		     "requests held while a pushed device wakes up, by method");
 	/* Series that should read 0 from the start rather than be absent. */
 	stats_counter("sipwake_register_total", "result", "ok", NULL);
 	stats_counter("sipwake_register_total", "result", "refused", NULL);

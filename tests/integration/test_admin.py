@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Operations, end to end: start sipwaked (standalone, loopback only) with a
-generated config, wait for READY=1 on a NOTIFY_SOCKET of our own, register
-clients with raw SIP over UDP, then drive every sipwakectl command (text and
---json), scrape the Prometheus endpoint and compare its counters with the
-traffic sent, poke the control protocol's limits, and check what happens
-around start and stop: stale and live sockets, exit 69 once the daemon is
-gone. Standard library only; every process is stopped by its PID."""
+generated config and FCM pointed at the fake FCM of tests/fakes, wait for
+READY=1 on a NOTIFY_SOCKET of our own, register clients with raw SIP over
+UDP, then drive every sipwakectl command (text and --json; push test sends
+a real push to the fake), scrape the Prometheus endpoint and compare its
+counters with the traffic sent, poke the control protocol's limits, and
+check what happens around start and stop: stale and live sockets, exit 69
+once the daemon is gone. Standard library plus the push tests' helpers;
+every process is stopped by its PID."""
 
 import json
 import os
@@ -21,6 +23,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pushlib  # noqa: E402  (throw-away PKI and the fake FCM of the push tests)
 
 SIPWAKED = os.environ.get("SIPWAKED", "build/sipwaked")
 BUILD = os.environ.get("SIPWAKE_BUILD_DIR", os.path.dirname(os.path.abspath(SIPWAKED)))
@@ -59,7 +64,8 @@ def free_port():
     raise RuntimeError("no free port")
 
 
-def write_config(path, tmp, sip_port, metrics_port, sa_path, sock):
+def write_config(path, tmp, sip_port, metrics_port, sa_path, sock, fcm_url="https://127.0.0.1:9",
+                 ca=""):
     with open(path, "w") as f:
         f.write(f"""
 sip: {{
@@ -68,22 +74,12 @@ sip: {{
 }};
 upstream: {{ uri = ""; }};
 storage: {{ database = "{tmp}/sipwake.db"; }};
-push: {{ fcm: {{ service_account = "{sa_path}"; token_url = "http://127.0.0.1:9/token"; }}; }};
+push: {{ min_interval = 0;
+        fcm: {{ service_account = "{sa_path}"; url = "{fcm_url}"; token_url = "{fcm_url}/token";
+               ca_file = "{ca}"; }}; }};
 admin: {{ socket = "{sock}"; metrics_listen = "127.0.0.1:{metrics_port}"; }};
 log: {{ level = "debug"; }};
 """)
-
-
-def make_service_account(path):
-    key = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA",
-                          "-pkeyopt", "rsa_keygen_bits:2048"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
-    with open(path, "w") as f:
-        json.dump({"type": "service_account", "project_id": "sipwake-test",
-                   "private_key_id": "0123456789abcdef", "private_key": key,
-                   "client_email": "push@sipwake-test.iam.gserviceaccount.com",
-                   "token_uri": "http://127.0.0.1:9/token"}, f)
-    os.chmod(path, 0o600)
 
 
 class Sip:
@@ -224,12 +220,26 @@ def main():
 
 
 def run(tmp, log):
+    os.mkdir(os.path.join(tmp, "pki"))
+    pki = pushlib.PKI(os.path.join(tmp, "pki"))
+    sa = pki.service_account("https://oauth2.googleapis.com/token")
+    fcm = pushlib.Fake(pki, "fcm", extra=["--service-account", sa, "--token-ttl", "3599",
+                                          "--aud", "https://oauth2.googleapis.com/token"])
+    try:
+        run_with_fcm(tmp, log, pki, sa, fcm)
+    finally:
+        fcm.stop()
+
+
+def run_with_fcm(tmp, log, pki, sa, fcm):
     sip_port, metrics_port = free_port(), free_port()
     sock = os.path.join(tmp, "run", "sub", "ctl.sock")  # parent dirs do not exist yet
-    sa = os.path.join(tmp, "service-account.json")
     conf = os.path.join(tmp, "sipwake.conf")
-    make_service_account(sa)
-    write_config(conf, tmp, sip_port, metrics_port, sa, sock)
+
+    def write(path=conf, db_dir=tmp, sport=sip_port, mport=metrics_port):
+        write_config(path, db_dir, sport, mport, sa, sock, fcm.url, pki.ca)
+
+    write()
 
     # Config checks: a world-readable key and a bad metrics address are config errors.
     r = subprocess.run([SIPWAKED, "-c", conf, "--check"], capture_output=True, text=True,
@@ -330,15 +340,23 @@ def run(tmp, log):
         f.write("bogus_key = 1;\n")
     rc, out, err = ctl("reload", sock=sock)
     check(rc == 1 and "reload failed" in err, "reload of a broken config answers an error (1)")
-    write_config(conf, tmp, sip_port, metrics_port, sa, sock)
+    write()
 
-    # push test: the hook answers, or the push layer is not there yet
+    # push test: a real push through the dispatcher to the fake FCM
+    check(res.get("push_test") == "available", "status: push test available")
     rc, doc, err = ctl_json(sock, "push", "test", "sip:bob@example.com", "--type", "alert")
-    if res.get("push_test") == "not available":
-        check(rc == 1 and doc and doc["error"] == "push layer not available",
-              "push test: push layer not available")
-    else:
-        check(rc in (0, 1) and doc is not None, "push test answers")
+    pushes = (doc or {}).get("result", {}).get("pushes", [])
+    check(rc == 0 and len(pushes) == 1 and pushes[0]["result"] == "ok"
+          and pushes[0]["provider"] == "fcm" and pushes[0]["token"] == "fcmT...9876"
+          and FCM_TOKEN not in json.dumps(doc), f"push test --type alert: {doc} {err}")
+    sent = [r for r in fcm.requests() if r.get("kind") == "send"]
+    check(len(sent) == 1 and FCM_TOKEN in json.dumps(sent[0]),
+          "the fake FCM received one push for bob's token")
+    rc, out, err = ctl("push", "test", "bob@example.com", "--type", "background", sock=sock)
+    check(rc == 0 and "1 of 1 background push(es)" in out, f"push test (text): {out}{err}")
+    rc, _, err = ctl("push", "test", "sip:alice@example.com", sock=sock)
+    check(rc == 1 and "no binding with push parameters" in err,
+          "push test to a device without push parameters answers 1")
     rc, _, _ = ctl("push", "test", "sip:bob@example.com", "--type", "loud", sock=sock)
     check(rc == 64, "push test with an unknown type is a usage error (64)")
     rc, _, _ = ctl("frobnicate", sock=sock)
@@ -359,6 +377,15 @@ def run(tmp, log):
           and metric(text, "sipwake_register_total", 'result="refused"') == 1,
           "metrics: REGISTER outcomes")
     check(metric(text, "sipwake_registrations") == 2, "metrics: registrations gauge == 2")
+    check(metric(text, "sipwake_pushes_total", 'provider="fcm",kind="message",result="ok"') == 1
+          and metric(text, "sipwake_pushes_total",
+                     'provider="fcm",kind="wakeup",result="ok"') == 1,
+          "metrics: the two test pushes counted by provider, kind and result")
+    check(metric(text, "sipwake_push_latency_seconds_count", 'provider="fcm"') == 2
+          and metric(text, "sipwake_push_latency_seconds_bucket",
+                     'provider="fcm",le="+Inf"') == 2, "metrics: push latency histogram")
+    check(metric(text, "sipwake_held_requests") == 0 and metric(text, "sipwake_pushes_pending")
+          == 0, "metrics: held requests and pending pushes")
     check(metric(text, "sipwake_transactions") is not None
           and metric(text, "sipwake_stored_messages") == 0, "metrics: transactions, messages")
     check("# TYPE sipwake_sip_requests_total counter" in text, "metrics: TYPE lines")
@@ -424,7 +451,7 @@ def run(tmp, log):
 
     # A second daemon on the same control socket refuses to start (exit 1).
     conf2 = os.path.join(tmp, "second.conf")
-    write_config(conf2, tmp + "/second-", free_port(), free_port(), sa, sock)
+    write(conf2, tmp + "/second-", free_port(), free_port())
     with open(conf2) as f:
         text2 = f.read().replace(f'"{tmp}/second-/sipwake.db"', f'"{tmp}/second.db"')
     with open(conf2, "w") as f:
