@@ -424,6 +424,33 @@ static void print_stats(json_t *r)
 	}
 }
 
+static void print_push(json_t *r)
+{
+	struct table t = {.cols = 6,
+			  .head = {"BINDING", "PROVIDER", "TOKEN", "RESULT", "HTTP", "LATENCY"}};
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(json_object_get(r, "pushes"), i, d) {
+		char http[16], lat[32], res[128];
+		const char *reason = json_string_value(json_object_get(d, "reason"));
+
+		snprintf(http, sizeof(http), "%lld",
+			 (long long)json_integer_value(json_object_get(d, "http_status")));
+		snprintf(lat, sizeof(lat), "%.0f ms",
+			 json_number_value(json_object_get(d, "latency_ms")));
+		snprintf(res, sizeof(res), "%s%s%s", jstr(d, "result"), reason ? " " : "",
+			 reason ? reason : "");
+		table_row(&t, jstr(d, "binding"), jstr(d, "provider"), jstr(d, "token"), res, http,
+			  lat);
+	}
+	if (t.rows)
+		table_print(&t);
+	else
+		free(t.cells);
+	printf("%s\n", jstr(r, "message"));
+}
+
 /* Anything else: "key: value" lines, nested values as compact JSON. */
 static void print_generic(json_t *r)
 {
@@ -456,6 +483,8 @@ static void print_text(const char *cmd, json_t *r)
 		       (long long)json_integer_value(json_object_get(r, "removed")), jstr(r, "aor"));
 	else if (!strcmp(cmd, "reload"))
 		printf("configuration reloaded from %s\n", jstr(r, "config"));
+	else if (!strcmp(cmd, "push") && json_is_array(json_object_get(r, "pushes")))
+		print_push(r);
 	else
 		print_generic(r);
 }

@@ -223,8 +223,15 @@ def run(tmp, log):
     os.mkdir(os.path.join(tmp, "pki"))
     pki = pushlib.PKI(os.path.join(tmp, "pki"))
     sa = pki.service_account("https://oauth2.googleapis.com/token")
-    fcm = pushlib.Fake(pki, "fcm", extra=["--service-account", sa, "--token-ttl", "3599",
-                                          "--aud", "https://oauth2.googleapis.com/token"])
+    try:
+        fcm = pushlib.Fake(pki, "fcm", extra=["--service-account", sa, "--token-ttl", "3599",
+                                              "--aud", "https://oauth2.googleapis.com/token"])
+    except RuntimeError:
+        for name in os.listdir(pki.dir):
+            if name.endswith(".stderr"):
+                with open(pki.p(name)) as f:
+                    print(f"---- {name} ----\n{f.read()[-3000:]}")
+        raise
     try:
         run_with_fcm(tmp, log, pki, sa, fcm)
     finally:

@@ -121,6 +121,40 @@ static void test_gauges_histograms(void)
 	CHECK(stats_value(stats_gauge("t_hooked", NULL)) == 0, "unhooked");
 }
 
+static uint64_t external_count = 7;
+
+static void collect(void *ctx)
+{
+	static const uint64_t buckets[] = {1, 0, 2};
+	static const double bounds[] = {0.01, 0.1, 1};
+
+	stats_counter_set(stats_counter("t_external_total", "src", ctx, NULL), external_count);
+	stats_histogram_load(stats_histogram("t_external_seconds", bounds, 3, NULL), buckets, 3, 4,
+			     12.5);
+}
+
+static void test_collector(void)
+{
+	char *text;
+
+	CHECK(stats_collector_add(collect, "x") == 0, "collector added");
+	text = render();
+	CHECK(text && strstr(text, "t_external_total{src=\"x\"} 7\n"), "mirrored counter:\n%s",
+	      text ? text : "");
+	CHECK(text && strstr(text, "t_external_seconds_bucket{le=\"0.1\"} 1\n"
+				   "t_external_seconds_bucket{le=\"1\"} 3\n"
+				   "t_external_seconds_bucket{le=\"+Inf\"} 4\n"
+				   "t_external_seconds_sum 12.5\n"
+				   "t_external_seconds_count 4\n"),
+	      "mirrored histogram:\n%s", text ? text : "");
+	free(text);
+	external_count = 9;
+	stats_collector_remove("x");
+	text = render();
+	CHECK(text && strstr(text, "t_external_total{src=\"x\"} 7\n"), "removed collector not run");
+	free(text);
+}
+
 static void test_cap(void)
 {
 	char v[32];
@@ -139,6 +173,7 @@ int main(void)
 	stats_declare_core();
 	test_counters();
 	test_gauges_histograms();
+	test_collector();
 	test_cap();
 	stats_cleanup();
 	if (failures) {
