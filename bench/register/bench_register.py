@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""REGISTER throughput and latency: sipwake vs. a Kamailio proxy, same run.
+
+Paths measured, one after the other at each rate step, on loopback:
+  sipwake   sipp -> sipwaked (gateway, upstream = R) -> Kamailio R
+  kam-proxy sipp -> Kamailio P (adds Path, forwards) -> Kamailio R
+  direct    sipp -> Kamailio R                (the registrar's own ceiling)
+R is one Kamailio registrar (usrloc in memory, use_path) shared by all paths;
+every REGISTER is for a user never registered before in the run (-inf CSV,
+unique per path and step) and carries RFC 8599 FCM push parameters.
+
+Per path and rate step: sipp -r RATE -m N (bounded by -timeout), then
+  sent / ok / failed / retransmissions  from sipp's statistics (-trace_stat),
+  achieved rate       ok / (last 200 - first 200) from -trace_rtt,
+  p50 / p99 / max     REGISTER -> 200 time from -trace_rtt (sipp measures
+                      whole milliseconds: "0" means under 1 ms).
+Then an unloaded latency probe: PROBE sequential REGISTERs from a raw UDP
+socket per path, timed in microseconds.
+
+Prints numbers, asserts nothing about speed. Exit status 0 unless a
+component could not be started at all (a missing sipwaked only drops its
+column, with the reason printed).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "integration"))
+import swlib  # noqa: E402
+
+SCENARIO = os.path.join(HERE, "register_bench.xml")
+
+
+def write_users(path, prefix, n):
+    with open(path, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for i in range(n):
+            f.write("%s%07d;%s%07d%s\n" % (prefix, i, "tok-" + prefix, i, "x" * 100))
+
+
+def parse_stat(path):
+    """Last line of sipp's -trace_stat CSV as a dict."""
+    try:
+        with open(path) as f:
+            lines = [l.rstrip("\n") for l in f if l.strip()]
+    except OSError:
+        return {}
+    if len(lines) < 2:
+        return {}
+    head = lines[0].split(";")
+    vals = lines[-1].split(";")
+    return dict(zip(head, vals))
+
+
+def parse_rtt(directory):
+    """(dates_ms, response_times_ms) from sipp's *_rtt.csv in directory."""
+    dates, rts = [], []
+    for name in os.listdir(directory):
+        if not name.endswith("_rtt.csv"):
+            continue
+        with open(os.path.join(directory, name)) as f:
+            for line in f:
+                p = line.strip().split(";")
+                if len(p) < 3 or not p[0][:1].isdigit():
+                    continue
+                dates.append(float(p[0]))
+                rts.append(float(p[1]))
+    return dates, rts
+
+
+def pct(values, q):
+    if not values:
+        return None
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(q / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
+    d = os.path.join(workdir, "%s-r%d" % (prefix.rstrip("-"), rate))
+    os.makedirs(d, exist_ok=True)
+    users = os.path.join(d, "users.csv")
+    write_users(users, prefix + "r%d-" % rate, n)
+    port = swlib.free_port()
+    # sipp writes response times in batches of -rtt_freq; a divisor of n
+    # makes sure the last batch is written too
+    freq = max(d_ for d_ in range(1, min(n, 1000) + 1) if n % d_ == 0)
+    argv = [swlib.SIPP, "%s:%d" % target, "-sf", SCENARIO, "-inf", users, "-key", "dom", swlib.DOMAIN,
+            "-t", "u1" if transport == "udp" else "t1", "-i", swlib.LOOPBACK, "-p", str(port),
+            "-m", str(n), "-r", str(rate), "-l", str(max(1000, rate * 2)), "-nostdin",
+            "-timeout", "%ds" % timeout, "-trace_rtt", "-rtt_freq", str(freq), "-trace_stat",
+            "-stf", os.path.join(d, "stat.csv"), "-fd", "1", "-max_recv_loops", "10000",
+            "-default_behaviors", "all,-bye", "-trace_err", "-error_file", os.path.join(d, "errors.log")]
+    t0 = time.monotonic()
+    proc = swlib.spawn("sipp-bench", argv, d, os.path.join(d, "screen.txt"))
+    try:
+        rc = proc.wait(timeout=timeout + 20)
+    except Exception:
+        swlib._kill_proc(proc)
+        rc = proc.wait(timeout=5)
+    swlib._forget(proc)
+    wall = time.monotonic() - t0
+    st = parse_stat(os.path.join(d, "stat.csv"))
+    dates, rts = parse_rtt(d)
+
+    def num(key):
+        try:
+            return int(st.get(key, "0"))
+        except ValueError:
+            return 0
+
+    retrans = num("Retransmissions(C)")
+    ok = num("SuccessfulCall(C)")
+    failed = num("FailedCall(C)")
+    sent = num("OutgoingCall(C)")
+    span = (max(dates) - min(dates)) / 1000.0 if len(dates) > 1 else 0.0
+    achieved = ok / span if span > 0 else None
+    return {"rc": rc, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed, "achieved": achieved,
+            "p50": pct(rts, 50), "p99": pct(rts, 99), "max": max(rts) if rts else None,
+            "wall": wall, "dir": d}
+
+
+def probe_latency(target, count, prefix):
+    """Sequential REGISTERs over one UDP socket; microsecond timings."""
+    times = []
+    fails = 0
+    with swlib.RawSip("udp", target, timeout=2) as c:
+        for i in range(count):
+            user = "%s%06d" % (prefix, i)
+            req = swlib.build_request(
+                "REGISTER", "sip:%s" % swlib.DOMAIN, "udp", c.local,
+                from_uri="sip:%s@%s" % (user, swlib.DOMAIN),
+                headers=[("Contact", "<sip:%s@%s:%d;pn-provider=fcm;pn-prid=probe%06d;pn-param=sipwake-bench>"
+                          % (user, c.local[0], c.local[1], i)), ("Expires", "3600"),
+                         ("Supported", "path")])
+            t0 = time.perf_counter_ns()
+            final, _ = c.request(req, timeout=2)
+            dt = (time.perf_counter_ns() - t0) / 1000.0
+            if final is not None and final.status == 200:
+                times.append(dt)
+            else:
+                fails += 1
+    return times, fails
+
+
+def fmt(v, spec="%.0f"):
+    return "-" if v is None else spec % v
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N", "20000")),
+                    help="REGISTERs per path and rate step (default 20000)")
+    ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "2000,5000,10000,20000"),
+                    help="comma-separated target rates (REGISTER/s)")
+    ap.add_argument("--transport", choices=("udp", "tcp"), default=os.environ.get("BENCH_TRANSPORT", "udp"))
+    ap.add_argument("--paths", default="sipwake,kam-proxy,direct",
+                    help="which paths to measure (comma-separated)")
+    ap.add_argument("--probe", type=int, default=1000, help="sequential REGISTERs for the latency probe")
+    ap.add_argument("--children", type=int, default=2, help="Kamailio worker processes")
+    ap.add_argument("--timeout", type=int, default=120, help="time limit per sipp run (s)")
+    ap.add_argument("--smoke", action="store_true", help="tiny run: -n 200, rates 200, probe 50")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    a = ap.parse_args()
+    if a.smoke:
+        a.n, a.rates, a.probe, a.timeout = 200, "200", 50, 30
+    rates = [int(r) for r in a.rates.split(",") if r.strip()]
+    paths = [p.strip() for p in a.paths.split(",") if p.strip()]
+
+    t = swlib.Test("bench-register")
+    try:
+        registrar = swlib.Kamailio(t.dir, name="registrar", children=a.children, shm_mb=1024, debug=1)
+        t.on_cleanup(registrar.stop)
+        registrar.start()
+        targets = {}
+        notes = []
+        if "kam-proxy" in paths:
+            proxy = swlib.Kamailio(t.dir, name="proxy", role="proxy", upstream=registrar.uri,
+                                   children=a.children, shm_mb=512, debug=1)
+            t.on_cleanup(proxy.stop)
+            proxy.start()
+            targets["kam-proxy"] = proxy.addr()
+        if "sipwake" in paths:
+            port = swlib.free_port()
+            cfg = swlib.sipwake_config(t.dir, port, upstream_uri=registrar.uri, fcm=True,
+                                       extra={"log": {"level": "warning", "sip_trace": False}})
+            sw = swlib.Sipwaked(t.dir, cfg, log_level="warning")
+            t.on_cleanup(sw.kill9)
+            try:
+                sw.start()
+                targets["sipwake"] = (swlib.LOOPBACK, port)
+            except swlib.SetupError as e:
+                notes.append("sipwake: not measured: %s" % str(e).splitlines()[0])
+        if "direct" in paths:
+            targets["direct"] = registrar.addr()
+        order = [p for p in ("sipwake", "kam-proxy", "direct") if p in targets]
+
+        print("REGISTER benchmark: %d per path and step, %s, Kamailio %d children, %d CPUs, %s"
+              % (a.n, a.transport.upper(), a.children, os.cpu_count(), time.strftime("%Y-%m-%d %H:%M:%S")))
+        print("  sipwake   = sipp -> sipwaked (gateway) -> Kamailio registrar")
+        print("  kam-proxy = sipp -> Kamailio proxy (add_path) -> Kamailio registrar")
+        print("  direct    = sipp -> Kamailio registrar")
+        for n in notes:
+            print("  " + n)
+        print()
+        hdr = "%8s  %-10s %7s %7s %7s %7s %10s %6s %6s %6s" % (
+            "target/s", "path", "sent", "ok", "failed", "retrans", "achieved/s", "p50ms", "p99ms", "maxms")
+        print(hdr)
+        print("-" * len(hdr))
+        results = {}
+        for rate in rates:
+            for p in order:
+                r = run_sipp(t.dir, targets[p], a.transport, rate, a.n, "%s-" % p, a.timeout)
+                results[(rate, p)] = r
+                print("%8d  %-10s %7d %7d %7d %7d %10s %6s %6s %6s%s" % (
+                    rate, p, r["sent"], r["ok"], r["failed"], r["retrans"], fmt(r["achieved"]), fmt(r["p50"]),
+                    fmt(r["p99"]), fmt(r["max"]), "" if r["rc"] == 0 else "  (sipp exit %s)" % r["rc"]),
+                    flush=True)
+            sw_r, kp_r = results.get((rate, "sipwake")), results.get((rate, "kam-proxy"))
+            if sw_r and kp_r and sw_r["achieved"] and kp_r["achieved"]:
+                print("%8s  sipwake/kam-proxy achieved rate: %.2f" % ("", sw_r["achieved"] / kp_r["achieved"]))
+            print()
+
+        if a.probe > 0 and a.transport == "udp":
+            print("unloaded latency, %d sequential REGISTERs over UDP (microseconds):" % a.probe)
+            print("%-10s %6s %6s %8s %8s %8s" % ("path", "ok", "fail", "p50us", "p99us", "maxus"))
+            for p in order:
+                times, fails = probe_latency(targets[p], a.probe, "probe-%s-" % p)
+                print("%-10s %6d %6d %8s %8s %8s" % (p, len(times), fails, fmt(pct(times, 50)),
+                                                     fmt(pct(times, 99)), fmt(max(times) if times else None)),
+                      flush=True)
+            print()
+        print("(work files in %s)" % t.dir if a.keep else "", end="")
+        return 0
+    except swlib.SetupError as e:
+        print("SETUP ERROR: %s" % e)
+        return 2
+    finally:
+        t.cleanup()
+        swlib._cleanup_all()
+        if not a.keep:
+            import shutil
+            shutil.rmtree(t.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
