@@ -188,7 +188,8 @@ def main():
         if "sipwake" in paths:
             port = swlib.free_port()
             cfg = swlib.sipwake_config(t.dir, port, upstream_uri=registrar.uri, fcm=True,
-                                       extra={"log": {"level": "warning", "sip_trace": False}})
+                                       extra={"log": {"level": "warn", "sip_trace": False},
+                                              "sip": {"max_requests_per_source": 0}})
             sw = swlib.Sipwaked(t.dir, cfg, log_level="warning")
             t.on_cleanup(sw.kill9)
             try:

@@ -20,6 +20,7 @@ struct sw_config {
 	struct {
 		char **listen;         /* sofia-sip URIs, NULL-terminated */
 		char *advertised_host; /* "" = listen address */
+		int max_requests_per_source; /* per second, 0 = unlimited */
 		char **domains;        /* served domains, NULL-terminated */
 		struct {
 			char *certificate;

@@ -67,9 +67,11 @@ int sip_decrement_max_forwards(msg_t *msg, sip_t *sip);
  * Insert Record-Route for a request crossing from transport in_proto to
  * out_proto: one entry when they are the same, two (RFC 5658 style) when
  * they differ, so that each side routes back over its own transport.
+ * param (may be NULL) is added to each entry, e.g. a flow token
+ * "swb=<binding id>" that brings in-dialog requests back to that flow.
  */
 int sip_add_record_route(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *in_proto,
-		     const char *out_proto);
+			 const char *out_proto, const char *param);
 
 /* "sip:IP:PORT;transport=X" of where a message came from (rport/received). */
 int sip_source_uri(msg_t *msg, tport_t *tp, char *buf, size_t len);

@@ -73,6 +73,9 @@ const struct config_option config_options[] = {
 	    "CA bundle used to verify client certificates (\"\" = system default)"),
 	BOOL("sip.tls.verify_client", sip.tls.verify_client, 0, 0,
 	     "require and verify a client certificate on sips: connections"),
+	INT("sip.max_requests_per_source", sip.max_requests_per_source, 200, 0, 1000000, R,
+	    "requests per second accepted from one source address, bursts of twice that "
+	    "(0 = no limit); the upstream server is exempt; beyond it: 503 with Retry-After"),
 
 	STR("upstream.uri", upstream.uri, "sip:pbx.example.com:5060", 0,
 	    "upstream registrar/proxy, sip: or sips: URI (\"\" = standalone: sipwake registers)"),

@@ -246,12 +246,20 @@ static int feature_caps(struct registrar *r, char *buf, size_t len, int idx)
 	return 0;
 }
 
+/*
+ * Add the Feature-Caps headers. msg_header_insert keeps them in front of
+ * the body separator even in a response that was parsed off the wire (an
+ * appended header would land after the body and corrupt a TCP stream).
+ */
 static void add_feature_caps(struct registrar *r, msg_t *msg, sip_t *sip)
 {
 	char fc[160];
 
-	for (int i = 0; feature_caps(r, fc, sizeof(fc), i) == 0; i++)
-		sip_add_tl(msg, sip, SIPTAG_HEADER_STR(fc), TAG_END());
+	for (int i = 0; feature_caps(r, fc, sizeof(fc), i) == 0; i++) {
+		msg_header_t *h = msg_header_make(msg_home(msg), sip_unknown_class, fc);
+		if (h)
+			msg_header_insert(msg, (msg_pub_t *)sip, h);
+	}
 }
 
 /* Standalone: apply now and answer with the AOR's current contacts. */

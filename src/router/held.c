@@ -74,6 +74,12 @@ struct held {
 	su_timer_t *defer; /* end checks run on the next loop turn */
 	struct held_dev dev[HELD_MAX_DEV];
 	int n_dev;
+	/* Lower q-value groups, tried in turn when the current group fails. */
+	struct {
+		char id[32];
+		int q;
+	} later[HELD_MAX_DEV];
+	int n_later;
 };
 
 static void held_check_later(struct held *h);
@@ -398,6 +404,33 @@ static void store_message(struct held *h)
 	proxy_txn_reply(h->t, SIP_202_ACCEPTED, TAG_END()); /* may free h */
 }
 
+/*
+ * Start the next q-value group (RFC 3261 16.6: higher q first, equal q in
+ * parallel). Returns how many devices were added.
+ */
+static int start_next_group(struct held *h)
+{
+	int best = -1, added = 0, kept = 0;
+
+	for (int i = 0; i < h->n_later; i++)
+		if (h->later[i].q > best)
+			best = h->later[i].q;
+	for (int i = 0; i < h->n_later; i++) {
+		struct binding *b;
+		if (h->later[i].q != best) {
+			h->later[kept++] = h->later[i];
+			continue;
+		}
+		b = registrar_find_id(h->rt->reg, h->later[i].id);
+		if (b) {
+			add_device(h, b);
+			added++;
+		}
+	}
+	h->n_later = kept;
+	return added;
+}
+
 static void held_check(struct held *h)
 {
 	if (h->ended || proxy_txn_answered(h->t))
@@ -409,6 +442,8 @@ static void held_check(struct held *h)
 		return;
 	}
 	if (any_hope(h))
+		return;
+	if (start_next_group(h) > 0 && any_hope(h))
 		return;
 	held_end(h);
 	proxy_txn_seal(h->t, SIP_480_TEMPORARILY_UNAVAILABLE);
@@ -608,8 +643,17 @@ void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct
 	h->defer = su_timer_create(su_root_task(root), 1); /* sofia refuses 0 */
 	link_held(h);
 
-	for (size_t i = 0; i < n; i++)
-		add_device(h, list[i]);
+	/* list is sorted by q, highest first: that group now, the others later. */
+	for (size_t i = 0; i < n; i++) {
+		if (binding_q(list[i]) == binding_q(list[0])) {
+			add_device(h, list[i]);
+		} else if (h->n_later < HELD_MAX_DEV) {
+			snprintf(h->later[h->n_later].id, sizeof(h->later[0].id), "%s",
+				 binding_id(list[i]));
+			h->later[h->n_later].q = binding_q(list[i]);
+			h->n_later++;
+		}
+	}
 
 	if (h->ended || proxy_txn_answered(t))
 		return;

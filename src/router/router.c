@@ -89,7 +89,7 @@ int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg,
 	rt->up_proto = "udp";
 	rt->held_by_aor = strmap_new();
 	rt->deliveries = strmap_new();
-	if (!rt->held_by_aor || !rt->deliveries) {
+	if (!rt->held_by_aor || !rt->deliveries || ratelimit_init(rt) < 0) {
 		router_free(rt);
 		return -1;
 	}
@@ -104,6 +104,7 @@ void router_free(struct router *rt)
 	if (!rt)
 		return;
 	deliver_free_all(rt);
+	ratelimit_cleanup(rt);
 	strmap_free(rt->held_by_aor);
 	strmap_free(rt->deliveries);
 	free(rt);
@@ -129,23 +130,48 @@ static bool from_upstream(struct router *rt, msg_t *msg)
 	return false;
 }
 
+/* True when msg came from the address binding b registered from. */
+static bool from_binding(msg_t *msg, const struct binding *b)
+{
+	char src[160];
+	const char *rcv = binding_received(b);
+	size_t len;
+
+	if (!rcv || sip_source_uri(msg, NULL, src, sizeof(src)) < 0)
+		return false;
+	len = strcspn(src, ";");
+	return strncmp(rcv, src, len) == 0 && (rcv[len] == ';' || !rcv[len]);
+}
+
+/*
+ * The flow token in the Routes that name us (our Record-Route towards a
+ * client carried "swb=<id>"): the binding whose flow the dialog uses.
+ */
+static struct binding *route_flow(struct router *rt, const sip_t *sip)
+{
+	char id[32];
+
+	for (const sip_route_t *r = sip->sip_route; r && sip_agent_is_own_uri(rt->sa, r->r_url);
+	     r = r->r_next)
+		if (r->r_url->url_params &&
+		    url_param(r->r_url->url_params, REGISTRAR_ID_PARAM, id, sizeof(id)) > 0)
+			return registrar_find_id(rt->reg, id);
+	return NULL;
+}
+
 /* True when the request comes from where one of the From AOR's bindings registered. */
 static bool from_registered_client(struct router *rt, msg_t *msg, const sip_t *sip)
 {
 	struct binding *list[MAX_FORK];
-	char aor[256], src[160];
-	size_t n, len;
+	char aor[256];
+	size_t n;
 
-	if (!sip->sip_from || sip_aor_of(sip->sip_from->a_url, aor, sizeof(aor)) < 0 ||
-	    sip_source_uri(msg, NULL, src, sizeof(src)) < 0)
+	if (!sip->sip_from || sip_aor_of(sip->sip_from->a_url, aor, sizeof(aor)) < 0)
 		return false;
-	len = strcspn(src, ";");
 	n = registrar_lookup(rt->reg, aor, list, MAX_FORK);
-	for (size_t i = 0; i < n; i++) {
-		const char *rcv = binding_received(list[i]);
-		if (rcv && strncmp(rcv, src, len) == 0 && (rcv[len] == ';' || !rcv[len]))
+	for (size_t i = 0; i < n; i++)
+		if (from_binding(msg, list[i]))
 			return true;
-	}
 	return false;
 }
 
@@ -190,6 +216,13 @@ struct target {
 	const char *phrase;
 };
 
+static void refuse(struct target *tg, int status, const char *phrase)
+{
+	tg->kind = T_NONE;
+	tg->status = status;
+	tg->phrase = phrase;
+}
+
 static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *fwd, sip_t *fsip,
 			struct target *tg)
 {
@@ -200,15 +233,22 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 	char id[32];
 
 	memset(tg, 0, sizeof(*tg));
+	if (had_own_route && in_dialog && !fsip->sip_route) {
+		struct binding *fb = route_flow(rt, isip);
+		if (fb && !from_binding(in, fb)) {
+			/* Towards the client of this dialog: over its flow, whatever its Contact says. */
+			tg->kind = T_BINDING;
+			tg->b = fb;
+			return;
+		}
+	}
 	if (fsip->sip_route) {
 		if (had_own_route && in_dialog) {
 			tg->kind = T_ROUTE;
 			return;
 		}
 		if (!had_own_route && !up) {
-			tg->kind = T_NONE;
-			tg->status = 403;
-			tg->phrase = "Relaying denied";
+			refuse(tg, 403, "Relaying denied");
 			return;
 		}
 		tg->kind = T_ROUTE;
@@ -221,9 +261,7 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 			tg->kind = T_BINDING;
 			return;
 		}
-		tg->kind = T_NONE;
-		tg->status = 480;
-		tg->phrase = "Temporarily Unavailable";
+		refuse(tg, 480, "Temporarily Unavailable");
 		return;
 	}
 	if ((tg->b = registrar_find_contact(rt->reg, ruri)) && (had_own_route || up ||
@@ -238,9 +276,7 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 				tg->kind = T_AOR;
 				return;
 			}
-			tg->kind = T_NONE;
-			tg->status = 404;
-			tg->phrase = "Not Found";
+			refuse(tg, 404, "Not Found");
 			return;
 		}
 		tg->kind = T_UPSTREAM;
@@ -255,9 +291,7 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 		tg->kind = T_UPSTREAM;
 		return;
 	}
-	tg->kind = T_NONE;
-	tg->status = 403;
-	tg->phrase = "Relaying denied";
+	refuse(tg, 403, "Relaying denied");
 }
 
 int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, struct binding *b,
@@ -274,8 +308,11 @@ int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, stru
 		msg_destroy(fwd);
 		return -1;
 	}
-	if (creates_dialog(fsip))
-		sip_add_record_route(rt->sa, fwd, fsip, in_proto, out_proto);
+	if (creates_dialog(fsip)) {
+		char token[48];
+		snprintf(token, sizeof(token), "%s=%s", REGISTRAR_ID_PARAM, binding_id(b));
+		sip_add_record_route(rt->sa, fwd, fsip, in_proto, out_proto, token);
+	}
 	return proxy_txn_fork(t, fwd, binding_received(b), binding_tport(b));
 }
 
@@ -312,7 +349,7 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 		break;
 	case T_UPSTREAM:
 		if (creates_dialog(fsip))
-			sip_add_record_route(rt->sa, fwd, fsip, in_proto, rt->up_proto);
+			sip_add_record_route(rt->sa, fwd, fsip, in_proto, rt->up_proto, NULL);
 		proxy_txn_fork(t, fwd, rt->cfg->upstream.uri, NULL);
 		break;
 	case T_BINDING: {
@@ -414,6 +451,16 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 	if (!sip->sip_request)
 		return 0;
 	stats_sip_request(sip->sip_request->rq_method_name);
+	if (!ratelimit_allow(rt, msg, from_upstream(rt, msg))) {
+		if (irq && m != sip_method_ack) {
+			nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
+					    SIPTAG_RETRY_AFTER_STR("1"), TAG_END());
+			stats_sip_response(503);
+		}
+		if (irq)
+			nta_incoming_destroy(irq);
+		return 0;
+	}
 	if (m == sip_method_ack) {
 		route_ack(rt, msg, sip);
 		if (irq)

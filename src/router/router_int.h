@@ -30,6 +30,8 @@ struct router {
 	struct strmap *held_by_aor; /* AOR -> first struct held waiting on it */
 	struct strmap *deliveries;  /* AOR -> struct delivery in progress */
 	unsigned n_held;
+	struct strmap *buckets; /* source address -> rate-limit bucket */
+	su_timer_t *sweep;
 };
 
 /*
@@ -61,5 +63,10 @@ void deliver_free_all(struct router *rt);
 
 /* The wake-up push before a push binding expires (RFC 8599 5.5). */
 void router_send_wakeup(struct router *rt, const struct binding *b);
+
+/* Per-source request limit: init/cleanup with the router; allow = within the limit. */
+int ratelimit_init(struct router *rt);
+void ratelimit_cleanup(struct router *rt);
+bool ratelimit_allow(struct router *rt, msg_t *msg, bool from_upstream);
 
 #endif

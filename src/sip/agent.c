@@ -372,12 +372,14 @@ int sip_decrement_max_forwards(msg_t *msg, sip_t *sip)
 	return 0;
 }
 
-static int insert_rr(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *proto)
+static int insert_rr(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *proto,
+		     const char *param)
 {
-	char buf[160];
+	char buf[224];
 	sip_record_route_t *rr;
 
-	snprintf(buf, sizeof(buf), "<%s;lr>", sip_agent_uri(a, proto));
+	snprintf(buf, sizeof(buf), "<%s;lr%s%s>", sip_agent_uri(a, proto), param ? ";" : "",
+		 param ? param : "");
 	rr = sip_record_route_make(msg_home(msg), buf);
 	if (!rr)
 		return -1;
@@ -385,13 +387,13 @@ static int insert_rr(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *pr
 }
 
 int sip_add_record_route(struct sip_agent *a, msg_t *msg, sip_t *sip, const char *in_proto,
-		     const char *out_proto)
+			 const char *out_proto, const char *param)
 {
 	/* The UAS sees the top entry first (its side); the UAC reverses the list. */
 	if (strcasecmp(sip_agent_uri(a, in_proto), sip_agent_uri(a, out_proto)) != 0 &&
-	    insert_rr(a, msg, sip, in_proto) < 0)
+	    insert_rr(a, msg, sip, in_proto, param) < 0)
 		return -1;
-	return insert_rr(a, msg, sip, out_proto);
+	return insert_rr(a, msg, sip, out_proto, param);
 }
 
 int sip_source_uri(msg_t *msg, tport_t *tp, char *buf, size_t len)
