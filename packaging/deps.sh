@@ -6,10 +6,11 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libsofia-sip-ua-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev
-      libsqlite3-dev libconfig-dev libjansson-dev)
+      libsqlite3-dev libconfig-dev libjansson-dev libmicrohttpd-dev)
 if [ "${1:-}" = "--test" ]; then
 	pkgs+=(sip-tester kamailio linphone-cli python3 python3-h2
-	       python3-cryptography nghttp2-client sqlite3 openssl procps iproute2 libcmocka-dev)
+	       python3-cryptography nghttp2-client sqlite3 openssl procps iproute2 libcmocka-dev
+	       systemd man-db groff-base debhelper dpkg-dev fakeroot)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

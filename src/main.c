@@ -20,6 +20,7 @@
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
 
+#include "sipwake/admin.h"
 #include "sipwake/config.h"
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
@@ -27,6 +28,7 @@
 #include "sipwake/registrar.h"
 #include "sipwake/router.h"
 #include "sipwake/sip.h"
+#include "sipwake/stats.h"
 #include "sipwake/store.h"
 
 #define EXIT_USAGE 64
@@ -41,6 +43,8 @@ struct daemon {
 	struct registrar *reg;
 	struct push *push;
 	struct router *router;
+	struct admin *admin;
+	struct admin_metrics *metrics;
 	int sigfd;
 	su_wait_t sigwait[1];
 	int sigreg;
@@ -103,8 +107,12 @@ static void apply_log_settings(struct daemon *d)
 		sip_agent_set_trace(d->sip, d->cfg.log.sip_trace);
 }
 
-static void reload(struct daemon *d)
+/* SIGHUP and "sipwakectl reload": 0 when the new configuration is in force. */
+static int reload(void *ctx)
 {
+	struct daemon *d = ctx;
+	int rc = -1;
+
 	sd_notify_msg("RELOADING=1");
 	log_reopen();
 	if (config_reload(&d->cfg, d->config_path) == 0) {
@@ -112,10 +120,12 @@ static void reload(struct daemon *d)
 		if (d->push && push_reload(d->push, &d->cfg) < 0)
 			log_error("push credentials not reloaded; keeping the previous ones");
 		log_notice("configuration reloaded from %s", d->config_path);
+		rc = 0;
 	} else {
 		log_error("configuration reload failed; keeping the running configuration");
 	}
 	sd_notify_msg("READY=1");
+	return rc;
 }
 
 static int on_signal(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
@@ -164,6 +174,8 @@ static void shutdown_daemon(struct daemon *d)
 		su_root_deregister(d->root, d->sigreg);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
+	admin_metrics_free(d->metrics);
+	admin_free(d->admin);
 	proxy_shutdown();
 	router_free(d->router);
 	push_free(d->push);
@@ -174,6 +186,7 @@ static void shutdown_daemon(struct daemon *d)
 		su_root_destroy(d->root);
 	su_deinit();
 	config_cleanup(&d->cfg);
+	stats_cleanup();
 }
 
 int main(int argc, char **argv)
@@ -237,9 +250,11 @@ int main(int argc, char **argv)
 	log_notice("sipwaked %s starting (%s mode, config %s)", SIPWAKE_VERSION,
 		   config_standalone(&d.cfg) ? "standalone" : "gateway", d.config_path);
 
+	stats_declare_core();
 	if (su_init() != 0) {
 		fprintf(stderr, "sipwaked: cannot initialise sofia-sip\n");
 		config_cleanup(&d.cfg);
+		stats_cleanup();
 		return 1;
 	}
 	d.root = su_root_create(NULL);
@@ -273,6 +288,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sip_agent_set_handler(d.sip, router_handle, d.router);
+	if (admin_new(&d.admin, d.root, &d.cfg, d.reg, d.store) < 0)
+		goto out;
+	admin_set_reload(d.admin, reload, &d);
+	admin_attach_router(d.admin, d.router);
+	if (admin_attach_push(d.admin, d.push) < 0)
+		goto out;
+	if (admin_metrics_new(&d.metrics, d.root, d.cfg.admin.metrics_listen) < 0)
+		goto out;
 	apply_log_settings(&d);
 
 	sd_notify_msg("READY=1");

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #define CONFIG_EXIT_ERROR 78 /* EX_CONFIG */
 
@@ -72,6 +73,7 @@ struct sw_config {
 	} messages;
 	struct {
 		char *socket;
+		char *metrics_listen; /* "IP:PORT", "" = no metrics endpoint */
 	} admin;
 	struct {
 		char *level;
@@ -119,6 +121,12 @@ static inline bool config_standalone(const struct sw_config *cfg)
 bool config_apns_enabled(const struct sw_config *cfg);
 /* True when an FCM service account is configured. */
 bool config_fcm_enabled(const struct sw_config *cfg);
+
+/*
+ * Parse a listen address "IPV4:PORT" or "[IPV6]:PORT" (numeric host, port
+ * 0-65535) into *ss / *len. Returns 0, or -1 when s is not of that form.
+ */
+int config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
 /*
  * Write the option table as a reference (name, type, default, range, doc)

@@ -22,5 +22,7 @@ int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg,
 void router_free(struct router *rt);
 /* The agent's request handler (a sip_request_fn): REGISTER goes to the registrar. */
 int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip);
+/* Requests (INVITE, MESSAGE) held while pushed devices wake up, for stats. */
+unsigned router_held_count(const struct router *rt);
 
 #endif

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -717,6 +718,67 @@ static void check_urls(struct load_ctx *ctx)
 			   "\"%s\" is not a sip: or sips: URI (\"\" = standalone mode)", v);
 }
 
+int config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64], *end;
+	const char *colon;
+	unsigned long port;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!s || !s[0])
+		return -1;
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hl);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (hl = (size_t)(colon - s)) >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+	}
+	host[hl] = 0;
+	if (!colon[1] || colon[1] < '0' || colon[1] > '9')
+		return -1;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || errno || port > 65535)
+		return -1;
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+			return -1;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return -1;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+	}
+	return 0;
+}
+
+static void check_metrics_listen(struct load_ctx *ctx)
+{
+	const char *v = str_of(ctx, "admin.metrics_listen");
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (nonempty(v) && config_parse_listen(v, &ss, &len) < 0)
+		report_key(ctx, "admin.metrics_listen",
+			   "\"%s\" is not IPV4:PORT or [IPV6]:PORT (\"\" = off)", v);
+}
+
 static void check_paths(struct load_ctx *ctx)
 {
 	const char *db = str_of(ctx, "storage.database");
@@ -731,6 +793,7 @@ static void check_paths(struct load_ctx *ctx)
 		report_key(ctx, "admin.socket",
 			   "is longer than a Unix socket path may be (%zu bytes)",
 			   sizeof(sun.sun_path) - 1);
+	check_metrics_listen(ctx);
 }
 
 /* Files the config names: they must be there, readable, and keys private. */

@@ -139,6 +139,9 @@ const struct config_option config_options[] = {
 
 	STR("admin.socket", admin.socket, "/run/sipwake/sipwake.sock", 0,
 	    "control socket used by sipwakectl"),
+	STR("admin.metrics_listen", admin.metrics_listen, "", 0,
+	    "IP:PORT serving Prometheus metrics at /metrics over HTTP (\"\" = off); keep it on "
+	    "loopback or a management network"),
 
 	ENUM("log.level", log.level, "info", log_level_values, R, "least severe level logged"),
 	BOOL("log.sip_trace", log.sip_trace, 0, R,
@@ -293,6 +296,8 @@ void config_write_reference(FILE *out)
 	      "  must not be world-readable: `chmod o-r` them. Give absolute paths.\n"
 	      "- `storage.database` is not empty; `admin.socket` is not empty and fits in a\n"
 	      "  Unix socket address (at most 107 bytes).\n"
+	      "- `admin.metrics_listen`, when set, is `IPV4:PORT` or `[IPV6]:PORT` with a\n"
+	      "  numeric address (`0.0.0.0` or `[::]` for every interface).\n"
 	      "\n"
 	      "A check that fails on a key the file does not set (its default applies)\n"
 	      "is reported at the line of the enclosing group, or as `FILE: KEY: REASON`\n"

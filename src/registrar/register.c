@@ -24,6 +24,7 @@
 
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
+#include "sipwake/stats.h"
 
 #define REG_MAX_CONTACTS 32
 #define DEFAULT_EXPIRES 3600
@@ -305,6 +306,8 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 	add_feature_caps(r, resp, rsip);
 	nta_incoming_complete_response(irq, resp, SIP_200_OK, TAG_END());
 	nta_incoming_mreply(irq, resp);
+	stats_sip_response(200);
+	stats_count("sipwake_register_total", "result", "ok", NULL);
 	nta_incoming_destroy(irq);
 	su_home_deinit(home);
 	return 0;
@@ -346,6 +349,9 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 			return 1; /* the retry answers the client */
 		return 0;
 	}
+	if (status >= 200)
+		stats_count("sipwake_register_total", "result", status < 300 ? "ok"
+				: (status == 401 || status == 407) ? "challenged" : "failed", NULL);
 	if (status < 200 || status >= 300)
 		return 0;
 	if (r->st)
@@ -511,6 +517,8 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 		char warn[320];
 		log_info("REGISTER for %s refused: %d %s", q->aor[0] ? q->aor : "?", status, phrase);
 		snprintf(warn, sizeof(warn), "399 sipwake \"%s\"", phrase);
+		stats_sip_response(status);
+		stats_count("sipwake_register_total", "result", "refused", NULL);
 		if (status == 423) {
 			char me[32];
 			snprintf(me, sizeof(me), "%d", min_expires);

@@ -24,6 +24,7 @@
 #include <sofia-sip/url.h>
 
 #include "sipwake/log.h"
+#include "sipwake/stats.h"
 
 /* Resolve upstream's host once at start, to recognise requests it sends. */
 static void resolve_upstream(struct router *rt)
@@ -437,6 +438,11 @@ static void route_ack(struct router *rt, msg_t *msg, sip_t *sip)
 	msg_destroy(fwd);
 }
 
+unsigned router_held_count(const struct router *rt)
+{
+	return rt ? rt->n_held : 0;
+}
+
 int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
 	struct router *rt = ctx;
@@ -444,10 +450,13 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 
 	if (!sip->sip_request)
 		return 0;
+	stats_sip_request(sip->sip_request->rq_method_name);
 	if (!ratelimit_allow(rt, msg, from_upstream(rt, msg))) {
-		if (irq && m != sip_method_ack)
+		if (irq && m != sip_method_ack) {
 			nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
 					    SIPTAG_RETRY_AFTER_STR("1"), TAG_END());
+			stats_sip_response(503);
+		}
 		if (irq)
 			nta_incoming_destroy(irq);
 		return 0;

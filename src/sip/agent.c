@@ -26,6 +26,7 @@
 #include <sofia-sip/url.h>
 
 #include "sipwake/log.h"
+#include "sipwake/stats.h"
 
 #define MAX_OWN 16
 
@@ -61,6 +62,7 @@ static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *
 		return 503;
 	}
 	status = a->handler(a->handler_ctx, irq, msg, (sip_t *)sip);
+	stats_sip_response(status); /* nta answers a status >= 100 itself */
 	msg_destroy(msg); /* getrequest gave us a reference */
 	return status;
 }

@@ -21,6 +21,7 @@
 #include <sofia-sip/su_tagarg.h>
 
 #include "sipwake/log.h"
+#include "sipwake/stats.h"
 
 #define PROXY_MAX_BRANCHES 32
 #define PROXY_LINGER_MS (64 * 500) /* 64*T1: 2xx retransmissions and forks */
@@ -153,6 +154,8 @@ static int relay(struct proxy_txn *t, msg_t *msg)
 		msg_destroy(msg);
 		return -1;
 	}
+	if (sip->sip_status)
+		stats_sip_response(sip->sip_status->st_status);
 	if (nta_incoming_mreply(t->irq, msg) < 0) {
 		/* A later 2xx of a forked INVITE: send it along the Via path. */
 		if (sip->sip_status && sip->sip_status->st_status < 300 &&
@@ -183,6 +186,7 @@ static void send_final(struct proxy_txn *t)
 	} else {
 		nta_incoming_treply(t->irq, t->none_status ? t->none_status : 408,
 				    t->none_phrase, TAG_END());
+		stats_sip_response(t->none_status ? t->none_status : 408);
 	}
 }
 
@@ -304,6 +308,7 @@ static int server_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 			/* Nothing answered yet: the caller gets its 487 now. */
 			t->final_sent = true;
 			nta_incoming_treply(t->irq, SIP_487_REQUEST_TERMINATED, TAG_END());
+			stats_sip_response(487);
 		}
 	}
 	t->holds--;
@@ -330,8 +335,10 @@ struct proxy_txn *proxy_txn_new(struct sip_agent *a, nta_incoming_t *irq, const 
 		all_txns->prev = t;
 	all_txns = t;
 	nta_incoming_bind(irq, server_event, (nta_incoming_magic_t *)t);
-	if (t->method == sip_method_invite)
+	if (t->method == sip_method_invite) {
 		nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
+		stats_sip_response(100);
+	}
 	return t;
 }
 
@@ -480,6 +487,8 @@ int proxy_txn_reply(struct proxy_txn *t, int status, const char *phrase, tag_typ
 	ta_start(ta, tag, value);
 	if (!t->irq_gone)
 		rc = nta_incoming_treply(t->irq, status, phrase, ta_tags(ta));
+	if (!t->irq_gone && rc == 0)
+		stats_sip_response(status);
 	ta_end(ta);
 	txn_maybe_free(t);
 	return rc;
@@ -502,6 +511,7 @@ void proxy_shutdown(void)
 			t->final_sent = true;
 			cancel_pending(t, NULL);
 			nta_incoming_treply(t->irq, SIP_503_SERVICE_UNAVAILABLE, TAG_END());
+			stats_sip_response(503);
 		}
 		t->holds = 0;
 		txn_free(t);

@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The systemd unit: `systemd-analyze verify` is clean (with ExecStart
+pointed at the built sipwaked and MANPATH at docs/man, so that the
+Documentation= man pages are found), and the unit keeps the settings
+SPEC §7 and issue 5 ask for. Skipped (exit 0) when systemd-analyze is not
+installed (packaging/deps.sh --test installs it)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SRC = os.environ.get("SIPWAKE_SOURCE_DIR",
+                     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SIPWAKED = os.path.abspath(os.environ.get("SIPWAKED", "build/sipwaked"))
+UNIT = os.path.join(SRC, "packaging", "systemd", "sipwake.service")
+
+REQUIRED = [
+    "Type=notify", "User=sipwake", "Group=sipwake", "RuntimeDirectory=sipwake",
+    "StateDirectory=sipwake", "ConfigurationDirectory=sipwake",
+    "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "NoNewPrivileges=yes",
+    "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+    "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "UMask=0077",
+    "ExecStart=/usr/sbin/sipwaked -c /etc/sipwake/sipwake.conf",
+]
+
+failures = 0
+
+
+def check(cond, what, detail=""):
+    global failures
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures += 1
+        if detail:
+            print(detail)
+
+
+def main():
+    with open(UNIT) as f:
+        text = f.read()
+    lines = [l.strip() for l in text.splitlines()]
+    for want in REQUIRED:
+        check(any(l.startswith(want) for l in lines), "unit has " + want)
+    check(any(l.startswith("RestrictAddressFamilies=") and "AF_UNIX" in l for l in lines),
+          "unit restricts address families (AF_UNIX kept for the control socket)")
+
+    tool = shutil.which("systemd-analyze")
+    if not tool:
+        print("skipped: systemd-analyze not installed")
+    else:
+        tmp = tempfile.mkdtemp(prefix="sipwake-unit-")
+        try:
+            unit = os.path.join(tmp, "sipwake.service")
+            with open(unit, "w") as f:
+                f.write(text.replace("/usr/sbin/sipwaked", SIPWAKED))
+            env = dict(os.environ, MANPATH=os.path.join(SRC, "docs", "man"))
+            r = subprocess.run([tool, "verify", unit], capture_output=True, text=True,
+                               env=env, timeout=120)
+            out = (r.stdout + r.stderr).strip()
+            check(r.returncode == 0 and out == "", "systemd-analyze verify is clean", out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{'FAILED' if failures else 'passed'}: test_systemd, {failures} failure(s)")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
