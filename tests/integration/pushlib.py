@@ -229,3 +229,27 @@ def send(tag, kind="call", provider="apns", **kw):
 
 def tmpdir():
     return tempfile.TemporaryDirectory(prefix="sipwake-push-")
+
+
+class DriverProcess:
+    """push_driver running in the background while the test changes the world."""
+
+    def __init__(self, config, ops, log_level="info"):
+        script = "".join(json.dumps(op) + "\n" for op in ops)
+        self.proc = subprocess.Popen(
+            [DRIVER, "--config", json.dumps(config), "--log-level", log_level],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.script = script.encode()
+
+    def finish(self, timeout=120):
+        try:
+            out, err = self.proc.communicate(self.script, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise
+        events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+        if self.proc.returncode != 0:
+            sys.stderr.write(err.decode())
+            raise RuntimeError("push_driver exited with %d" % self.proc.returncode)
+        return events, err.decode()

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: MIT
+"""A provider that is down, silent or comes back later: pushes fail as
+retryable within their deadline (or succeed once it is back) while the
+event loop keeps turning; shutting down with pushes in flight is clean.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pushlib as L  # noqa: E402
+from pushlib import one, results, send, stats, tok  # noqa: E402
+
+
+class Resilience(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = L.tmpdir()
+        cls.pki = L.PKI(cls.tmp.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_connection_refused(self):
+        port = L.free_port()  # nothing listens there
+        ev, err = L.run_driver(L.apns_config(self.pki, "https://127.0.0.1:%d" % port), [
+            send("c%d" % i, token=tok(i), deadline_ms=1500) for i in range(5)] + [
+            {"op": "wait"}, {"op": "stats"}])
+        self.assertEqual([e["result"] for e in results(ev)], ["retryable"] * 5)
+        st = stats(ev)
+        self.assertGreater(st["apns"]["retries"], 5)  # backoff retries within the deadline
+        # The loop kept turning: the 20 ms tick ran all along.
+        self.assertGreater(st["ticks"], 20)
+        self.assertLess(st["max_tick_gap_ms"], 1000)
+
+    def test_silent_server_does_not_block_the_loop(self):
+        # Accepts TCP (kernel backlog) but never speaks TLS.
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        try:
+            url = "https://127.0.0.1:%d" % s.getsockname()[1]
+            ev, _ = L.run_driver(L.apns_config(self.pki, url), [
+                send("c", token=tok(1), deadline_ms=2000),
+                send("m", kind="message", token=tok(2), text="x", deadline_ms=2000),
+                {"op": "wait"}, {"op": "stats"}])
+        finally:
+            s.close()
+        self.assertEqual(one(ev, "c")["result"], "retryable")
+        self.assertEqual(one(ev, "c")["reason"], "timeout")
+        st = stats(ev)
+        self.assertGreater(st["ticks"], 50)
+        self.assertLess(st["max_tick_gap_ms"], 1000)
+
+    def test_provider_comes_back(self):
+        port = L.free_port()
+        d = L.DriverProcess(L.apns_config(self.pki, "https://127.0.0.1:%d" % port), [
+            send("early", token=tok(3), deadline_ms=8000), {"op": "wait"}, {"op": "stats"}])
+        fake = []
+
+        def start_later():
+            time.sleep(1.0)
+            fake.append(L.apns_fake(self.pki, port=port))
+
+        t = threading.Thread(target=start_later)
+        t.start()
+        try:
+            ev, _ = d.finish()
+        finally:
+            t.join()
+            for f in fake:
+                f.stop()
+        r = one(ev, "early")
+        self.assertEqual(r["result"], "ok")
+        self.assertGreater(stats(ev)["apns"]["retries"], 0)
+        self.assertEqual(len(fake[0].requests()), 1)
+
+    def test_shutdown_with_pushes_in_flight(self):
+        with L.apns_fake(self.pki, rules=["*=slow:5000"]) as f:
+            ev, _ = L.run_driver(L.apns_config(self.pki, f.url), [
+                send("a%d" % i, token=tok(10 + i), deadline_ms=9000) for i in range(10)] + [
+                {"op": "sleep", "ms": 300}])
+            end = [e for e in ev if e.get("event") == "end"][0]
+            self.assertEqual(end["outstanding"], 10)
+            self.assertEqual(results(ev), [])
+
+    def test_fcm_token_endpoint_down(self):
+        port = L.free_port()
+        cfg = {"fcm_sa": self.pki.service_account("https://127.0.0.1:%d/token" % port),
+               "fcm_url": "https://127.0.0.1:%d" % port, "fcm_ca": self.pki.ca}
+        ev, _ = L.run_driver(cfg, [send("f%d" % i, provider="fcm", token="t%d" % i,
+                                        deadline_ms=1200) for i in range(3)] + [{"op": "wait"}])
+        self.assertEqual([e["result"] for e in results(ev)], ["retryable"] * 3)
+        self.assertTrue(all(e["reason"].startswith("oauth:") for e in results(ev)))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
