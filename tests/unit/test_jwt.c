@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of src/push/jwt.c: base64url against RFC 4648 vectors, ES256
+ * and RS256 JWTs verified with OpenSSL (raw r||s signature for ES256), key
+ * file permission checks, UTF-8 cutting and payload fitting, UUIDs.
+ */
+#include "push/jwt.c"
+
+#include <openssl/ec.h>
+#include <openssl/rsa.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static void test_b64url(void)
+{
+	static const struct {
+		const char *in, *out;
+	} v[] = {
+		{"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"},
+		{"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"},
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *e = push_b64url(v[i].in, strlen(v[i].in));
+		size_t n = 0;
+		unsigned char *d;
+
+		CHECK_STR(e, v[i].out);
+		d = push_b64url_decode(e, &n);
+		CHECK(d && n == strlen(v[i].in) && memcmp(d, v[i].in, n) == 0);
+		free(d);
+		free(e);
+	}
+	{
+		size_t n;
+		CHECK(push_b64url_decode("Zm9v+A", &n) == NULL); /* '+' is not base64url */
+		CHECK(push_b64url_decode("Z", &n) == NULL);
+		unsigned char *d = push_b64url_decode("Zm8=", &n); /* padding tolerated */
+		CHECK(d && n == 2 && memcmp(d, "fo", 2) == 0);
+		free(d);
+	}
+}
+
+static EVP_PKEY *gen_key(const char *type)
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY *k = NULL;
+
+	if (!c || EVP_PKEY_keygen_init(c) != 1)
+		abort();
+	if (strcmp(type, "EC") == 0)
+		EVP_PKEY_CTX_set_ec_paramgen_curve_nid(c, NID_X9_62_prime256v1);
+	else
+		EVP_PKEY_CTX_set_rsa_keygen_bits(c, 2048);
+	if (EVP_PKEY_keygen(c, &k) != 1)
+		abort();
+	EVP_PKEY_CTX_free(c);
+	return k;
+}
+
+/* Verify a compact JWS the way a provider does; returns the claims or NULL. */
+static json_t *verify_jwt(const char *jwt, EVP_PKEY *key, bool es256)
+{
+	const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	unsigned char *sig = NULL, *der = NULL, *claims_raw = NULL;
+	size_t siglen = 0, clen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	json_t *claims = NULL;
+	int derlen;
+
+	if (!d2)
+		goto out;
+	sig = push_b64url_decode(d2 + 1, &siglen);
+	if (!sig)
+		goto out;
+	if (es256) {
+		ECDSA_SIG *s = ECDSA_SIG_new();
+		unsigned char *p;
+		if (siglen != 64)
+			goto out;
+		ECDSA_SIG_set0(s, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
+		derlen = i2d_ECDSA_SIG(s, NULL);
+		der = malloc((size_t)derlen);
+		p = der;
+		i2d_ECDSA_SIG(s, &p);
+		ECDSA_SIG_free(s);
+	} else {
+		der = sig;
+		sig = NULL;
+		derlen = (int)siglen;
+	}
+	if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestVerify(md, der, (size_t)derlen, (const unsigned char *)jwt,
+			     (size_t)(d2 - jwt)) != 1)
+		goto out;
+	{
+		char *c64 = strndup(d1 + 1, (size_t)(d2 - d1 - 1));
+		claims_raw = push_b64url_decode(c64, &clen);
+		free(c64);
+	}
+	if (claims_raw)
+		claims = json_loadb((const char *)claims_raw, clen, 0, NULL);
+out:
+	EVP_MD_CTX_free(md);
+	free(sig);
+	free(der);
+	free(claims_raw);
+	return claims;
+}
+
+static void test_jwt(void)
+{
+	EVP_PKEY *ec = gen_key("EC"), *rsa = gen_key("RSA"), *ec2 = gen_key("EC");
+	json_t *hdr = json_pack("{s:s, s:s}", "alg", "ES256", "kid", "ABC123DEFG");
+	json_t *claims = json_pack("{s:s, s:i}", "iss", "TEAMID1234", "iat", 1700000000);
+	json_t *rhdr = json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT");
+	char *jwt = push_jwt_sign(ec, "ES256", hdr, claims), *jwt2;
+	json_t *got;
+
+	CHECK(jwt != NULL);
+	CHECK(jwt && strncmp(jwt, "eyJhbGciOiJFUzI1NiIsImtpZCI6IkFCQzEyM0RFRkcifQ.", 47) == 0);
+	got = jwt ? verify_jwt(jwt, ec, true) : NULL;
+	CHECK(got && json_equal(got, claims));
+	json_decref(got);
+	CHECK(jwt && verify_jwt(jwt, ec2, true) == NULL); /* wrong key */
+	/* ECDSA is randomised: a new token differs but verifies too. */
+	jwt2 = push_jwt_sign(ec, "ES256", hdr, claims);
+	CHECK(jwt2 && strcmp(jwt, jwt2) != 0);
+	got = jwt2 ? verify_jwt(jwt2, ec, true) : NULL;
+	CHECK(got != NULL);
+	json_decref(got);
+	free(jwt2);
+	free(jwt);
+
+	jwt = push_jwt_sign(rsa, "RS256", rhdr, claims);
+	got = jwt ? verify_jwt(jwt, rsa, false) : NULL;
+	CHECK(got && json_equal(got, claims));
+	json_decref(got);
+	free(jwt);
+	CHECK(push_jwt_sign(rsa, "ES256", hdr, claims) == NULL); /* key type must match */
+	CHECK(push_jwt_sign(ec, "RS256", rhdr, claims) == NULL);
+
+	json_decref(hdr);
+	json_decref(rhdr);
+	json_decref(claims);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(ec2);
+	EVP_PKEY_free(rsa);
+}
+
+static void test_key_files(void)
+{
+	char dir[] = "/tmp/sipwake-jwt-XXXXXX", path[64], err[256];
+	EVP_PKEY *k = gen_key("EC"), *l;
+	FILE *fp;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/key.p8", dir);
+	fp = fopen(path, "w");
+	PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL);
+	fclose(fp);
+	chmod(path, 0600);
+	l = push_key_load(path, err, sizeof(err));
+	CHECK(l && EVP_PKEY_eq(k, l) == 1);
+	EVP_PKEY_free(l);
+	chmod(path, 0644);
+	CHECK(push_key_load(path, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "accessible by others") != NULL);
+	chmod(path, 0640); /* group-readable is the operator's choice (e.g. a sipwake group) */
+	CHECK(push_key_file_check(path, err, sizeof(err)) == 0);
+	unlink(path);
+	CHECK(push_key_load(path, err, sizeof(err)) == NULL);
+	CHECK(push_key_from_pem("not a key", err, sizeof(err)) == NULL);
+	rmdir(dir);
+	EVP_PKEY_free(k);
+}
+
+static void test_utf8(void)
+{
+	const char *s = "a\xc3\xa9" "b\xf0\x9f\x98\x80"; /* a é b 😀: 1+2+1+4 bytes */
+	bool cut;
+	char *c;
+
+	CHECK(push_utf8_prefix(s, strlen(s), 100) == 8);
+	CHECK(push_utf8_prefix(s, strlen(s), 2) == 1); /* never half of é */
+	CHECK(push_utf8_prefix(s, strlen(s), 3) == 3);
+	CHECK(push_utf8_prefix(s, strlen(s), 7) == 4); /* never part of the emoji */
+	c = push_utf8_clip(s, 7, &cut);
+	CHECK_STR(c, "a\xc3\xa9" "b");
+	CHECK(cut);
+	free(c);
+	c = push_utf8_clip(s, 8, &cut);
+	CHECK_STR(c, s);
+	CHECK(!cut);
+	free(c);
+	/* Invalid input: lone continuation, overlong, surrogate, truncated sequence. */
+	c = push_utf8_clip("x\x80y\xc0\xafz\xed\xa0\x80w\xe2\x82", 100, NULL);
+	CHECK_STR(c, "x?y??z???w??");
+	free(c);
+}
+
+struct fit_arg {
+	int calls;
+};
+
+static json_t *build_msg(void *arg, const char *text)
+{
+	((struct fit_arg *)arg)->calls++;
+	return json_pack("{s:s, s:s?}", "from", "Alice", "text", text);
+}
+
+static void test_fit(void)
+{
+	struct fit_arg a = {0};
+	char text[20000];
+	size_t len = 0;
+	char *j;
+	json_t *o;
+
+	/* Characters that JSON escapes cost more than one byte each. */
+	for (size_t i = 0; i + 4 < sizeof(text); i += 4)
+		memcpy(text + i, i % 8 ? "\"\xc3\xa9\n" : "\xe2\x82\xac\x01", 4);
+	text[sizeof(text) - 4] = '\0';
+	j = push_fit_payload(build_msg, &a, text, 4096, &len);
+	CHECK(j && len <= 4096 && len == strlen(j));
+	CHECK(len > 3900); /* close to the limit, not far below */
+	CHECK(a.calls <= 20); /* bounded bisection */
+	o = j ? json_loads(j, 0, NULL) : NULL; /* still valid JSON and UTF-8 */
+	CHECK(o != NULL);
+	if (o) {
+		const char *t = json_string_value(json_object_get(o, "text"));
+		size_t tl = strlen(t);
+		CHECK(tl > 3 && strcmp(t + tl - 3, "\xe2\x80\xa6") == 0);
+		CHECK(strncmp(t, text, tl - 3) == 0);
+	}
+	json_decref(o);
+	free(j);
+
+	a.calls = 0;
+	j = push_fit_payload(build_msg, &a, "short", 4096, &len);
+	CHECK_STR(j, "{\"from\":\"Alice\",\"text\":\"short\"}");
+	CHECK(a.calls == 1);
+	free(j);
+	j = push_fit_payload(build_msg, &a, NULL, 10, &len); /* cannot fit without text */
+	CHECK(j == NULL);
+}
+
+static void test_uuid(void)
+{
+	char a[37], b[37];
+
+	push_uuid4(a);
+	push_uuid4(b);
+	CHECK(strlen(a) == 36 && a[8] == '-' && a[13] == '-' && a[14] == '4' && a[18] == '-');
+	CHECK(strchr("89ab", a[19]) != NULL);
+	CHECK(strcmp(a, b) != 0);
+}
+
+int main(void)
+{
+	test_b64url();
+	test_jwt();
+	test_key_files();
+	test_utf8();
+	test_fit();
+	test_uuid();
+	return CHECK_DONE();
+}
