@@ -183,8 +183,15 @@ def apns_config(pki, url, sandbox_url=None, cert_auth=False, **kw):
     return cfg
 
 
-def run_driver(config, ops, timeout=120, env=None, log_level="info"):
-    """Run push_driver; returns (events, stderr text)."""
+def check_sanitizers(stderr):
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        if marker in stderr:
+            sys.stderr.write(stderr)
+            raise AssertionError("sanitizer report from push_driver")
+
+
+def run_driver(config, ops, timeout=120, env=None, log_level="info", expect_rc=0):
+    """Run push_driver; returns (events, stderr text). Raises on an unexpected exit."""
     script = "".join(json.dumps(op) + "\n" for op in ops)
     p = subprocess.run([DRIVER, "--config", json.dumps(config), "--log-level", log_level],
                        input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -196,7 +203,8 @@ def run_driver(config, ops, timeout=120, env=None, log_level="info"):
         except ValueError:
             pass
     stderr = p.stderr.decode()
-    if p.returncode != 0:
+    check_sanitizers(stderr)
+    if p.returncode != expect_rc:
         sys.stderr.write(stderr)
         raise RuntimeError("push_driver exited with %d" % p.returncode)
     return events, stderr
@@ -249,6 +257,7 @@ class DriverProcess:
             self.proc.wait()
             raise
         events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+        check_sanitizers(err.decode())
         if self.proc.returncode != 0:
             sys.stderr.write(err.decode())
             raise RuntimeError("push_driver exited with %d" % self.proc.returncode)

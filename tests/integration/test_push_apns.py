@@ -264,8 +264,10 @@ class APNs(unittest.TestCase):
         loose = self.pki.p("loose.p8")
         shutil.copy(self.pki.p8, loose)
         os.chmod(loose, 0o644)
-        with self.assertRaises(RuntimeError):
-            L.run_driver(L.apns_config(self.pki, "https://127.0.0.1:1", apns_key=loose), [])
+        ev, err = L.run_driver(L.apns_config(self.pki, "https://127.0.0.1:1", apns_key=loose),
+                               [], expect_rc=1)
+        self.assertEqual(ev, [{"event": "init_failed"}])
+        self.assertIn("loose.p8: key file is accessible by others", err)
         with L.apns_fake(self.pki) as f:
             ev, err = L.run_driver(L.apns_config(self.pki, f.url, apns_key_id="WRONGKEY00"), [
                 send("before", token=tok(90)), {"op": "wait"},

@@ -5,7 +5,6 @@ token caching and refresh (expiry, 401), and each error answer.
 """
 import json
 import os
-import subprocess
 import sys
 import unittest
 
@@ -188,15 +187,13 @@ class FCM(unittest.TestCase):
         for field in ("project_id", "client_email", "private_key"):
             sa = self.pki.service_account(GOOGLE_TOKEN_URI, name="sa-no-%s.json" % field,
                                           **{field: True})
-            p = subprocess.run(
-                [L.DRIVER, "--config", json.dumps({"fcm_sa": sa})], input=b"",
-                capture_output=True)
-            self.assertEqual(p.returncode, 1)
-            self.assertIn('missing field "%s"' % field, p.stderr.decode())
+            ev, err = L.run_driver({"fcm_sa": sa}, [], expect_rc=1)
+            self.assertEqual(ev, [{"event": "init_failed"}])
+            self.assertIn('missing field "%s"' % field, err)
         sa = self.pki.service_account(GOOGLE_TOKEN_URI, name="sa-open.json")
         os.chmod(sa, 0o644)
-        with self.assertRaises(RuntimeError):
-            L.run_driver({"fcm_sa": sa}, [])
+        ev, err = L.run_driver({"fcm_sa": sa}, [], expect_rc=1)
+        self.assertIn("accessible by others", err)
 
 
 if __name__ == "__main__":
