@@ -342,7 +342,7 @@ static void req_finish(struct push_req *r, enum push_result res)
 {
 	struct push *p = r->p;
 	enum pn_provider prov = r->id.provider;
-	double latency = (double)(push_now_ms() - r->start_ms);
+	double latency = push_now_msf() - r->start_msf;
 	char tb[LOG_TOKEN_BUFSZ];
 	const char *reason = r->reason[0] ? r->reason : NULL;
 
@@ -352,7 +352,7 @@ static void req_finish(struct push_req *r, enum push_result res)
 	if (r->last_status > 0)
 		count_latency(&p->stats[prov], latency);
 	log_msg(res == PUSH_OK ? SW_LOG_INFO : SW_LOG_NOTICE,
-		"push %s %s%s token=%s status=%d result=%s reason=%s latency=%.0fms attempts=%u",
+		"push %s %s%s token=%s status=%d result=%s reason=%s latency=%.1fms attempts=%u",
 		push_provider_name(prov), push_kind_name(r->kind), r->voip ? "/voip" : "",
 		log_token(r->token, tb), r->last_status, push_result_name(res),
 		reason ? reason : "-", latency, r->attempts);
@@ -600,6 +600,7 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 		goto out;
 	}
 	r->start_ms = push_now_ms();
+	r->start_msf = push_now_msf();
 	r->deadline_ms = r->start_ms + (deadline_ms ? deadline_ms : PUSH_DEFAULT_DEADLINE_MS);
 	r->next = p->live;
 	if (p->live)

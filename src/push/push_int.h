@@ -99,8 +99,9 @@ size_t push_utf8_prefix(const char *s, size_t len, size_t max);
 /* A random (version 4) UUID in canonical lowercase form. */
 void push_uuid4(char out[37]);
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds, whole and with a fraction (latencies). */
 uint64_t push_now_ms(void);
+double push_now_msf(void);
 
 /* ---- push.c <-> providers ------------------------------------------ */
 
@@ -116,6 +117,7 @@ struct push_req {
 	bool voip;                  /* PushKit (APNs VoIP) */
 	struct push_payload pl;     /* deep copies of the caller's strings */
 	uint64_t start_ms, deadline_ms;
+	double start_msf;           /* for the latency figure */
 	unsigned attempts;
 	bool auth_retried;          /* one credential refresh per request */
 	bool finished;

@@ -73,6 +73,7 @@ static void emit(json_t *ev)
 }
 
 static void step(struct driver *d);
+static void bench_fill(struct driver *d);
 
 static void sent_unlink(struct driver *d, struct sent *s)
 {
@@ -95,6 +96,7 @@ static void on_done(void *ctx, enum push_result res, int status, const char *rea
 		if (res == PUSH_OK)
 			d->bench_ok++;
 		d->bench_lat[d->bench_done++] = ms;
+		bench_fill(d); /* keep the concurrency up without waiting for a timer */
 	} else {
 		emit(json_pack("{s:s, s:s, s:I, s:s, s:i, s:s?, s:f}", "event", "result", "tag",
 			       s->tag, "seq", (json_int_t)s->seq, "result", push_result_name(res),
