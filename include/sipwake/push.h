@@ -153,4 +153,10 @@ void push_counters_foreach(struct push *p, push_counter_fn *fn, void *ctx);
 /* Pushes currently in flight or waiting for a retry (all providers). */
 unsigned push_pending(struct push *p);
 
+/*
+ * Bound on pending pushes (default 20000): beyond it push_send() refuses
+ * with -PUSH_RETRYABLE and counts queue_overflow. 0 restores the default.
+ */
+void push_set_queue_limit(struct push *p, unsigned max);
+
 #endif

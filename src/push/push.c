@@ -43,7 +43,7 @@ struct push {
 	void *tok_ctx;
 	struct push_provider_stats stats[PUSH_PROVIDER_SLOTS];
 	struct push_req *live;
-	unsigned pending;
+	unsigned pending, max_pending;
 	uint64_t min_interval_ms;
 	struct rate_entry *rate[RATE_BUCKETS];
 	unsigned rate_count, rate_sweep_at;
@@ -97,6 +97,11 @@ const struct push_provider_stats *push_stats(struct push *p, enum pn_provider pr
 unsigned push_pending(struct push *p)
 {
 	return p->pending;
+}
+
+void push_set_queue_limit(struct push *p, unsigned max)
+{
+	p->max_pending = max ? max : PUSH_MAX_PENDING;
 }
 
 uint64_t push_req_remaining(const struct push_req *r)
@@ -213,6 +218,7 @@ int push_new(struct push **out, su_root_t *root, const struct sw_config *cfg)
 	p->root = root;
 	p->min_interval_ms = cfg->push.min_interval > 0 ? (uint64_t)cfg->push.min_interval * 1000 : 0;
 	p->rate_sweep_at = 1024;
+	p->max_pending = PUSH_MAX_PENDING;
 	if (push_http_new(&p->http, root) < 0)
 		goto out;
 	if (load_providers(p, cfg, fresh) < 0)
@@ -564,7 +570,7 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 	in = p->inst[id->provider];
 	if (!in)
 		return refuse(p, id, kind, PUSH_NOT_CONFIGURED, "no credentials");
-	if (p->pending >= PUSH_MAX_PENDING) {
+	if (p->pending >= p->max_pending) {
 		p->stats[id->provider].queue_overflow++;
 		return refuse(p, id, kind, PUSH_RETRYABLE, "queue full");
 	}

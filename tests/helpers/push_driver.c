@@ -433,6 +433,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	push_set_token_invalid_cb(d.push, on_token_invalid, &d);
+	if (config && json_object_get(config, "queue_limit"))
+		push_set_queue_limit(d.push,
+				     (unsigned)json_integer_value(json_object_get(config, "queue_limit")));
 	su_timer_set_for_ever(d.tick_timer, tick_cb, &d);
 	su_timer_set_interval(d.step_timer, step_timer_cb, &d, 0);
 	su_root_run(d.root);

@@ -88,6 +88,18 @@ class Resilience(unittest.TestCase):
             self.assertEqual(end["outstanding"], 10)
             self.assertEqual(results(ev), [])
 
+    def test_bounded_queue(self):
+        with L.apns_fake(self.pki, rules=["*=slow:300"]) as f:
+            ev, _ = L.run_driver(L.apns_config(self.pki, f.url, queue_limit=5), [
+                send("q%d" % i, token=tok(40 + i)) for i in range(8)] + [
+                {"op": "wait"}, send("after", token=tok(60)), {"op": "wait"}, {"op": "stats"}])
+            refused = [e for e in ev if e.get("event") == "refused"]
+            self.assertEqual([(e["tag"], e["result"]) for e in refused],
+                             [("q5", "retryable"), ("q6", "retryable"), ("q7", "retryable")])
+            self.assertEqual(len(results(ev)), 6)  # five queued + one after they drained
+            self.assertTrue(all(e["result"] == "ok" for e in results(ev)))
+            self.assertEqual(stats(ev)["apns"]["queue_overflow"], 3)
+
     def test_fcm_token_endpoint_down(self):
         port = L.free_port()
         cfg = {"fcm_sa": self.pki.service_account("https://127.0.0.1:%d/token" % port),
