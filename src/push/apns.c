@@ -332,11 +332,14 @@ static void collapse_id(const char *call_id, char out[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
-	if (strlen(call_id) <= 64) {
+	if (strlen(call_id) <= 64 && is_topic(call_id)) {
 		snprintf(out, 65, "%s", call_id);
 		return;
 	}
-	/* Apple caps apns-collapse-id at 64 bytes: use a digest of long Call-IDs. */
+	/*
+	 * Apple caps apns-collapse-id at 64 bytes, and a header value must stay
+	 * printable: use a digest of long or unusual Call-IDs.
+	 */
 	SHA256((const unsigned char *)call_id, strlen(call_id), md);
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);

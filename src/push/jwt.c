@@ -109,6 +109,12 @@ int push_key_file_check(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* Encrypted keys are not supported: never let OpenSSL prompt on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
 static void openssl_reason(char *err, size_t errlen, const char *what)
 {
 	unsigned long e = ERR_get_error();
@@ -131,7 +137,7 @@ EVP_PKEY *push_key_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	key = PEM_read_PrivateKey(fp, NULL, no_passphrase, NULL);
 	fclose(fp);
 	if (!key)
 		openssl_reason(err, errlen, path);
@@ -147,7 +153,7 @@ EVP_PKEY *push_key_from_pem(const char *pem, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
 	BIO_free(bio);
 	if (!key)
 		openssl_reason(err, errlen, "private_key");

@@ -352,7 +352,6 @@ static void req_finish(struct push_req *r, enum push_result res)
 	char tb[LOG_TOKEN_BUFSZ];
 	const char *reason = r->reason[0] ? r->reason : NULL;
 
-	r->finished = true;
 	live_unlink(p, r);
 	count_result(p, prov, r->kind, res);
 	if (r->last_status > 0)
@@ -653,7 +652,6 @@ void push_free(struct push *p)
 		live_unlink(p, r);
 		r->inst = NULL;
 		r->p = NULL;
-		r->finished = true;
 		r->cb = NULL;
 		req_unref(r);
 	}

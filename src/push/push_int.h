@@ -120,7 +120,6 @@ struct push_req {
 	double start_msf;           /* for the latency figure */
 	unsigned attempts;
 	bool auth_retried;          /* one credential refresh per request */
-	bool finished;
 	bool detached;              /* requester let go: no callback */
 	bool in_attempt;
 	push_done_fn *cb;

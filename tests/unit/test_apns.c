@@ -84,6 +84,19 @@ int main(void)
 	CHECK(q->body_len <= PUSH_APNS_MAX_PAYLOAD && q->body_len > PUSH_APNS_MAX_PAYLOAD - 16);
 	apns_req_cleanup(&r);
 
+	/* A Call-ID that is no header value becomes a digest in apns-collapse-id. */
+	CHECK(prepare(&r, PUSH_CANCEL, REMOTE, NULL, NULL) == 0);
+	CHECK_STR(((struct apns_req *)r.pdata)->collapse, "abc@host");
+	apns_req_cleanup(&r);
+	memset(&r, 0, sizeof(r));
+	r.kind = PUSH_CALL;
+	r.id.token = (char *)REMOTE;
+	r.id.topic = (char *)"org.example.app";
+	r.pl.call_id = "a b\r\nx";
+	CHECK(apns_prepare(&state, &r) == 0);
+	CHECK(strlen(((struct apns_req *)r.pdata)->collapse) == 64);
+	apns_req_cleanup(&r);
+
 	CHECK(prepare(&r, PUSH_CALL, "zz", NULL, NULL) == -(int)PUSH_PERMANENT);
 	CHECK(prepare(&r, PUSH_CALL, REMOTE "\r\nx: y", NULL, NULL) == -(int)PUSH_PERMANENT);
 	r.id.topic = NULL;

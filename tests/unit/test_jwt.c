@@ -170,6 +170,12 @@ static void test_key_files(void)
 	CHECK(strstr(err, "accessible by others") != NULL);
 	chmod(path, 0640); /* group-readable is the operator's choice (e.g. a sipwake group) */
 	CHECK(push_key_file_check(path, err, sizeof(err)) == 0);
+	/* An encrypted key is refused, without a passphrase prompt. */
+	fp = fopen(path, "w");
+	PEM_write_PKCS8PrivateKey(fp, k, EVP_aes_128_cbc(), NULL, 0, NULL, (void *)"secret");
+	fclose(fp);
+	chmod(path, 0600);
+	CHECK(push_key_load(path, err, sizeof(err)) == NULL);
 	unlink(path);
 	CHECK(push_key_load(path, err, sizeof(err)) == NULL);
 	CHECK(push_key_from_pem("not a key", err, sizeof(err)) == NULL);
