@@ -104,10 +104,12 @@ def free_port():
 
 class Fake:
     """A fake provider process; use as a context manager."""
+    started = 0
 
     def __init__(self, pki, kind, rules=(), extra=(), port=0, name=None):
         self.pki = pki
-        name = name or "%s-%d" % (kind, free_port())
+        Fake.started += 1
+        name = "%s-%d" % (name or kind, Fake.started)
         self.log = pki.p(name + ".log")
         self.port_file = pki.p(name + ".port")
         self.rules_file = pki.p(name + ".rules")
@@ -236,7 +238,10 @@ def send(tag, kind="call", provider="apns", **kw):
 
 
 def tmpdir():
-    return tempfile.TemporaryDirectory(prefix="sipwake-push-")
+    # Under the build tree, not /tmp: other suites on this machine clean /tmp/sipwake-*.
+    base = os.path.join(BUILD, "test-tmp")
+    os.makedirs(base, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix="push-", dir=base)
 
 
 class DriverProcess:

@@ -154,7 +154,7 @@ class APNs(unittest.TestCase):
             ev, _ = L.run_driver(L.apns_config(self.pki, f.url), [
                 send("slow", token=tok(13)), send("t11", token=tok(11)), {"op": "wait"},
                 send("t10", token=tok(10), deadline_ms=1500), {"op": "wait"}])
-            self.assertEqual(one(ev, "slow")["result"], "ok")
+            self.assertEqual(one(ev, "slow")["result"], "ok", (one(ev, "slow"), f.records()))
             self.assertEqual(one(ev, "t11")["result"], "ok")
             self.assertEqual(len(self.by_token(f, tok(11))), 2)
             self.assertEqual(one(ev, "t10")["result"], "retryable")
