@@ -169,6 +169,8 @@ static int apns_create(void **state, struct push *p, const struct sw_config *cfg
 		if (!a->cert_file || !a->cert_key)
 			goto out;
 	}
+	log_info("push: apns: %s, %s / %s", a->key ? "token auth (ES256 JWT)" : "certificate auth",
+		 a->url, a->sandbox_url);
 	rc = 0;
 out:
 	if (rc < 0) {

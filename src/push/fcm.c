@@ -152,6 +152,8 @@ static int fcm_create(void **state, struct push *p, const struct sw_config *cfg)
 		free(f->send_url);
 		f->send_url = u;
 	}
+	log_info("push: fcm: project %s as %s, token from %s", f->project_id, f->client_email,
+		 f->token_url);
 	rc = 0;
 out:
 	json_decref(sa);

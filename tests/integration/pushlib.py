@@ -252,11 +252,14 @@ class DriverProcess:
         self.proc = subprocess.Popen(
             [DRIVER, "--config", json.dumps(config), "--log-level", log_level],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.script = script.encode()
+        # The driver reads its whole script before it starts: hand it over now.
+        self.proc.stdin.write(script.encode())
+        self.proc.stdin.close()
+        self.proc.stdin = None
 
     def finish(self, timeout=120):
         try:
-            out, err = self.proc.communicate(self.script, timeout=timeout)
+            out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()

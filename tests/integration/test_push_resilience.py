@@ -56,6 +56,39 @@ class Resilience(unittest.TestCase):
         self.assertGreater(st["ticks"], 50)
         self.assertLess(st["max_tick_gap_ms"], 1000)
 
+    def test_other_traffic_flows_while_provider_hangs(self):
+        # Pushes hang on a server that never speaks TLS; meanwhile datagrams
+        # to a UDP socket on the same loop (standing in for SIP) are answered.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        echo_port = L.free_port()
+        url = "https://127.0.0.1:%d" % silent.getsockname()[1]
+        d = L.DriverProcess(L.apns_config(self.pki, url, udp_echo_port=echo_port), [
+            send("c%d" % i, token=tok(i), deadline_ms=3000) for i in range(20)] + [
+            {"op": "wait"}])
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.settimeout(1.0)
+        answered = 0
+        try:
+            time.sleep(0.5)  # pushes are in flight by now
+            for i in range(20):
+                udp.sendto(b"OPTIONS %d" % i, ("127.0.0.1", echo_port))
+                try:
+                    data, _ = udp.recvfrom(2048)
+                    answered += data == b"OPTIONS %d" % i
+                except socket.timeout:
+                    pass
+                time.sleep(0.05)
+            ev, _ = d.finish()
+        finally:
+            udp.close()
+            silent.close()
+        self.assertEqual(answered, 20)
+        self.assertEqual([e["result"] for e in results(ev)], ["retryable"] * 20)
+        end = [e for e in ev if e.get("event") == "end"][0]
+        self.assertEqual(end["echoes"], 20)
+
     def test_provider_comes_back(self):
         port = L.free_port()
         d = L.DriverProcess(L.apns_config(self.pki, "https://127.0.0.1:%d" % port), [
