@@ -9,12 +9,13 @@ at 1, 100 and 1000 concurrent requests: pushes/s, p50, p99. Then, unless
 one connection with the same stream counts, which shows the ceiling of the
 Python fake itself. Not part of ctest; timing figures belong here.
 
-usage: bench/push/bench.py [--build DIR] [--n N] [--no-h2load]
+usage: bench/push/bench.py [--build DIR] [--n N] [--conc 1,100,1000] [--no-h2load]
 """
 import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def main():
                                                       os.path.join(SOURCE, "build")))
     ap.add_argument("--n", type=int, default=10000, help="pushes per run (1 stream: n/5)")
     ap.add_argument("--no-h2load", action="store_true")
+    ap.add_argument("--conc", default="1,100,1000", help="concurrency levels, comma-separated")
     args = ap.parse_args()
     os.environ["SIPWAKE_BUILD_DIR"] = args.build
     os.environ["SIPWAKE_SOURCE_DIR"] = SOURCE
@@ -71,7 +73,7 @@ def main():
     rows = []
     with L.tmpdir() as d:
         pki = L.PKI(d)
-        for conc in (1, 100, 1000):
+        for conc in [int(c) for c in args.conc.split(",")]:
             n = args.n // 5 if conc == 1 else args.n
             # A fresh fake per run, so its log counts the connections of this run.
             fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
@@ -81,15 +83,19 @@ def main():
                       "provider": "apns", "topic": L.BUNDLE, "token": L.tok(1),
                       "call_id": "bench@example.com", "from_uri": "sip:alice@example.com",
                       "from_name": "Alice", "deadline_ms": 60000}
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 ev, _ = L.run_driver(L.apns_config(pki, fake.url), [op], timeout=900,
                                      log_level="warn")
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # Only the driver ended in between (the fake still runs): its CPU time.
+                cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                 b = [e for e in ev if e.get("event") == "bench"][0]
                 conns = len(fake.connections())
             finally:
                 fake.stop()
             row = {"concurrency": conc, "n": n, "ok": b["ok"], "pushes_per_s": round(b["rate"]),
                    "p50_ms": round(b["p50_ms"], 2), "p99_ms": round(b["p99_ms"], 2),
-                   "connections": conns}
+                   "connections": conns, "driver_cpu_us_per_push": round(cpu * 1e6 / n, 1)}
             if not args.no_h2load and shutil.which("h2load"):
                 fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
                                                 "--key-id", L.KEY_ID, "--team-id", L.TEAM])
@@ -102,12 +108,13 @@ def main():
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print("%-12s %8s %12s %9s %9s %6s %14s" % ("concurrency", "n", "pushes/s", "p50 ms",
-                                                "p99 ms", "conns", "h2load req/s"))
+    print("%-12s %8s %10s %9s %9s %6s %13s %14s" % (
+        "concurrency", "n", "pushes/s", "p50 ms", "p99 ms", "conns", "cpu us/push",
+        "h2load req/s"))
     for r in rows:
-        print("%-12d %8d %12d %9.2f %9.2f %6d %14s" % (
+        print("%-12d %8d %10d %9.2f %9.2f %6d %13.1f %14s" % (
             r["concurrency"], r["n"], r["pushes_per_s"], r["p50_ms"], r["p99_ms"],
-            r["connections"], r.get("h2load_req_per_s", "-")))
+            r["connections"], r["driver_cpu_us_per_push"], r.get("h2load_req_per_s", "-")))
     return 0
 
 
