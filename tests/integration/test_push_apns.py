@@ -196,10 +196,11 @@ class APNs(unittest.TestCase):
             reqs = f.requests()
             self.assertEqual(len(reqs), n)
             self.assertEqual({r["conn"] for r in reqs}, {1})
-            # Every request reached the fake before the first answer went out
-            # (answers are held 200 ms): they were in flight together.
+            # Answers are held 200 ms: what reached the fake before the first
+            # answer went out was in flight together, on that one connection
+            # (up to the 100 streams sipwake keeps open).
             arrivals = sorted(r["t"] for r in reqs)
-            self.assertGreaterEqual(sum(1 for t in arrivals if t < arrivals[0] + 0.2), n // 2)
+            self.assertGreaterEqual(sum(1 for t in arrivals if t < arrivals[0] + 0.2), 90)
 
     def test_sandbox_routing(self):
         with L.apns_fake(self.pki, name="prod") as prod, \
