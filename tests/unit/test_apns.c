@@ -101,5 +101,5 @@ int main(void)
 	CHECK(prepare(&r, PUSH_CALL, REMOTE "\r\nx: y", NULL, NULL) == -(int)PUSH_PERMANENT);
 	r.id.topic = NULL;
 	CHECK(apns_prepare(&state, &r) == -(int)PUSH_PERMANENT);
-	return CHECK_DONE();
+	return CHECK_RESULT();
 }

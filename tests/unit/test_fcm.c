@@ -62,5 +62,5 @@ int main(void)
 	b = prepare(PUSH_MESSAGE, big);
 	CHECK(b && strlen(get(b, "data", "text")) > 3500);
 	json_decref(b);
-	return CHECK_DONE();
+	return CHECK_RESULT();
 }

@@ -272,5 +272,5 @@ int main(void)
 	test_utf8();
 	test_fit();
 	test_uuid();
-	return CHECK_DONE();
+	return CHECK_RESULT();
 }

@@ -78,5 +78,5 @@ int main(void)
 
 	su_root_destroy(root);
 	su_deinit();
-	return CHECK_DONE();
+	return CHECK_RESULT();
 }
