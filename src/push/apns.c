@@ -519,6 +519,7 @@ static void apns_done(void *arg, const struct push_http_result *res)
 	}
 	if (!reason[0] && res->status != 200)
 		snprintf(reason, sizeof(reason), "HTTP %ld", res->status);
+	r->retry_after_ms = (uint64_t)res->retry_after_s * 1000;
 	push_attempt_done(r, result, (int)res->status, reason[0] ? reason : NULL);
 }
 

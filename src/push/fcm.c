@@ -472,6 +472,7 @@ static void fcm_done(void *arg, const struct push_http_result *res)
 	}
 	if (!reason[0] && res->status != 200)
 		snprintf(reason, sizeof(reason), "HTTP %ld", res->status);
+	r->retry_after_ms = (uint64_t)res->retry_after_s * 1000; /* Google asks to honour it */
 	push_attempt_done(r, result, (int)res->status, reason[0] ? reason : NULL);
 }
 

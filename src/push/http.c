@@ -24,6 +24,9 @@
  */
 #define HTTP_MAX_STREAMS 100
 
+/* Idle time after which curl would rather open a new connection than reuse one. */
+#define HTTP_MAX_IDLE_S 3600
+
 struct http_sock {
 	struct push_http *h;
 	curl_socket_t fd;
@@ -206,6 +209,11 @@ static void http_drain(struct push_http *h)
 		res.body = x->body ? x->body : "";
 		res.body_len = x->len;
 		res.error = x->error[0] ? x->error : curl_easy_strerror(res.code);
+		{
+			curl_off_t ra = 0;
+			if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+				res.retry_after_s = ra > 3600 ? 3600 : (long)ra;
+		}
 		/* Detach from curl first: the callback may start new transfers. */
 		curl_multi_remove_handle(h->multi, x->easy);
 		curl_easy_cleanup(x->easy);
@@ -296,6 +304,8 @@ int push_http_start(struct push_http *h, const struct push_http_request *rq,
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Keep the provider connection even when pushes are rare (curl's default is 118 s). */
+	curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)HTTP_MAX_IDLE_S);
 	if (rq->ca_file && rq->ca_file[0])
 		curl_easy_setopt(e, CURLOPT_CAINFO, rq->ca_file);
 	if (rq->cert_file && rq->cert_file[0]) {

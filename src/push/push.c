@@ -394,6 +394,9 @@ static void req_retry_later(struct push_req *r)
 	if (backoff > PUSH_BACKOFF_MAX_MS)
 		backoff = PUSH_BACKOFF_MAX_MS;
 	backoff += (uint64_t)(random() % (long)(backoff / 4 + 1)); /* spread a burst */
+	if (r->retry_after_ms > backoff) /* the provider asked for a longer pause */
+		backoff = r->retry_after_ms;
+	r->retry_after_ms = 0;
 	/* A retry needs some time of its own to be worth it. */
 	if (backoff + 50 >= remaining) {
 		req_finish(r, PUSH_RETRYABLE);

@@ -31,6 +31,7 @@ struct push_http_result {
 	const char *body; /* answer body, NUL-terminated (capped at PUSH_HTTP_MAX_BODY) */
 	size_t body_len;
 	const char *error; /* curl's error text when code != CURLE_OK */
+	long retry_after_s; /* Retry-After of the answer in seconds, 0 if none */
 };
 
 #define PUSH_HTTP_MAX_BODY 16384
@@ -126,6 +127,7 @@ struct push_req {
 	void *ctx;
 	su_timer_t *retry_timer;
 	int last_status;
+	uint64_t retry_after_ms;    /* provider's Retry-After for the next retry, 0 = none */
 	char reason[96];
 	void *pdata;                /* provider's per-request data */
 	struct push_req *wait_next; /* provider queues (FCM waiting for a token) */

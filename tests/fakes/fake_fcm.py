@@ -10,7 +10,7 @@ data-only message (token, string data, android.priority HIGH, android.ttl
 "<n>s", <= 4 KiB). Per-token ACTIONs: ok, unregistered (404 UNREGISTERED),
 invalid (400 INVALID_ARGUMENT), 429, 500, 503, slow:MS, drop,
 revoke (the bearer token is revoked: 401, once), unauth (always 401),
-flaky:N (N times 503, then ok).
+flaky:N (N times 503, then ok), retryafter:S (429 with Retry-After: S once).
 """
 import json
 import os
@@ -147,6 +147,12 @@ def make_handler(args):
             return gerror(401, "UNAUTHENTICATED", "always")
         if action.startswith("slow:"):
             ok.delay_ms = int(action[5:])
+            return ok
+        if action.startswith("retryafter:"):
+            if n == 1:
+                a = gerror(429, "RESOURCE_EXHAUSTED", "quota", "QUOTA_EXCEEDED")
+                a.headers = [("retry-after", action[11:])]
+                return a
             return ok
         if action.startswith("flaky:"):
             return gerror(503, "UNAVAILABLE", "flaky", "UNAVAILABLE") if n <= int(action[6:]) else ok

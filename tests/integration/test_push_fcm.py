@@ -150,6 +150,15 @@ class FCM(unittest.TestCase):
             self.assertEqual(n["f-flaky"], 3)
             self.assertEqual(stats(ev)["fcm"]["tokens_removed"], 1)
 
+    def test_retry_after_is_honoured(self):
+        with self.fake(rules=["f-ra=retryafter:1"]) as f:
+            ev, _ = L.run_driver(self.config(f), [
+                send("ra", provider="fcm", token="f-ra", deadline_ms=5000), {"op": "wait"}])
+            self.assertEqual(one(ev, "ra")["result"], "ok")
+            tries = [s for s in self.sends(f) if s["token"] == "f-ra"]
+            self.assertEqual([s["status"] for s in tries], [429, 200])
+            self.assertGreaterEqual(tries[1]["t"] - tries[0]["t"], 0.95)  # not the 100 ms backoff
+
     def test_token_uri_from_account(self):
         # No fcm.token_url: the assertion goes to the account's own token_uri.
         port = L.free_port()
