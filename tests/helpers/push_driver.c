@@ -7,7 +7,8 @@
  * results, token-invalid callbacks, counters, bench figures. A 20 ms timer
  * ticks all along so that tests can see the loop never stalled.
  *
- * Script operations: send, wait, sleep, stats, reload, bench (see below).
+ * Script operations: send, wait (for callbacks), drain (until nothing is
+ * pending, detached pushes included), sleep, stats, reload, bench.
  * With "udp_echo_port" in the config, a UDP socket on the same loop echoes
  * datagrams: tests send "SIP traffic" while pushes are stuck.
  */
@@ -41,7 +42,7 @@ struct driver {
 	uint64_t ticks, last_tick_ms, max_gap_ms;
 	unsigned outstanding; /* sends whose callback has not fired yet */
 	uint64_t wait_until;  /* for "sleep" and bounded "wait" */
-	int waiting;          /* 0 none, 1 wait, 2 sleep, 3 bench */
+	int waiting;          /* 0 none, 1 wait, 2 sleep, 3 bench, 4 drain */
 	int exit_code;
 	/* bench */
 	json_t *bench_op;
@@ -306,6 +307,10 @@ static void step(struct driver *d)
 			emit(json_pack("{s:s, s:i}", "event", "wait_timeout", "outstanding",
 				       (int)d->outstanding));
 		d->waiting = 0;
+	} else if (d->waiting == 4) {
+		if (push_pending(d->push) > 0 && now < d->wait_until)
+			goto later;
+		d->waiting = 0;
 	} else if (d->waiting == 2) {
 		if (now < d->wait_until)
 			goto later;
@@ -330,6 +335,12 @@ static void step(struct driver *d)
 		} else if (strcmp(name, "wait") == 0) {
 			json_int_t ms = json_integer_value(json_object_get(op, "timeout_ms"));
 			d->waiting = 1;
+			d->wait_until = now + (ms > 0 ? (uint64_t)ms : 30000);
+			goto later;
+		} else if (strcmp(name, "drain") == 0) {
+			/* Like wait, but also for detached pushes: nothing pending. */
+			json_int_t ms = json_integer_value(json_object_get(op, "timeout_ms"));
+			d->waiting = 4;
 			d->wait_until = now + (ms > 0 ? (uint64_t)ms : 30000);
 			goto later;
 		} else if (strcmp(name, "sleep") == 0) {

@@ -133,6 +133,45 @@ class Resilience(unittest.TestCase):
             self.assertTrue(all(e["result"] == "ok" for e in results(ev)))
             self.assertEqual(stats(ev)["apns"]["queue_overflow"], 3)
 
+    def test_mixed_answers_reload_and_detach(self):
+        # Many pushes with every kind of answer, a reload while they are in
+        # flight (old credentials retire when their last attempt ends), some
+        # requesters gone: every push ends exactly once, dead tokens are
+        # reported once, nothing is left pending (and ASan builds see no leak).
+        actions = ["ok", "slow:300", "500", "dropfirst", "429", "gone", "flaky:1", "bad"]
+        n = 160
+        rules = {tok(1000 + i): actions[i % len(actions)] for i in range(n)}
+        with L.apns_fake(self.pki) as f:
+            f.set_rules(rules)
+            cfg = L.apns_config(self.pki, f.url)
+            ops = []
+            for i in range(n):
+                ops.append(send("m%d" % i, token=tok(1000 + i), deadline_ms=4000,
+                                kind=["call", "message", "wakeup", "cancel"][i % 4],
+                                text="hi", reason="missed", detach=(i % 5 == 0)))
+                if i == n // 2:
+                    ops += [{"op": "sleep", "ms": 50}, dict({"op": "reload"}, **cfg)]
+            ops += [{"op": "wait", "timeout_ms": 20000}, {"op": "drain", "timeout_ms": 20000},
+                    {"op": "stats"}]
+            ev, _ = L.run_driver(cfg, ops)
+        got = {}
+        for e in results(ev):
+            got.setdefault(e["tag"], []).append(e["result"])
+        expected = {"m%d" % i for i in range(n) if i % 5}
+        self.assertEqual(set(got), expected)
+        self.assertTrue(all(len(v) == 1 for v in got.values()))
+        dead = sorted(e["token"] for e in ev if e.get("event") == "token_invalid")
+        self.assertEqual(dead, sorted(t for t, a in rules.items() if a in ("gone", "bad")))
+        for i in range(n):
+            if i % 5 == 0:
+                continue
+            a, r = actions[i % len(actions)], got["m%d" % i][0]
+            want = {"gone": "token_invalid", "bad": "token_invalid", "500": "retryable",
+                    "429": "retryable"}.get(a, "ok")
+            self.assertEqual(r, want, (i, a))
+        self.assertEqual([e["rc"] for e in ev if e.get("event") == "reload"], [0])
+        self.assertEqual(stats(ev)["pending"], 0)
+
     def test_fcm_token_endpoint_down(self):
         port = L.free_port()
         cfg = {"fcm_sa": self.pki.service_account("https://127.0.0.1:%d/token" % port),
