@@ -438,7 +438,17 @@ static void fcm_done(void *arg, const struct push_http_result *res)
 		result = PUSH_OK;
 		break;
 	case 404:
-		result = PUSH_TOKEN_INVALID;
+		/*
+		 * Only an explicit UNREGISTERED removes a binding: a plain 404 can
+		 * also mean a wrong project, which must not wipe every device.
+		 */
+		if (strcmp(reason, "UNREGISTERED") == 0) {
+			result = PUSH_TOKEN_INVALID;
+		} else {
+			log_error("push: fcm: 404 %s for project %s: check the service account",
+				  reason, f->project_id);
+			result = PUSH_PERMANENT;
+		}
 		break;
 	case 401:
 		if (!r->auth_retried) {

@@ -127,7 +127,7 @@ class FCM(unittest.TestCase):
 
     def test_answers(self):
         rules = {"f-unreg": "unregistered", "f-inv": "invalid", "f-429": "429", "f-500": "500",
-                 "f-flaky": "flaky:2", "f-slow": "slow:3000"}
+                 "f-flaky": "flaky:2", "f-slow": "slow:3000", "f-404": "notfound"}
         with self.fake() as f:
             f.set_rules(rules)
             ev, _ = L.run_driver(self.config(f), [
@@ -139,6 +139,7 @@ class FCM(unittest.TestCase):
             self.assertEqual([e["token"] for e in ev if e.get("event") == "token_invalid"],
                              ["f-unreg"])
             self.assertEqual(res["f-inv"]["result"], "permanent")
+            self.assertEqual(res["f-404"]["result"], "permanent")  # no binding removed
             self.assertEqual(res["f-429"]["result"], "retryable")
             self.assertEqual(res["f-500"]["result"], "retryable")
             self.assertEqual(res["f-flaky"]["result"], "ok")
