@@ -3,8 +3,9 @@
  * Firebase Cloud Messaging HTTP v1 provider. The service-account JSON is
  * read at start; an RS256-signed JWT assertion is exchanged for an OAuth2
  * access token in-process (no helper tool), cached until 5 minutes before
- * it expires and fetched again once on a 401. Requests that arrive while a
- * token is being fetched wait in a queue and leave together when it comes.
+ * it expires (renewed in the background while it is still usable) and
+ * fetched again once on a 401. Requests that arrive while no usable token
+ * exists wait in a queue and leave together when it comes.
  * Messages are data-only, android.priority HIGH, ttl by kind.
  */
 #include "push_int.h"
@@ -19,7 +20,8 @@
 
 #define FCM_DEFAULT_URL "https://fcm.googleapis.com"
 #define FCM_SCOPE "https://www.googleapis.com/auth/firebase.messaging"
-#define FCM_TOKEN_MARGIN_MS (5u * 60 * 1000)
+#define FCM_TOKEN_MARGIN_MS (5u * 60 * 1000) /* renew this long before expiry */
+#define FCM_TOKEN_LAST_USE_MS (30u * 1000)   /* never send with less validity left */
 #define FCM_TOKEN_TIMEOUT_MS 10000
 #define FCM_MESSAGE_TTL 86400
 #define FCM_CANCEL_TTL 3600
@@ -527,8 +529,16 @@ static int fcm_start(void *state, struct push_req *r)
 	struct fcm *f = state;
 	struct fcm_req *q = r->pdata;
 
-	if (f->access && push_now_ms() + FCM_TOKEN_MARGIN_MS < f->access_expiry_ms)
+	uint64_t now = push_now_ms();
+
+	if (f->access && now + FCM_TOKEN_MARGIN_MS < f->access_expiry_ms)
 		return fcm_send(f, r);
+	if (f->access && now + FCM_TOKEN_LAST_USE_MS < f->access_expiry_ms) {
+		/* Due for renewal but still good: use it, renew in the background. */
+		if (!f->tok_xfer)
+			token_fetch(f);
+		return fcm_send(f, r);
+	}
 	q->waiting = true;
 	r->wait_next = NULL;
 	*f->wait_tail = r;

@@ -92,20 +92,35 @@ class FCM(unittest.TestCase):
             self.assertTrue(got.endswith("\u2026") and text.startswith(got[:-1]))
 
     def test_token_refreshed_before_expiry(self):
-        # Tokens live 302 s: cached until 5 min before expiry, so 2 s here.
+        # Tokens live 302 s: renewed from 5 min before expiry, so after 2 s
+        # here; the push that notices it still goes out with the old token
+        # (valid for 5 more minutes) while the new one is fetched.
         with self.fake(ttl=302) as f:
             ev, _ = L.run_driver(self.config(f), [
                 send("a", provider="fcm", token="fcm-c"), send("b", provider="fcm", token="fcm-c",
                                                               kind="message"), {"op": "wait"},
                 {"op": "sleep", "ms": 2300},
                 send("c", provider="fcm", token="fcm-c", kind="wakeup"), {"op": "wait"},
+                {"op": "sleep", "ms": 300},
+                send("d", provider="fcm", token="fcm-c", kind="cancel"), {"op": "wait"},
                 {"op": "stats"}])
             self.assertTrue(all(e["result"] == "ok" for e in results(ev)))
             toks = self.tokens(f)
             self.assertEqual(len(toks), 2)
-            sends = self.sends(f)
-            self.assertEqual(sends[-1]["bearer"], toks[1]["issued"])
+            bearers = [s["bearer"] for s in self.sends(f)]
+            self.assertEqual(bearers, [toks[0]["issued"]] * 3 + [toks[1]["issued"]])
             self.assertEqual(stats(ev)["fcm"]["auth_refresh"], 1)
+
+    def test_expired_token_is_not_used(self):
+        # A token with less than 30 s left is never sent: the push waits for a new one.
+        with self.fake(ttl=20) as f:
+            ev, _ = L.run_driver(self.config(f), [
+                send("a", provider="fcm", token="fcm-e"), {"op": "wait"},
+                send("b", provider="fcm", token="fcm-e"), {"op": "wait"}])
+            self.assertTrue(all(e["result"] == "ok" for e in results(ev)))
+            toks = self.tokens(f)
+            self.assertEqual(len(toks), 2)
+            self.assertEqual([s["bearer"] for s in self.sends(f)], [t["issued"] for t in toks])
 
     def test_refresh_once_on_401(self):
         with self.fake(rules=["fcm-r=revoke", "fcm-u=unauth"]) as f:
