@@ -235,6 +235,11 @@ class APNs(unittest.TestCase):
             self.assertEqual(one(ev, "o1")["result"], "ok")
             self.assertEqual(len(f.requests()), 3)
             self.assertEqual(stats(ev)["apns"]["results"]["call/rate_limited"], 1)
+        with L.apns_fake(self.pki) as f:  # allowed again once the interval has passed
+            ev, _ = L.run_driver(L.apns_config(self.pki, f.url, min_interval=1), [
+                send("c1", token=tok(62)), {"op": "wait"}, {"op": "sleep", "ms": 1100},
+                send("c2", token=tok(62)), {"op": "wait"}])
+            self.assertEqual([e["result"] for e in results(ev)], ["ok", "ok"])
 
     def test_detached_request_completes_quietly(self):
         with L.apns_fake(self.pki, rules=[tok(70) + "=slow:300", tok(71) + "=gone"]) as f:

@@ -45,7 +45,7 @@ class FCM(unittest.TestCase):
 
     def test_kinds_and_token_cache(self):
         with self.fake() as f:
-            ev, _ = L.run_driver(self.config(f), [
+            ev, err = L.run_driver(self.config(f), [
                 send("call", provider="fcm", token="fcm-a"),
                 send("msg", kind="message", provider="fcm", token="fcm-a", text="Hello \u00e9"),
                 send("wake", kind="wakeup", provider="fcm", token="fcm-a"),
@@ -78,6 +78,10 @@ class FCM(unittest.TestCase):
             self.assertEqual(call["data"]["from-name"], "Alice")
             self.assertEqual(by_type["message"]["body"]["message"]["data"]["text"], "Hello \u00e9")
             self.assertEqual(by_type["cancel"]["body"]["message"]["data"]["reason"], "missed")
+            # Secrets never reach the log: access token, assertion, registration token.
+            self.assertNotIn(toks[0]["issued"], err)
+            self.assertNotIn(toks[0]["assertion_header"]["kid"] + "\"", err)
+            self.assertNotIn("fcm-a", err)
 
     def test_long_message_cut(self):
         text = "\u043f\u0440\u0438\u0432\u0435\u0442 " * 1000
