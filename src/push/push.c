@@ -565,9 +565,14 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 	char *rkey = NULL;
 	int rc;
 
+	static const struct push_payload no_payload;
+
 	if (out)
 		*out = NULL;
-	if ((unsigned)kind >= PUSH_KIND_COUNT || (id->provider != PN_APNS && id->provider != PN_FCM))
+	if (!pl)
+		pl = &no_payload;
+	if (!id || (unsigned)kind >= PUSH_KIND_COUNT ||
+	    (id->provider != PN_APNS && id->provider != PN_FCM))
 		return -(int)PUSH_PERMANENT;
 	in = p->inst[id->provider];
 	if (!in)

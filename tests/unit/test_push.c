@@ -38,6 +38,7 @@ int main(void)
 	CHECK(push_send(p, &id, PUSH_MESSAGE, &pl, 1000, NULL, NULL, NULL) == -(int)PUSH_NOT_CONFIGURED);
 	id.provider = PN_NONE;
 	CHECK(push_send(p, &id, PUSH_MESSAGE, &pl, 1000, NULL, NULL, NULL) == -(int)PUSH_PERMANENT);
+	CHECK(push_send(p, NULL, PUSH_MESSAGE, NULL, 1000, NULL, NULL, NULL) == -(int)PUSH_PERMANENT);
 	CHECK(push_stats(p, PN_APNS)->results[PUSH_CALL][PUSH_NOT_CONFIGURED] == 1);
 	push_counters_foreach(p, count, buf);
 	CHECK_STR(buf, "apns/call/not_configured=1;fcm/message/not_configured=1;");
