@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the push layer: what push.c (the dispatcher), apns.c and fcm.c (the
- * providers), http.c (libcurl multi on su_root) and jwt.c (signing, base64url,
- * UTF-8 helpers) share. Nothing outside src/push/ includes this file; the
- * rest of the daemon sees only include/sipwake/push.h.
+ * Inside the push layer: what push.c (the dispatcher), apns.c and fcm.c
+ * (the providers), http.c (libcurl multi on su_root), jwt.c (signing,
+ * base64url) and payload.c (UTF-8, payload size, clock) share. Nothing
+ * outside src/push/ includes this file; the rest of the daemon sees only
+ * include/sipwake/push.h.
  */
 #ifndef SIPWAKE_PUSH_INT_H
 #define SIPWAKE_PUSH_INT_H
@@ -64,7 +65,7 @@ void push_http_cancel(struct push_http_xfer *x);
 /* Transfers in flight. */
 unsigned push_http_active(struct push_http *h);
 
-/* ---- jwt.c: base64url, keys, JWT signing, UTF-8, UUIDs ------------- */
+/* ---- jwt.c: base64url, keys, JWT signing, UUIDs ---------------------- */
 
 /* base64url without padding; malloc'd, NULL on ENOMEM. */
 char *push_b64url(const void *data, size_t len);
@@ -88,6 +89,11 @@ EVP_PKEY *push_key_from_pem(const char *pem, char *err, size_t errlen);
  */
 char *push_jwt_sign(EVP_PKEY *key, const char *alg, json_t *header, json_t *claims);
 
+/* A random (version 4) UUID in canonical lowercase form. */
+void push_uuid4(char out[37]);
+
+/* ---- payload.c: UTF-8, fitting payloads, clock ----------------------- */
+
 /*
  * Copy at most max bytes of s as valid UTF-8: invalid bytes become '?',
  * the cut never splits a character. Sets *cut when something was dropped.
@@ -96,9 +102,6 @@ char *push_jwt_sign(EVP_PKEY *key, const char *alg, json_t *header, json_t *clai
 char *push_utf8_clip(const char *s, size_t max, bool *cut);
 /* Length of the longest prefix of s[0..len) not ending inside a UTF-8 sequence, <= max. */
 size_t push_utf8_prefix(const char *s, size_t len, size_t max);
-
-/* A random (version 4) UUID in canonical lowercase form. */
-void push_uuid4(char out[37]);
 
 /* Monotonic milliseconds, whole and with a fraction (latencies). */
 uint64_t push_now_ms(void);

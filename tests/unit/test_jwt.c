@@ -2,7 +2,7 @@
 /*
  * Unit tests of src/push/jwt.c: base64url against RFC 4648 vectors, ES256
  * and RS256 JWTs verified with OpenSSL (raw r||s signature for ES256), key
- * file permission checks, UTF-8 cutting and payload fitting, UUIDs.
+ * file permission checks, UUIDs.
  */
 #include "push/jwt.c"
 
@@ -183,76 +183,6 @@ static void test_key_files(void)
 	EVP_PKEY_free(k);
 }
 
-static void test_utf8(void)
-{
-	const char *s = "a\xc3\xa9" "b\xf0\x9f\x98\x80"; /* a é b 😀: 1+2+1+4 bytes */
-	bool cut;
-	char *c;
-
-	CHECK(push_utf8_prefix(s, strlen(s), 100) == 8);
-	CHECK(push_utf8_prefix(s, strlen(s), 2) == 1); /* never half of é */
-	CHECK(push_utf8_prefix(s, strlen(s), 3) == 3);
-	CHECK(push_utf8_prefix(s, strlen(s), 7) == 4); /* never part of the emoji */
-	c = push_utf8_clip(s, 7, &cut);
-	CHECK_STR(c, "a\xc3\xa9" "b");
-	CHECK(cut);
-	free(c);
-	c = push_utf8_clip(s, 8, &cut);
-	CHECK_STR(c, s);
-	CHECK(!cut);
-	free(c);
-	/* Invalid input: lone continuation, overlong, surrogate, truncated sequence. */
-	c = push_utf8_clip("x\x80y\xc0\xafz\xed\xa0\x80w\xe2\x82", 100, NULL);
-	CHECK_STR(c, "x?y??z???w??");
-	free(c);
-}
-
-struct fit_arg {
-	int calls;
-};
-
-static json_t *build_msg(void *arg, const char *text)
-{
-	((struct fit_arg *)arg)->calls++;
-	return json_pack("{s:s, s:s?}", "from", "Alice", "text", text);
-}
-
-static void test_fit(void)
-{
-	struct fit_arg a = {0};
-	char text[20000];
-	size_t len = 0;
-	char *j;
-	json_t *o;
-
-	/* Characters that JSON escapes cost more than one byte each. */
-	for (size_t i = 0; i + 4 < sizeof(text); i += 4)
-		memcpy(text + i, i % 8 ? "\"\xc3\xa9\n" : "\xe2\x82\xac\x01", 4);
-	text[sizeof(text) - 4] = '\0';
-	j = push_fit_payload(build_msg, &a, text, 4096, &len);
-	CHECK(j && len <= 4096 && len == strlen(j));
-	CHECK(len > 3900); /* close to the limit, not far below */
-	CHECK(a.calls <= 20); /* bounded bisection */
-	o = j ? json_loads(j, 0, NULL) : NULL; /* still valid JSON and UTF-8 */
-	CHECK(o != NULL);
-	if (o) {
-		const char *t = json_string_value(json_object_get(o, "text"));
-		size_t tl = strlen(t);
-		CHECK(tl > 3 && strcmp(t + tl - 3, "\xe2\x80\xa6") == 0);
-		CHECK(strncmp(t, text, tl - 3) == 0);
-	}
-	json_decref(o);
-	free(j);
-
-	a.calls = 0;
-	j = push_fit_payload(build_msg, &a, "short", 4096, &len);
-	CHECK_STR(j, "{\"from\":\"Alice\",\"text\":\"short\"}");
-	CHECK(a.calls == 1);
-	free(j);
-	j = push_fit_payload(build_msg, &a, NULL, 10, &len); /* cannot fit without text */
-	CHECK(j == NULL);
-}
-
 static void test_uuid(void)
 {
 	char a[37], b[37];
@@ -269,8 +199,6 @@ int main(void)
 	test_b64url();
 	test_jwt();
 	test_key_files();
-	test_utf8();
-	test_fit();
 	test_uuid();
 	return CHECK_RESULT();
 }
