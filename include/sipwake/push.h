@@ -75,8 +75,8 @@ int push_new(struct push **out, su_root_t *root, const struct sw_config *cfg);
 /*
  * Stop everything: transfers in flight are aborted and their callbacks never
  * fire. Requests still referenced by a requester stay valid until
- * push_req_detach(). Call it before su_root_destroy() of its root.
- * Safe with NULL.
+ * push_req_detach(). Call it before su_root_destroy() of its root, and not
+ * from inside a push callback. Safe with NULL.
  */
 void push_free(struct push *p);
 

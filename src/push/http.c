@@ -38,7 +38,6 @@ struct push_http {
 	CURLM *multi;
 	su_timer_t *timer;
 	unsigned active;
-	bool in_drain;
 	struct push_http_xfer *xfers; /* all live transfers */
 };
 
