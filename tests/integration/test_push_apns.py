@@ -186,7 +186,7 @@ class APNs(unittest.TestCase):
 
     def test_many_streams_one_connection(self):
         n = 300
-        with L.apns_fake(self.pki, rules=["*=slow:200"]) as f:
+        with L.apns_fake(self.pki, rules=["*=slow:1000"]) as f:
             ev, _ = L.run_driver(L.apns_config(self.pki, f.url), [
                 {"op": "send", "tag": "m", "kind": "call", "provider": "apns", "topic": L.BUNDLE,
                  "token": tok(30), "call_id": "c", "deadline_ms": 20000, "count": n},
@@ -196,11 +196,11 @@ class APNs(unittest.TestCase):
             reqs = f.requests()
             self.assertEqual(len(reqs), n)
             self.assertEqual({r["conn"] for r in reqs}, {1})
-            # Answers are held 200 ms: what reached the fake before the first
+            # Answers are held 1 s: what reached the fake before the first
             # answer went out was in flight together, on that one connection
             # (up to the 100 streams sipwake keeps open).
             arrivals = sorted(r["t"] for r in reqs)
-            self.assertGreaterEqual(sum(1 for t in arrivals if t < arrivals[0] + 0.2), 90)
+            self.assertGreaterEqual(sum(1 for t in arrivals if t < arrivals[0] + 1.0), 90)
 
     def test_sandbox_routing(self):
         with L.apns_fake(self.pki, name="prod") as prod, \

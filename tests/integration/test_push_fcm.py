@@ -105,7 +105,7 @@ class FCM(unittest.TestCase):
                                                               kind="message"), {"op": "wait"},
                 {"op": "sleep", "ms": 2300},
                 send("c", provider="fcm", token="fcm-c", kind="wakeup"), {"op": "wait"},
-                {"op": "sleep", "ms": 300},
+                {"op": "sleep", "ms": 1000},  # the background renewal lands meanwhile
                 send("d", provider="fcm", token="fcm-c", kind="cancel"), {"op": "wait"},
                 {"op": "stats"}])
             self.assertTrue(all(e["result"] == "ok" for e in results(ev)))
