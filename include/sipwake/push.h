@@ -75,7 +75,8 @@ int push_new(struct push **out, su_root_t *root, const struct sw_config *cfg);
 /*
  * Stop everything: transfers in flight are aborted and their callbacks never
  * fire. Requests still referenced by a requester stay valid until
- * push_req_detach(). Safe with NULL.
+ * push_req_detach(). Call it before su_root_destroy() of its root, and not
+ * from inside a push callback. Safe with NULL.
  */
 void push_free(struct push *p);
 
@@ -152,5 +153,11 @@ void push_counters_foreach(struct push *p, push_counter_fn *fn, void *ctx);
 
 /* Pushes currently in flight or waiting for a retry (all providers). */
 unsigned push_pending(struct push *p);
+
+/*
+ * Bound on pending pushes (default 20000): beyond it push_send() refuses
+ * with -PUSH_RETRYABLE and counts queue_overflow. 0 restores the default.
+ */
+void push_set_queue_limit(struct push *p, unsigned max);
 
 #endif

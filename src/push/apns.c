@@ -169,6 +169,8 @@ static int apns_create(void **state, struct push *p, const struct sw_config *cfg
 		if (!a->cert_file || !a->cert_key)
 			goto out;
 	}
+	log_info("push: apns: %s, %s / %s", a->key ? "token auth (ES256 JWT)" : "certificate auth",
+		 a->url, a->sandbox_url);
 	rc = 0;
 out:
 	if (rc < 0) {
@@ -332,11 +334,14 @@ static void collapse_id(const char *call_id, char out[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
-	if (strlen(call_id) <= 64) {
+	if (strlen(call_id) <= 64 && is_topic(call_id)) {
 		snprintf(out, 65, "%s", call_id);
 		return;
 	}
-	/* Apple caps apns-collapse-id at 64 bytes: use a digest of long Call-IDs. */
+	/*
+	 * Apple caps apns-collapse-id at 64 bytes, and a header value must stay
+	 * printable: use a digest of long or unusual Call-IDs.
+	 */
 	SHA256((const unsigned char *)call_id, strlen(call_id), md);
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
@@ -514,6 +519,7 @@ static void apns_done(void *arg, const struct push_http_result *res)
 	}
 	if (!reason[0] && res->status != 200)
 		snprintf(reason, sizeof(reason), "HTTP %ld", res->status);
+	r->retry_after_ms = (uint64_t)res->retry_after_s * 1000;
 	push_attempt_done(r, result, (int)res->status, reason[0] ? reason : NULL);
 }
 

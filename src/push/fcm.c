@@ -3,8 +3,9 @@
  * Firebase Cloud Messaging HTTP v1 provider. The service-account JSON is
  * read at start; an RS256-signed JWT assertion is exchanged for an OAuth2
  * access token in-process (no helper tool), cached until 5 minutes before
- * it expires and fetched again once on a 401. Requests that arrive while a
- * token is being fetched wait in a queue and leave together when it comes.
+ * it expires (renewed in the background while it is still usable) and
+ * fetched again once on a 401. Requests that arrive while no usable token
+ * exists wait in a queue and leave together when it comes.
  * Messages are data-only, android.priority HIGH, ttl by kind.
  */
 #include "push_int.h"
@@ -19,7 +20,8 @@
 
 #define FCM_DEFAULT_URL "https://fcm.googleapis.com"
 #define FCM_SCOPE "https://www.googleapis.com/auth/firebase.messaging"
-#define FCM_TOKEN_MARGIN_MS (5u * 60 * 1000)
+#define FCM_TOKEN_MARGIN_MS (5u * 60 * 1000) /* renew this long before expiry */
+#define FCM_TOKEN_LAST_USE_MS (30u * 1000)   /* never send with less validity left */
 #define FCM_TOKEN_TIMEOUT_MS 10000
 #define FCM_MESSAGE_TTL 86400
 #define FCM_CANCEL_TTL 3600
@@ -152,6 +154,8 @@ static int fcm_create(void **state, struct push *p, const struct sw_config *cfg)
 		free(f->send_url);
 		f->send_url = u;
 	}
+	log_info("push: fcm: project %s as %s, token from %s", f->project_id, f->client_email,
+		 f->token_url);
 	rc = 0;
 out:
 	json_decref(sa);
@@ -436,7 +440,17 @@ static void fcm_done(void *arg, const struct push_http_result *res)
 		result = PUSH_OK;
 		break;
 	case 404:
-		result = PUSH_TOKEN_INVALID;
+		/*
+		 * Only an explicit UNREGISTERED removes a binding: a plain 404 can
+		 * also mean a wrong project, which must not wipe every device.
+		 */
+		if (strcmp(reason, "UNREGISTERED") == 0) {
+			result = PUSH_TOKEN_INVALID;
+		} else {
+			log_error("push: fcm: 404 %s for project %s: check the service account",
+				  reason, f->project_id);
+			result = PUSH_PERMANENT;
+		}
 		break;
 	case 401:
 		if (!r->auth_retried) {
@@ -470,6 +484,7 @@ static void fcm_done(void *arg, const struct push_http_result *res)
 	}
 	if (!reason[0] && res->status != 200)
 		snprintf(reason, sizeof(reason), "HTTP %ld", res->status);
+	r->retry_after_ms = (uint64_t)res->retry_after_s * 1000; /* Google asks to honour it */
 	push_attempt_done(r, result, (int)res->status, reason[0] ? reason : NULL);
 }
 
@@ -514,8 +529,16 @@ static int fcm_start(void *state, struct push_req *r)
 	struct fcm *f = state;
 	struct fcm_req *q = r->pdata;
 
-	if (f->access && push_now_ms() + FCM_TOKEN_MARGIN_MS < f->access_expiry_ms)
+	uint64_t now = push_now_ms();
+
+	if (f->access && now + FCM_TOKEN_MARGIN_MS < f->access_expiry_ms)
 		return fcm_send(f, r);
+	if (f->access && now + FCM_TOKEN_LAST_USE_MS < f->access_expiry_ms) {
+		/* Due for renewal but still good: use it, renew in the background. */
+		if (!f->tok_xfer)
+			token_fetch(f);
+		return fcm_send(f, r);
+	}
 	q->waiting = true;
 	r->wait_next = NULL;
 	*f->wait_tail = r;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Crypto and text helpers of the push layer: base64url, loading private
- * keys (refusing world-readable files), signing JWTs with OpenSSL (ES256
- * for APNs provider tokens, RS256 for the FCM OAuth assertion), UTF-8-safe
- * cutting of message text, and random UUIDs for apns-id.
+ * Crypto helpers of the push layer: base64url, loading private keys
+ * (refusing files others can read), signing JWTs with OpenSSL (ES256 for
+ * APNs provider tokens, RS256 for the FCM OAuth assertion), and random
+ * UUIDs for apns-id.
  */
 #include "push_int.h"
 
@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>
@@ -109,6 +108,12 @@ int push_key_file_check(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* Encrypted keys are not supported: never let OpenSSL prompt on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
 static void openssl_reason(char *err, size_t errlen, const char *what)
 {
 	unsigned long e = ERR_get_error();
@@ -131,7 +136,7 @@ EVP_PKEY *push_key_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	key = PEM_read_PrivateKey(fp, NULL, no_passphrase, NULL);
 	fclose(fp);
 	if (!key)
 		openssl_reason(err, errlen, path);
@@ -147,7 +152,7 @@ EVP_PKEY *push_key_from_pem(const char *pem, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
 	BIO_free(bio);
 	if (!key)
 		openssl_reason(err, errlen, "private_key");
@@ -225,134 +230,6 @@ out:
 	return jwt;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned min, cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-size_t push_utf8_prefix(const char *s, size_t len, size_t max)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
-		if (n == 0)
-			n = 1; /* an invalid byte stands alone */
-		if (i + n > max)
-			break;
-		i += n;
-	}
-	return i;
-}
-
-char *push_utf8_clip(const char *s, size_t max, bool *cut)
-{
-	size_t len = strlen(s), i = 0, o = 0;
-	char *out = malloc((len < max ? len : max) + 1);
-
-	if (cut)
-		*cut = false;
-	if (!out)
-		return NULL;
-	while (i < len) {
-		size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
-		if (o + (n ? n : 1) > max) {
-			if (cut)
-				*cut = true;
-			break;
-		}
-		if (n == 0) {
-			out[o++] = '?';
-			i++;
-			continue;
-		}
-		memcpy(out + o, s + i, n);
-		o += n;
-		i += n;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-char *push_fit_payload(push_build_fn *build, void *arg, const char *text, size_t limit,
-		       size_t *out_len)
-{
-	static const char ellipsis[] = "\xe2\x80\xa6"; /* U+2026 */
-	size_t len = text ? strlen(text) : 0, keep = len;
-	char *cur = NULL, *json = NULL;
-
-	/* Each text byte costs at least one JSON byte, so dropping the excess converges. */
-	for (int round = 0; round < 16; round++) {
-		json_t *obj;
-		size_t n;
-
-		free(cur);
-		cur = NULL;
-		if (text) {
-			size_t k = push_utf8_prefix(text, len, keep);
-			cur = malloc(k + sizeof(ellipsis));
-			if (!cur)
-				goto out;
-			memcpy(cur, text, k);
-			cur[k] = '\0';
-			if (k < len)
-				strcat(cur, ellipsis);
-			keep = k;
-		}
-		obj = build(arg, cur);
-		if (!obj)
-			goto out;
-		json = json_dumps(obj, JSON_COMPACT);
-		json_decref(obj);
-		if (!json)
-			goto out;
-		n = strlen(json);
-		if (n <= limit) {
-			*out_len = n;
-			goto out;
-		}
-		free(json);
-		json = NULL;
-		if (!text || keep == 0)
-			goto out;
-		keep = n - limit + sizeof(ellipsis) > keep ? 0 : keep - (n - limit) - sizeof(ellipsis);
-	}
-out:
-	free(cur);
-	return json;
-}
-
 void push_uuid4(char out[37])
 {
 	unsigned char b[16];
@@ -368,12 +245,4 @@ void push_uuid4(char out[37])
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
 		 b[12], b[13], b[14], b[15]);
-}
-
-uint64_t push_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

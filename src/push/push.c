@@ -43,7 +43,7 @@ struct push {
 	void *tok_ctx;
 	struct push_provider_stats stats[PUSH_PROVIDER_SLOTS];
 	struct push_req *live;
-	unsigned pending;
+	unsigned pending, max_pending;
 	uint64_t min_interval_ms;
 	struct rate_entry *rate[RATE_BUCKETS];
 	unsigned rate_count, rate_sweep_at;
@@ -97,6 +97,11 @@ const struct push_provider_stats *push_stats(struct push *p, enum pn_provider pr
 unsigned push_pending(struct push *p)
 {
 	return p->pending;
+}
+
+void push_set_queue_limit(struct push *p, unsigned max)
+{
+	p->max_pending = max ? max : PUSH_MAX_PENDING;
 }
 
 uint64_t push_req_remaining(const struct push_req *r)
@@ -213,6 +218,7 @@ int push_new(struct push **out, su_root_t *root, const struct sw_config *cfg)
 	p->root = root;
 	p->min_interval_ms = cfg->push.min_interval > 0 ? (uint64_t)cfg->push.min_interval * 1000 : 0;
 	p->rate_sweep_at = 1024;
+	p->max_pending = PUSH_MAX_PENDING;
 	if (push_http_new(&p->http, root) < 0)
 		goto out;
 	if (load_providers(p, cfg, fresh) < 0)
@@ -342,17 +348,16 @@ static void req_finish(struct push_req *r, enum push_result res)
 {
 	struct push *p = r->p;
 	enum pn_provider prov = r->id.provider;
-	double latency = (double)(push_now_ms() - r->start_ms);
+	double latency = push_now_msf() - r->start_msf;
 	char tb[LOG_TOKEN_BUFSZ];
 	const char *reason = r->reason[0] ? r->reason : NULL;
 
-	r->finished = true;
 	live_unlink(p, r);
 	count_result(p, prov, r->kind, res);
 	if (r->last_status > 0)
 		count_latency(&p->stats[prov], latency);
 	log_msg(res == PUSH_OK ? SW_LOG_INFO : SW_LOG_NOTICE,
-		"push %s %s%s token=%s status=%d result=%s reason=%s latency=%.0fms attempts=%u",
+		"push %s %s%s token=%s status=%d result=%s reason=%s latency=%.1fms attempts=%u",
 		push_provider_name(prov), push_kind_name(r->kind), r->voip ? "/voip" : "",
 		log_token(r->token, tb), r->last_status, push_result_name(res),
 		reason ? reason : "-", latency, r->attempts);
@@ -389,6 +394,9 @@ static void req_retry_later(struct push_req *r)
 	if (backoff > PUSH_BACKOFF_MAX_MS)
 		backoff = PUSH_BACKOFF_MAX_MS;
 	backoff += (uint64_t)(random() % (long)(backoff / 4 + 1)); /* spread a burst */
+	if (r->retry_after_ms > backoff) /* the provider asked for a longer pause */
+		backoff = r->retry_after_ms;
+	r->retry_after_ms = 0;
 	/* A retry needs some time of its own to be worth it. */
 	if (backoff + 50 >= remaining) {
 		req_finish(r, PUSH_RETRYABLE);
@@ -557,14 +565,19 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 	char *rkey = NULL;
 	int rc;
 
+	static const struct push_payload no_payload;
+
 	if (out)
 		*out = NULL;
-	if ((unsigned)kind >= PUSH_KIND_COUNT || (id->provider != PN_APNS && id->provider != PN_FCM))
+	if (!pl)
+		pl = &no_payload;
+	if (!id || (unsigned)kind >= PUSH_KIND_COUNT ||
+	    (id->provider != PN_APNS && id->provider != PN_FCM))
 		return -(int)PUSH_PERMANENT;
 	in = p->inst[id->provider];
 	if (!in)
 		return refuse(p, id, kind, PUSH_NOT_CONFIGURED, "no credentials");
-	if (p->pending >= PUSH_MAX_PENDING) {
+	if (p->pending >= p->max_pending) {
 		p->stats[id->provider].queue_overflow++;
 		return refuse(p, id, kind, PUSH_RETRYABLE, "queue full");
 	}
@@ -600,6 +613,7 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 		goto out;
 	}
 	r->start_ms = push_now_ms();
+	r->start_msf = push_now_msf();
 	r->deadline_ms = r->start_ms + (deadline_ms ? deadline_ms : PUSH_DEFAULT_DEADLINE_MS);
 	r->next = p->live;
 	if (p->live)
@@ -646,7 +660,6 @@ void push_free(struct push *p)
 		live_unlink(p, r);
 		r->inst = NULL;
 		r->p = NULL;
-		r->finished = true;
 		r->cb = NULL;
 		req_unref(r);
 	}

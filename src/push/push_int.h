@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the push layer: what push.c (the dispatcher), apns.c and fcm.c (the
- * providers), http.c (libcurl multi on su_root) and jwt.c (signing, base64url,
- * UTF-8 helpers) share. Nothing outside src/push/ includes this file; the
- * rest of the daemon sees only include/sipwake/push.h.
+ * Inside the push layer: what push.c (the dispatcher), apns.c and fcm.c
+ * (the providers), http.c (libcurl multi on su_root), jwt.c (signing,
+ * base64url) and payload.c (UTF-8, payload size, clock) share. Nothing
+ * outside src/push/ includes this file; the rest of the daemon sees only
+ * include/sipwake/push.h.
  */
 #ifndef SIPWAKE_PUSH_INT_H
 #define SIPWAKE_PUSH_INT_H
@@ -31,6 +32,7 @@ struct push_http_result {
 	const char *body; /* answer body, NUL-terminated (capped at PUSH_HTTP_MAX_BODY) */
 	size_t body_len;
 	const char *error; /* curl's error text when code != CURLE_OK */
+	long retry_after_s; /* Retry-After of the answer in seconds, 0 if none */
 };
 
 #define PUSH_HTTP_MAX_BODY 16384
@@ -63,7 +65,7 @@ void push_http_cancel(struct push_http_xfer *x);
 /* Transfers in flight. */
 unsigned push_http_active(struct push_http *h);
 
-/* ---- jwt.c: base64url, keys, JWT signing, UTF-8, UUIDs ------------- */
+/* ---- jwt.c: base64url, keys, JWT signing, UUIDs ---------------------- */
 
 /* base64url without padding; malloc'd, NULL on ENOMEM. */
 char *push_b64url(const void *data, size_t len);
@@ -87,6 +89,11 @@ EVP_PKEY *push_key_from_pem(const char *pem, char *err, size_t errlen);
  */
 char *push_jwt_sign(EVP_PKEY *key, const char *alg, json_t *header, json_t *claims);
 
+/* A random (version 4) UUID in canonical lowercase form. */
+void push_uuid4(char out[37]);
+
+/* ---- payload.c: UTF-8, fitting payloads, clock ----------------------- */
+
 /*
  * Copy at most max bytes of s as valid UTF-8: invalid bytes become '?',
  * the cut never splits a character. Sets *cut when something was dropped.
@@ -96,11 +103,9 @@ char *push_utf8_clip(const char *s, size_t max, bool *cut);
 /* Length of the longest prefix of s[0..len) not ending inside a UTF-8 sequence, <= max. */
 size_t push_utf8_prefix(const char *s, size_t len, size_t max);
 
-/* A random (version 4) UUID in canonical lowercase form. */
-void push_uuid4(char out[37]);
-
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds, whole and with a fraction (latencies). */
 uint64_t push_now_ms(void);
+double push_now_msf(void);
 
 /* ---- push.c <-> providers ------------------------------------------ */
 
@@ -116,15 +121,16 @@ struct push_req {
 	bool voip;                  /* PushKit (APNs VoIP) */
 	struct push_payload pl;     /* deep copies of the caller's strings */
 	uint64_t start_ms, deadline_ms;
+	double start_msf;           /* for the latency figure */
 	unsigned attempts;
 	bool auth_retried;          /* one credential refresh per request */
-	bool finished;
 	bool detached;              /* requester let go: no callback */
 	bool in_attempt;
 	push_done_fn *cb;
 	void *ctx;
 	su_timer_t *retry_timer;
 	int last_status;
+	uint64_t retry_after_ms;    /* provider's Retry-After for the next retry, 0 = none */
 	char reason[96];
 	void *pdata;                /* provider's per-request data */
 	struct push_req *wait_next; /* provider queues (FCM waiting for a token) */

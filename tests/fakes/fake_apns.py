@@ -33,6 +33,7 @@ PATH_RE = re.compile(r"^/3/device/([^/?]+)$")
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 
 expired_jwts = set()
+verified_jwts = set()  # a provider token is checked once, then trusted until it expires
 
 
 def error(status, reason, **kw):
@@ -62,11 +63,14 @@ def check_jwt(args, pub, auth):
         return 403, "InvalidProviderToken"
     if claims["iat"] < now - 3600:
         return 403, "ExpiredProviderToken"
+    if jwt in verified_jwts:
+        return None
     der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
     try:
         pub.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return 403, "InvalidProviderToken"
+    verified_jwts.add(jwt)
     return None
 
 

@@ -8,9 +8,10 @@ issuing a bearer token valid --token-ttl seconds. POST
 /v1/projects/{project_id}/messages:send requires a live bearer token and a
 data-only message (token, string data, android.priority HIGH, android.ttl
 "<n>s", <= 4 KiB). Per-token ACTIONs: ok, unregistered (404 UNREGISTERED),
-invalid (400 INVALID_ARGUMENT), 429, 500, 503, slow:MS, drop,
+invalid (400 INVALID_ARGUMENT), notfound (404 without
+errorCode), 429, 500, 503, slow:MS, drop,
 revoke (the bearer token is revoked: 401, once), unauth (always 401),
-flaky:N (N times 503, then ok).
+flaky:N (N times 503, then ok), retryafter:S (429 with Retry-After: S once).
 """
 import json
 import os
@@ -127,6 +128,8 @@ def make_handler(args):
             return ok
         if action == "unregistered":
             return gerror(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
+        if action == "notfound":  # a 404 without the FCM error code
+            return gerror(404, "NOT_FOUND", "Requested entity was not found.")
         if action == "invalid":
             return gerror(400, "INVALID_ARGUMENT", "The registration token is not valid",
                           "INVALID_ARGUMENT")
@@ -147,6 +150,12 @@ def make_handler(args):
             return gerror(401, "UNAUTHENTICATED", "always")
         if action.startswith("slow:"):
             ok.delay_ms = int(action[5:])
+            return ok
+        if action.startswith("retryafter:"):
+            if n == 1:
+                a = gerror(429, "RESOURCE_EXHAUSTED", "quota", "QUOTA_EXCEEDED")
+                a.headers = [("retry-after", action[11:])]
+                return a
             return ok
         if action.startswith("flaky:"):
             return gerror(503, "UNAVAILABLE", "flaky", "UNAVAILABLE") if n <= int(action[6:]) else ok

@@ -59,7 +59,7 @@ class Fake:
         self.args = args
         self.handler = handler
         self.conn_count = 0
-        self.log = open(args.log, "a", buffering=1)
+        self.log = open(args.log, "a", buffering=1) if args.log else None
         self.rules = dict(r.split("=", 1) for r in (args.rule or []))
         self.rules_mtime = None
         self.seen = {}  # token -> number of requests
@@ -76,6 +76,8 @@ class Fake:
         return self.rules.get(token, self.rules.get("*", "ok")), self.seen[token]
 
     def write(self, rec):
+        if self.log is None:
+            return
         rec.setdefault("t", time.time())
         self.log.write(json.dumps(rec, sort_keys=True) + "\n")
 
@@ -190,7 +192,7 @@ def common_args(description):
     ap.add_argument("--client-ca", help="require a client certificate signed by this CA")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", required=True, help="the bound port is written here")
-    ap.add_argument("--log", required=True, help="JSON lines: every request and connection")
+    ap.add_argument("--log", help="JSON lines: every request and connection (none: no log)")
     ap.add_argument("--rule", action="append", help="TOKEN=ACTION (TOKEN * = default)")
     ap.add_argument("--rules-file", help="JSON object token -> action, re-read when changed")
     return ap

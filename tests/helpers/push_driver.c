@@ -7,14 +7,21 @@
  * results, token-invalid callbacks, counters, bench figures. A 20 ms timer
  * ticks all along so that tests can see the loop never stalled.
  *
- * Script operations: send, wait, sleep, stats, reload, bench (see below).
+ * Script operations: send, wait (for callbacks), drain (until nothing is
+ * pending, detached pushes included), sleep, stats, reload, bench.
+ * With "udp_echo_port" in the config, a UDP socket on the same loop echoes
+ * datagrams: tests send "SIP traffic" while pushes are stuck.
  */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 #include <sofia-sip/su.h>
@@ -35,7 +42,7 @@ struct driver {
 	uint64_t ticks, last_tick_ms, max_gap_ms;
 	unsigned outstanding; /* sends whose callback has not fired yet */
 	uint64_t wait_until;  /* for "sleep" and bounded "wait" */
-	int waiting;          /* 0 none, 1 wait, 2 sleep, 3 bench */
+	int waiting;          /* 0 none, 1 wait, 2 sleep, 3 bench, 4 drain */
 	int exit_code;
 	/* bench */
 	json_t *bench_op;
@@ -44,6 +51,8 @@ struct driver {
 	uint64_t bench_t0;
 	unsigned seq;
 	struct sent *sents;
+	int udp_fd, udp_index; /* UDP echo on the same loop: "SIP traffic" */
+	uint64_t echoes;
 };
 
 struct sent {
@@ -73,6 +82,7 @@ static void emit(json_t *ev)
 }
 
 static void step(struct driver *d);
+static void bench_fill(struct driver *d);
 
 static void sent_unlink(struct driver *d, struct sent *s)
 {
@@ -95,6 +105,7 @@ static void on_done(void *ctx, enum push_result res, int status, const char *rea
 		if (res == PUSH_OK)
 			d->bench_ok++;
 		d->bench_lat[d->bench_done++] = ms;
+		bench_fill(d); /* keep the concurrency up without waiting for a timer */
 	} else {
 		emit(json_pack("{s:s, s:s, s:I, s:s, s:i, s:s?, s:f}", "event", "result", "tag",
 			       s->tag, "seq", (json_int_t)s->seq, "result", push_result_name(res),
@@ -296,6 +307,10 @@ static void step(struct driver *d)
 			emit(json_pack("{s:s, s:i}", "event", "wait_timeout", "outstanding",
 				       (int)d->outstanding));
 		d->waiting = 0;
+	} else if (d->waiting == 4) {
+		if (push_pending(d->push) > 0 && now < d->wait_until)
+			goto later;
+		d->waiting = 0;
 	} else if (d->waiting == 2) {
 		if (now < d->wait_until)
 			goto later;
@@ -320,6 +335,12 @@ static void step(struct driver *d)
 		} else if (strcmp(name, "wait") == 0) {
 			json_int_t ms = json_integer_value(json_object_get(op, "timeout_ms"));
 			d->waiting = 1;
+			d->wait_until = now + (ms > 0 ? (uint64_t)ms : 30000);
+			goto later;
+		} else if (strcmp(name, "drain") == 0) {
+			/* Like wait, but also for detached pushes: nothing pending. */
+			json_int_t ms = json_integer_value(json_object_get(op, "timeout_ms"));
+			d->waiting = 4;
 			d->wait_until = now + (ms > 0 ? (uint64_t)ms : 30000);
 			goto later;
 		} else if (strcmp(name, "sleep") == 0) {
@@ -362,6 +383,36 @@ static void tick_cb(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 	d->ticks++;
 }
 
+/* Echo a datagram right away: shows the loop serves other sockets while pushes wait. */
+static int udp_echo(su_root_magic_t *m, su_wait_t *w, su_wakeup_arg_t *arg)
+{
+	struct driver *d = arg;
+	char buf[2048];
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+	ssize_t n;
+
+	su_wait_events(w, d->udp_fd);
+	n = recvfrom(d->udp_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+	if (n > 0 && sendto(d->udp_fd, buf, (size_t)n, 0, (struct sockaddr *)&from, flen) == n)
+		d->echoes++;
+	return 0;
+}
+
+static int udp_open(struct driver *d, int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	su_wait_t w;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	d->udp_fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (d->udp_fd < 0 || bind(d->udp_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    su_wait_create(&w, d->udp_fd, SU_WAIT_IN) < 0)
+		return -1;
+	d->udp_index = su_root_register(d->root, &w, udp_echo, d, 0);
+	return d->udp_index < 0 ? -1 : 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: push_driver [--config JSON] [--script FILE] [--log-level L]\n"
@@ -379,7 +430,7 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0},
 	};
-	struct driver d = {0};
+	struct driver d = {.udp_fd = -1, .udp_index = -1};
 	json_t *config = NULL;
 	const char *script = NULL;
 	json_error_t jerr;
@@ -431,13 +482,26 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	push_set_token_invalid_cb(d.push, on_token_invalid, &d);
+	if (config && json_object_get(config, "queue_limit"))
+		push_set_queue_limit(d.push,
+				     (unsigned)json_integer_value(json_object_get(config, "queue_limit")));
+	if (config && json_object_get(config, "udp_echo_port") &&
+	    udp_open(&d, (int)json_integer_value(json_object_get(config, "udp_echo_port"))) < 0) {
+		perror("udp echo");
+		d.exit_code = 1;
+		goto out;
+	}
 	su_timer_set_for_ever(d.tick_timer, tick_cb, &d);
 	su_timer_set_interval(d.step_timer, step_timer_cb, &d, 0);
 	su_root_run(d.root);
-	emit(json_pack("{s:s, s:I, s:I, s:i}", "event", "end", "ticks", (json_int_t)d.ticks,
+	emit(json_pack("{s:s, s:I, s:I, s:i, s:I}", "event", "end", "ticks", (json_int_t)d.ticks,
 		       "max_tick_gap_ms", (json_int_t)d.max_gap_ms, "outstanding",
-		       (int)d.outstanding));
+		       (int)d.outstanding, "echoes", (json_int_t)d.echoes));
 out:
+	if (d.udp_index >= 0)
+		su_root_deregister(d.root, d.udp_index);
+	if (d.udp_fd >= 0)
+		close(d.udp_fd);
 	push_free(d.push); /* outstanding callbacks never fire: free their contexts */
 	while (d.sents) {
 		struct sent *s = d.sents;

@@ -104,10 +104,12 @@ def free_port():
 
 class Fake:
     """A fake provider process; use as a context manager."""
+    started = 0
 
     def __init__(self, pki, kind, rules=(), extra=(), port=0, name=None):
         self.pki = pki
-        name = name or "%s-%d" % (kind, free_port())
+        Fake.started += 1
+        name = "%s-%d" % (name or kind, Fake.started)
         self.log = pki.p(name + ".log")
         self.port_file = pki.p(name + ".port")
         self.rules_file = pki.p(name + ".rules")
@@ -183,8 +185,15 @@ def apns_config(pki, url, sandbox_url=None, cert_auth=False, **kw):
     return cfg
 
 
-def run_driver(config, ops, timeout=120, env=None, log_level="info"):
-    """Run push_driver; returns (events, stderr text)."""
+def check_sanitizers(stderr):
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        if marker in stderr:
+            sys.stderr.write(stderr)
+            raise AssertionError("sanitizer report from push_driver")
+
+
+def run_driver(config, ops, timeout=120, env=None, log_level="info", expect_rc=0):
+    """Run push_driver; returns (events, stderr text). Raises on an unexpected exit."""
     script = "".join(json.dumps(op) + "\n" for op in ops)
     p = subprocess.run([DRIVER, "--config", json.dumps(config), "--log-level", log_level],
                        input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -196,7 +205,8 @@ def run_driver(config, ops, timeout=120, env=None, log_level="info"):
         except ValueError:
             pass
     stderr = p.stderr.decode()
-    if p.returncode != 0:
+    check_sanitizers(stderr)
+    if p.returncode != expect_rc:
         sys.stderr.write(stderr)
         raise RuntimeError("push_driver exited with %d" % p.returncode)
     return events, stderr
@@ -228,4 +238,35 @@ def send(tag, kind="call", provider="apns", **kw):
 
 
 def tmpdir():
-    return tempfile.TemporaryDirectory(prefix="sipwake-push-")
+    # Under the build tree, not /tmp: other suites on this machine clean /tmp/sipwake-*.
+    base = os.path.join(BUILD, "test-tmp")
+    os.makedirs(base, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix="push-", dir=base)
+
+
+class DriverProcess:
+    """push_driver running in the background while the test changes the world."""
+
+    def __init__(self, config, ops, log_level="info"):
+        script = "".join(json.dumps(op) + "\n" for op in ops)
+        self.proc = subprocess.Popen(
+            [DRIVER, "--config", json.dumps(config), "--log-level", log_level],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The driver reads its whole script before it starts: hand it over now.
+        self.proc.stdin.write(script.encode())
+        self.proc.stdin.close()
+        self.proc.stdin = None
+
+    def finish(self, timeout=120):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise
+        events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+        check_sanitizers(err.decode())
+        if self.proc.returncode != 0:
+            sys.stderr.write(err.decode())
+            raise RuntimeError("push_driver exited with %d" % self.proc.returncode)
+        return events, err.decode()

@@ -5,7 +5,6 @@ token caching and refresh (expiry, 401), and each error answer.
 """
 import json
 import os
-import subprocess
 import sys
 import unittest
 
@@ -46,7 +45,7 @@ class FCM(unittest.TestCase):
 
     def test_kinds_and_token_cache(self):
         with self.fake() as f:
-            ev, _ = L.run_driver(self.config(f), [
+            ev, err = L.run_driver(self.config(f), [
                 send("call", provider="fcm", token="fcm-a"),
                 send("msg", kind="message", provider="fcm", token="fcm-a", text="Hello \u00e9"),
                 send("wake", kind="wakeup", provider="fcm", token="fcm-a"),
@@ -79,6 +78,10 @@ class FCM(unittest.TestCase):
             self.assertEqual(call["data"]["from-name"], "Alice")
             self.assertEqual(by_type["message"]["body"]["message"]["data"]["text"], "Hello \u00e9")
             self.assertEqual(by_type["cancel"]["body"]["message"]["data"]["reason"], "missed")
+            # Secrets never reach the log: access token, assertion, registration token.
+            self.assertNotIn(toks[0]["issued"], err)
+            self.assertNotIn(toks[0]["assertion_header"]["kid"] + "\"", err)
+            self.assertNotIn("fcm-a", err)
 
     def test_long_message_cut(self):
         text = "\u043f\u0440\u0438\u0432\u0435\u0442 " * 1000
@@ -93,20 +96,35 @@ class FCM(unittest.TestCase):
             self.assertTrue(got.endswith("\u2026") and text.startswith(got[:-1]))
 
     def test_token_refreshed_before_expiry(self):
-        # Tokens live 302 s: cached until 5 min before expiry, so 2 s here.
+        # Tokens live 302 s: renewed from 5 min before expiry, so after 2 s
+        # here; the push that notices it still goes out with the old token
+        # (valid for 5 more minutes) while the new one is fetched.
         with self.fake(ttl=302) as f:
             ev, _ = L.run_driver(self.config(f), [
                 send("a", provider="fcm", token="fcm-c"), send("b", provider="fcm", token="fcm-c",
                                                               kind="message"), {"op": "wait"},
                 {"op": "sleep", "ms": 2300},
                 send("c", provider="fcm", token="fcm-c", kind="wakeup"), {"op": "wait"},
+                {"op": "sleep", "ms": 1000},  # the background renewal lands meanwhile
+                send("d", provider="fcm", token="fcm-c", kind="cancel"), {"op": "wait"},
                 {"op": "stats"}])
             self.assertTrue(all(e["result"] == "ok" for e in results(ev)))
             toks = self.tokens(f)
             self.assertEqual(len(toks), 2)
-            sends = self.sends(f)
-            self.assertEqual(sends[-1]["bearer"], toks[1]["issued"])
+            bearers = [s["bearer"] for s in self.sends(f)]
+            self.assertEqual(bearers, [toks[0]["issued"]] * 3 + [toks[1]["issued"]])
             self.assertEqual(stats(ev)["fcm"]["auth_refresh"], 1)
+
+    def test_expired_token_is_not_used(self):
+        # A token with less than 30 s left is never sent: the push waits for a new one.
+        with self.fake(ttl=20) as f:
+            ev, _ = L.run_driver(self.config(f), [
+                send("a", provider="fcm", token="fcm-e"), {"op": "wait"},
+                send("b", provider="fcm", token="fcm-e"), {"op": "wait"}])
+            self.assertTrue(all(e["result"] == "ok" for e in results(ev)))
+            toks = self.tokens(f)
+            self.assertEqual(len(toks), 2)
+            self.assertEqual([s["bearer"] for s in self.sends(f)], [t["issued"] for t in toks])
 
     def test_refresh_once_on_401(self):
         with self.fake(rules=["fcm-r=revoke", "fcm-u=unauth"]) as f:
@@ -128,7 +146,7 @@ class FCM(unittest.TestCase):
 
     def test_answers(self):
         rules = {"f-unreg": "unregistered", "f-inv": "invalid", "f-429": "429", "f-500": "500",
-                 "f-flaky": "flaky:2", "f-slow": "slow:3000"}
+                 "f-flaky": "flaky:2", "f-slow": "slow:3000", "f-404": "notfound"}
         with self.fake() as f:
             f.set_rules(rules)
             ev, _ = L.run_driver(self.config(f), [
@@ -140,6 +158,7 @@ class FCM(unittest.TestCase):
             self.assertEqual([e["token"] for e in ev if e.get("event") == "token_invalid"],
                              ["f-unreg"])
             self.assertEqual(res["f-inv"]["result"], "permanent")
+            self.assertEqual(res["f-404"]["result"], "permanent")  # no binding removed
             self.assertEqual(res["f-429"]["result"], "retryable")
             self.assertEqual(res["f-500"]["result"], "retryable")
             self.assertEqual(res["f-flaky"]["result"], "ok")
@@ -150,6 +169,15 @@ class FCM(unittest.TestCase):
             self.assertGreater(n["f-429"], 1)
             self.assertEqual(n["f-flaky"], 3)
             self.assertEqual(stats(ev)["fcm"]["tokens_removed"], 1)
+
+    def test_retry_after_is_honoured(self):
+        with self.fake(rules=["f-ra=retryafter:1"]) as f:
+            ev, _ = L.run_driver(self.config(f), [
+                send("ra", provider="fcm", token="f-ra", deadline_ms=5000), {"op": "wait"}])
+            self.assertEqual(one(ev, "ra")["result"], "ok")
+            tries = [s for s in self.sends(f) if s["token"] == "f-ra"]
+            self.assertEqual([s["status"] for s in tries], [429, 200])
+            self.assertGreaterEqual(tries[1]["t"] - tries[0]["t"], 0.95)  # not the 100 ms backoff
 
     def test_token_uri_from_account(self):
         # No fcm.token_url: the assertion goes to the account's own token_uri.
@@ -188,15 +216,13 @@ class FCM(unittest.TestCase):
         for field in ("project_id", "client_email", "private_key"):
             sa = self.pki.service_account(GOOGLE_TOKEN_URI, name="sa-no-%s.json" % field,
                                           **{field: True})
-            p = subprocess.run(
-                [L.DRIVER, "--config", json.dumps({"fcm_sa": sa})], input=b"",
-                capture_output=True)
-            self.assertEqual(p.returncode, 1)
-            self.assertIn('missing field "%s"' % field, p.stderr.decode())
+            ev, err = L.run_driver({"fcm_sa": sa}, [], expect_rc=1)
+            self.assertEqual(ev, [{"event": "init_failed"}])
+            self.assertIn('missing field "%s"' % field, err)
         sa = self.pki.service_account(GOOGLE_TOKEN_URI, name="sa-open.json")
         os.chmod(sa, 0o644)
-        with self.assertRaises(RuntimeError):
-            L.run_driver({"fcm_sa": sa}, [])
+        ev, err = L.run_driver({"fcm_sa": sa}, [], expect_rc=1)
+        self.assertIn("accessible by others", err)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""bench/push: push throughput and latency through ONE HTTP/2 connection.
+
+Starts the fake APNs (tests/fakes/fake_apns.py, request log off) on a free
+loopback port and drives the real push layer (tests/helpers/push_driver)
+at 1, 100 and 1000 concurrent requests: pushes/s, p50, p99. Then, unless
+--no-h2load, h2load sends the same request (valid JWT and headers) over
+one connection with the same stream counts, which shows the ceiling of the
+Python fake itself. Not part of ctest; timing figures belong here.
+
+usage: bench/push/bench.py [--build DIR] [--n N] [--conc 1,100,1000] [--no-h2load]
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+
+
+def make_jwt(p8, key_id, team):
+    import base64
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    with open(p8, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    head = b64(json.dumps({"alg": "ES256", "kid": key_id}).encode())
+    body = b64(json.dumps({"iss": team, "iat": int(time.time())}).encode())
+    r, s = decode_dss_signature(key.sign((head + "." + body).encode(), ec.ECDSA(hashes.SHA256())))
+    return head + "." + body + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def h2load(L, pki, url, n, conc):
+    payload = pki.p("payload.json")
+    with open(payload, "w") as f:
+        json.dump({"aps": {"alert": {"title": "Alice", "body": "Incoming call"}},
+                   "call-id": "bench"}, f)
+    cmd = ["h2load", "-n", str(n), "-c", "1", "-m", str(conc), "-d", payload,
+           "-H", "authorization: bearer " + make_jwt(pki.p8, L.KEY_ID, L.TEAM),
+           "-H", "apns-topic: " + L.BUNDLE, "-H", "apns-push-type: alert",
+           "-H", "apns-priority: 10", "-H", "content-type: application/json",
+           url + "/3/device/" + L.tok(1)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    return float(rate.group(1)) if rate else 0.0, int(codes.group(1)) if codes else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.environ.get("SIPWAKE_BUILD_DIR",
+                                                      os.path.join(SOURCE, "build")))
+    ap.add_argument("--n", type=int, default=10000, help="pushes per run (1 stream: n/5)")
+    ap.add_argument("--no-h2load", action="store_true")
+    ap.add_argument("--conc", default="1,100,1000", help="concurrency levels, comma-separated")
+    args = ap.parse_args()
+    os.environ["SIPWAKE_BUILD_DIR"] = args.build
+    os.environ["SIPWAKE_SOURCE_DIR"] = SOURCE
+    import pushlib as L
+
+    rows = []
+    with L.tmpdir() as d:
+        pki = L.PKI(d)
+        for conc in [int(c) for c in args.conc.split(",")]:
+            n = args.n // 5 if conc == 1 else args.n
+            # A fresh fake per run, so its log counts the connections of this run.
+            fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
+                                            "--key-id", L.KEY_ID, "--team-id", L.TEAM])
+            try:
+                op = {"op": "bench", "n": n, "concurrency": conc, "kind": "call",
+                      "provider": "apns", "topic": L.BUNDLE, "token": L.tok(1),
+                      "call_id": "bench@example.com", "from_uri": "sip:alice@example.com",
+                      "from_name": "Alice", "deadline_ms": 60000}
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                ev, _ = L.run_driver(L.apns_config(pki, fake.url), [op], timeout=900,
+                                     log_level="warn")
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # Only the driver ended in between (the fake still runs): its CPU time.
+                cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+                b = [e for e in ev if e.get("event") == "bench"][0]
+                conns = len(fake.connections())
+            finally:
+                fake.stop()
+            row = {"concurrency": conc, "n": n, "ok": b["ok"], "pushes_per_s": round(b["rate"]),
+                   "p50_ms": round(b["p50_ms"], 2), "p99_ms": round(b["p99_ms"], 2),
+                   "connections": conns, "driver_cpu_us_per_push": round(cpu * 1e6 / n, 1)}
+            if not args.no_h2load and shutil.which("h2load"):
+                fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
+                                                "--key-id", L.KEY_ID, "--team-id", L.TEAM])
+                try:
+                    rate, ok = h2load(L, pki, fake.url, n, conc)
+                finally:
+                    fake.stop()
+                row["h2load_req_per_s"] = round(rate)
+                row["h2load_2xx"] = ok
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print()
+    print("%-12s %8s %10s %9s %9s %6s %13s %14s" % (
+        "concurrency", "n", "pushes/s", "p50 ms", "p99 ms", "conns", "cpu us/push",
+        "h2load req/s"))
+    for r in rows:
+        print("%-12d %8d %10d %9.2f %9.2f %6d %13.1f %14s" % (
+            r["concurrency"], r["n"], r["pushes_per_s"], r["p50_ms"], r["p99_ms"],
+            r["connections"], r["driver_cpu_us_per_push"], r.get("h2load_req_per_s", "-")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
