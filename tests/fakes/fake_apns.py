@@ -10,7 +10,7 @@ apns-push-type, apns-priority (5 for background), apns-expiration,
 apns-collapse-id (<= 64 bytes), apns-id (UUID), payload JSON and size
 (4 KiB, 5 KiB for voip). Per-token ACTIONs: ok, bad (400 BadDeviceToken),
 topic (400 DeviceTokenNotForTopic), gone (410), 429, 500, 503,
-slow:MS, drop, dropfirst (drop once, then ok), expired (403 ExpiredProviderToken once), forbidden
+slow:MS, gate:N (hold answers until N requests are open at once), drop, dropfirst (drop once, then ok), expired (403 ExpiredProviderToken once), forbidden
 (403 InvalidProviderToken), flaky:N (N times 500, then ok).
 """
 import json
@@ -187,6 +187,8 @@ def make_handler(args):
             return Answer(200)
         if action.startswith("slow:"):
             return Answer(200, delay_ms=int(action[5:]))
+        if action.startswith("gate:"):
+            return Answer(200, gate=int(action[5:]))
         if action.startswith("flaky:"):
             return error(500, "InternalServerError") if n <= int(action[6:]) else Answer(200)
         return error(500, "UnknownFakeAction")

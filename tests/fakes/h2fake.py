@@ -44,12 +44,20 @@ class Request:
 class Answer:
     """What a handler returns: status, JSON body, optional delay or drop."""
 
-    def __init__(self, status, body=None, headers=None, delay_ms=0, drop=False):
+    def __init__(self, status, body=None, headers=None, delay_ms=0, drop=False, gate=0):
         self.status = status
         self.body = body
         self.headers = headers or []
         self.delay_ms = delay_ms
         self.drop = drop
+        # gate=N: hold the answer until N gated requests are open on this
+        # connection at once, then answer them all and let later ones through
+        # (the gate opens once per connection); after GATE_TIMEOUT s the held
+        # ones get 500 GateTimeout. Proves concurrency without a clock.
+        self.gate = gate
+
+
+GATE_TIMEOUT = 15.0
 
 
 class Fake:
@@ -89,6 +97,9 @@ class H2Server(asyncio.Protocol):
         self.conn = None
         self.streams = {}
         self.closed = False
+        self.gated = []  # (req, answer) held by a gate
+        self.gate_timer = None
+        self.gate_opened = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -160,10 +171,29 @@ class H2Server(asyncio.Protocol):
             self.transport.abort()
             self.closed = True
             return
-        if ans.delay_ms:
+        if ans.gate and not self.gate_opened:
+            self.gated.append((req, ans))
+            if len(self.gated) >= ans.gate:
+                self.release_gate(None)
+            elif self.gate_timer is None:
+                self.gate_timer = asyncio.get_event_loop().call_later(
+                    GATE_TIMEOUT, self.release_gate, Answer(500, {"reason": "GateTimeout"}))
+        elif ans.delay_ms:
             asyncio.get_event_loop().call_later(ans.delay_ms / 1000.0, self.respond, req, ans)
         else:
             self.respond(req, ans)
+
+    def release_gate(self, override):
+        """Answer every held request (with override instead, on time-out)."""
+        if self.gate_timer is not None:
+            self.gate_timer.cancel()
+            self.gate_timer = None
+        held, self.gated = self.gated, []
+        self.gate_opened = True
+        self.fake.write({"event": "gate_open", "conn": self.conn_id, "held": len(held),
+                         "timeout": override is not None})
+        for req, ans in held:
+            self.respond(req, override or ans)
 
     def respond(self, req, ans):
         if self.closed:
