@@ -35,6 +35,13 @@ def apns_pn(token, voip=True):
         token, APNS_TEAM, BUNDLE, ".voip" if voip else "")
 
 
+def apns2_pn(remote, voip):
+    """Linphone's two-token form: VoIP token for calls, remote token for
+    alerts (messages, missed call / answered elsewhere)."""
+    return ";pn-provider=apns;pn-prid=%s:remote&%s:voip;pn-param=%s.%s.remote&voip" % (
+        remote, voip, APNS_TEAM, BUNDLE)
+
+
 def fcm_pn(token):
     return ";pn-provider=fcm;pn-prid=%s;pn-param=%s" % (token, FCM_PROJECT)
 
@@ -70,8 +77,12 @@ class WakeEnv:
                                 ["--service-account", self.sa], port=fport, name="fcm")
         t.on_cleanup(self.fcm.stop)
 
-    def config(self, port, tls_port=None, upstream_uri="", extra=None):
-        cfg = swlib.sipwake_config(self.t.dir, port, upstream_uri=upstream_uri, fcm=False,
+    def config(self, port, tls_port=None, upstream_uri="", extra=None, workdir=None):
+        """sipwaked config with both fakes; workdir (default the test's) holds
+        the database and control socket: give each daemon of a test its own."""
+        workdir = workdir or self.t.dir
+        os.makedirs(workdir, exist_ok=True)
+        cfg = swlib.sipwake_config(workdir, port, upstream_uri=upstream_uri, fcm=False,
                                    apns=False)
         if tls_port:
             cfg["sip"]["listen"].append("sips:127.0.0.1:%d" % tls_port)
@@ -492,8 +503,11 @@ class Caller(_Party):
     def ack(self, ok):
         self._in_dialog("ACK", 1, ok)
 
-    def bye(self, ok, timeout=10.0):
+    def bye(self, ok):
+        """Send the BYE (the answer: wait_bye_ok, after the phone answered it)."""
         self._in_dialog("BYE", 2, ok)
+
+    def wait_bye_ok(self, timeout=10.0):
         return self.wait(lambda m: m.status is not None and m.status >= 200
                          and m.cseq_method == "BYE", timeout)
 
