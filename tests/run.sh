@@ -30,7 +30,7 @@ if [ "$mode" = all ] || [ "$mode" = --plain ]; then
 fi
 if [ "$mode" = all ] || [ "$mode" = --asan ]; then
 	echo "=== AddressSanitizer/LeakSanitizer/UBSan build ==="
-	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:fast_unwind_on_malloc=0"
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 	export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 	run_suite build-asan -DSIPWAKE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
