@@ -12,6 +12,9 @@ the fake APNs/FCM.
     forks): A (FCM, asleep) wakes and answers; B (live UDP, no push) rang
     and gets a CANCEL with Reason: SIP;cause=200; C (APNs, asleep, never
     wakes) gets a cancel push with reason answered_elsewhere; A gets none.
+  - stale branch: an app frozen after ringing on its old UDP port wakes
+    and registers from a new port: the INVITE goes there and the branch to
+    the old contact is CANCELled.
   - APNs 410 for the token: the caller gets 480 without waiting for
     call_timeout (30 s here), the binding is gone: a second call is refused
     (>= 400) and the fake sees no further push to that token.
@@ -31,6 +34,7 @@ R_ELSEWHERE_SA = "%064x" % 0xE15E4
 T_GONE = "%064x" % 0x410410
 F_ANSWER = "fcm-answerer-" + "a" * 30
 F_ANSWER_SA = "fcm-answerer-sa-" + "a" * 30
+F_STALE = "fcm-stale-" + "s" * 30
 
 
 def phone_asleep(t, env, sw_addr, user, pn, inst, label, transport="tcp"):
@@ -149,6 +153,46 @@ def case_two_devices(t, env, sw_addr, call_to, label, user, f_token, a_token, r_
             W.summarize_pushes(env.fcm_for(f_token)))
 
 
+def case_stale_branch(t, env, kam, sw_addr):
+    label = "stale-branch"
+    t.section("%s: frozen app on UDP rang on its old port, wakes on a new one" % label)
+    old = W.started_phone(t, "udp", sw_addr, "frozen", pn=W.fcm_pn(F_STALE), inst=W.instance(45),
+                          name="frozen-old").connect()
+    r = old.register()
+    t.require(r is not None and r.status == 200, "%s: phone registers over UDP" % label,
+              old.trace())
+    c = W.started_caller(t, "udp", kam.addr(), "frozen")
+    c.invite()
+    inv_old = old.wait_invite(timeout=10)
+    t.check(inv_old is not None, "%s: the old UDP contact (live flow) got the INVITE" % label,
+            old.flow())
+    if inv_old is not None:
+        old.respond(inv_old, 180, "Ringing")  # then the app freezes
+    t.check(env.wait_push("fcm", F_STALE, lambda x: W.push_type(x) == "call", 10) is not None,
+            "%s: and a call push was sent" % label, W.summarize_pushes(env.fcm_for(F_STALE)))
+    new = W.started_phone(t, "udp", sw_addr, "frozen", pn=W.fcm_pn(F_STALE), inst=W.instance(45),
+                          name="frozen-new").connect()
+    r = new.register()
+    t.check(r is not None and r.status == 200 and new.port != old.port,
+            "%s: the woken app registers from a new UDP port" % label, new.trace())
+    inv_new = new.wait_invite(timeout=10)
+    t.check(inv_new is not None, "%s: the INVITE reaches the new port" % label, new.flow())
+    if inv_old is not None:
+        cancel = old.wait_cancel(inv_old, timeout=10)
+        t.check(cancel is not None, "%s: the branch to the stale contact is cancelled" % label,
+                old.flow())
+    if inv_new is not None:
+        new.answer(inv_new, timeout=0.2)
+        ok = c.final(timeout=10)
+        t.check(ok is not None and ok.status == 200, "%s: caller gets the woken phone's 200"
+                % label, c.flow())
+        if ok is not None and ok.status == 200:
+            c.ack(ok)
+            c.bye(ok)
+            new.wait_bye(inv_new.call_id, timeout=10)
+            t.check(c.wait_bye_ok(10) is not None, "%s: BYE completes" % label, c.flow())
+
+
 def case_gone(t, env, kam, sw_addr):
     label = "apns-410"
     t.section("%s: APNs answers 410 Unregistered for the device's token" % label)
@@ -193,6 +237,7 @@ def main(t):
                      R_ELSEWHERE, 30)
     case_two_devices(t, env, a_sa, a_sa, "standalone-fork", "trio", F_ANSWER_SA,
                      T_ELSEWHERE_SA, R_ELSEWHERE_SA, 35)
+    case_stale_branch(t, env, kam, a_long)
     case_gone(t, env, kam, a_long)
 
     t.section("shutdown")
