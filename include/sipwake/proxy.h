@@ -27,8 +27,12 @@ struct proxy_ops {
 	int (*on_response)(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip);
 	/* After a response was processed (relayed or kept as the best one). */
 	void (*after_response)(void *ctx, struct proxy_txn *t, int branch, int status);
-	/* The caller cancelled (before the final answer). */
-	void (*on_cancel)(void *ctx, struct proxy_txn *t);
+	/*
+	 * The caller cancelled (before the final answer). reason: the CANCEL's
+	 * Reason header as text (e.g. "SIP;cause=200;text=..." when an upstream
+	 * fork was answered elsewhere), or NULL.
+	 */
+	void (*on_cancel)(void *ctx, struct proxy_txn *t, const char *reason);
 	/* The transaction is over and about to be freed: release ctx. */
 	void (*on_done)(void *ctx, struct proxy_txn *t);
 };

@@ -35,10 +35,10 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 		registrar_free(r);
 		return -1;
 	}
-	r->purge_timer = su_timer_create(su_root_task(sip_agent_root(sa)), 1000);
+	/* A periodic timer: su_timer_set_interval() would fire only once. */
+	r->purge_timer = su_timer_create(su_root_task(sip_agent_root(sa)), REGISTRAR_PURGE_MS);
 	if (r->purge_timer)
-		su_timer_set_interval(r->purge_timer, registrar_purge_tick, (su_timer_arg_t *)r,
-				      REGISTRAR_PURGE_MS);
+		su_timer_set_for_ever(r->purge_timer, registrar_purge_tick, (su_timer_arg_t *)r);
 	*out = r;
 	return 0;
 }

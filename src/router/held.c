@@ -532,16 +532,24 @@ static void held_after_response(void *ctx, struct proxy_txn *t, int branch, int 
 	held_check_later(h);
 }
 
-static void held_cancel(void *ctx, struct proxy_txn *t)
+static void held_cancel(void *ctx, struct proxy_txn *t, const char *reason)
 {
 	struct held *h = ctx;
+	/* Upstream forked the call and another of its branches answered
+	 * (RFC 3326 Reason cause=200): not a missed call for our devices. */
+	bool elsewhere = reason && strstr(reason, "cause=200");
 
 	if (h->ended)
 		return;
-	log_info("call %s for %s cancelled by the caller", h->call_id, h->aor);
-	for (int i = 0; i < h->n_dev && h->rt->cfg->push.missed_call_push && !h->is_message; i++)
-		if (h->dev[i].pushed)
-			send_followup(h, &h->dev[i], "missed");
+	log_info("call %s for %s cancelled %s", h->call_id, h->aor,
+		 elsewhere ? "(answered elsewhere)" : "by the caller");
+	for (int i = 0; i < h->n_dev && !h->is_message; i++) {
+		struct held_dev *d = &h->dev[i];
+		if (elsewhere && d->pushed && !d->reached)
+			send_followup(h, d, "answered_elsewhere");
+		else if (!elsewhere && d->pushed && h->rt->cfg->push.missed_call_push)
+			send_followup(h, d, "missed");
+	}
 	held_end(h);
 }
 

@@ -290,8 +290,6 @@ static int server_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 		char rbuf[256];
 
 		t->cancelled = true;
-		if (t->ops && t->ops->on_cancel)
-			t->ops->on_cancel(t->ctx, t);
 		if (sip->sip_reason) {
 			char *s = sip_header_as_string(NULL, (sip_header_t *)sip->sip_reason);
 			if (s) {
@@ -300,6 +298,8 @@ static int server_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 				su_free(NULL, s);
 			}
 		}
+		if (t->ops && t->ops->on_cancel)
+			t->ops->on_cancel(t->ctx, t, reason);
 		for (int i = 0; i < t->n_br; i++)
 			if (!t->br[i].ended && t->br[i].status >= 100)
 				any_provisional = true;
