@@ -63,8 +63,9 @@ int ratelimit_init(struct router *rt)
 	if (!rt->buckets)
 		return -1;
 	rt->sweep = su_timer_create(su_root_task(sip_agent_root(rt->sa)), SWEEP_MS);
+	/* Periodic: in sofia 1.12.11 su_timer_set_interval() fires only once. */
 	if (rt->sweep)
-		su_timer_set_interval(rt->sweep, sweep, (su_timer_arg_t *)rt, SWEEP_MS);
+		su_timer_set_for_ever(rt->sweep, sweep, (su_timer_arg_t *)rt);
 	return 0;
 }
 
