@@ -38,6 +38,7 @@ struct reg_contact {
 	int expires; /* after policy */
 	int q;
 	char id[BINDING_ID_LEN + 1];
+	char *old_uri; /* the matched binding's Contact when the device moved */
 };
 
 struct reg_req {
@@ -63,6 +64,7 @@ static void reg_req_free(struct reg_req *q)
 		free(q->c[i].uri);
 		free(q->c[i].instance);
 		free(q->c[i].pn_key);
+		free(q->c[i].old_uri);
 		pn_identity_cleanup(&q->c[i].pn);
 	}
 	if (q->tp)
@@ -442,6 +444,42 @@ static int rewrite_contact(struct registrar *r, msg_t *fwd, sip_contact_t *m, co
 	return 0;
 }
 
+/*
+ * A device that comes back from another address (or with another instance
+ * id) keeps its binding, but upstream knew it under its old Contact: send
+ * that one too, with expires=0, so that upstream never keeps a duplicate.
+ */
+static int retire_moved_contacts(struct registrar *r, struct reg_req *q, msg_t *fwd, sip_t *sip,
+				 bool masquerade, const char *proto)
+{
+	su_home_t *home = msg_home(fwd);
+
+	for (int i = 0; i < q->n; i++) {
+		struct reg_contact *c = &q->c[i];
+		sip_contact_t *old;
+		char *olds, *news;
+		bool same = true;
+
+		if (!c->old_uri)
+			continue;
+		old = sip_contact_make(home, su_sprintf(home, "<%s>;expires=0", c->old_uri));
+		if (!old || rewrite_contact(r, fwd, old, c->id, masquerade, proto) < 0)
+			return -1;
+		/* Same upstream Contact after rewriting (e.g. masquerading): nothing to retire. */
+		olds = url_as_string(home, old->m_url);
+		for (sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
+			news = url_as_string(home, m->m_url);
+			if (olds && news && !strcmp(olds, news))
+				break;
+			if (!m->m_next)
+				same = false;
+		}
+		if (!same)
+			msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)old);
+	}
+	return 0;
+}
+
 static const char *upstream_proto(const char *upstream)
 {
 	if (strcasestr(upstream, "transport=tcp"))
@@ -471,6 +509,10 @@ static int send_upstream(struct reg_req *q, bool masquerade)
 				msg_destroy(fwd);
 				return -1;
 			}
+	}
+	if (!q->wildcard && retire_moved_contacts(r, q, fwd, sip, masquerade, proto) < 0) {
+		msg_destroy(fwd);
+		return -1;
 	}
 	if (!masquerade) {
 		char path[200];
@@ -539,10 +581,13 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 	for (int i = 0; i < q->n; i++) {
 		struct reg_contact *c = &q->c[i];
 		struct binding *old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
-		if (old)
+		if (old) {
 			snprintf(c->id, sizeof(c->id), "%s", binding_id(old));
-		else
+			if (strcmp(binding_contact(old), c->uri) != 0)
+				c->old_uri = strdup(binding_contact(old));
+		} else {
 			registrar_new_id(c->id);
+		}
 	}
 	if (config_standalone(r->cfg)) {
 		register_local(r, irq, q);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""KNOWN BUG reproducer (not run by ctest: the name does not match test_*.py;
-rename it to test_wake_identity.py once fixed).
+"""Gateway mode: a device that comes back with a new +sip.instance keeps ONE
+contact upstream (it was a known bug; now a regression test).
 
 Gateway mode. A phone registers through sipwake over TCP with an FCM token
 and +sip.instance I1, then comes back from a new port with the SAME push
