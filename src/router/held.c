@@ -57,6 +57,7 @@ struct held {
 	struct router *rt;
 	struct proxy_txn *t;
 	bool is_message;
+	bool no_push; /* may be held/stored, but must not wake anybody (SPEC 4.3) */
 	bool single; /* upstream chose one binding: do not add other devices */
 	bool linked;
 	bool ended;  /* no more branches or pushes */
@@ -84,7 +85,19 @@ struct held {
 
 static void held_check_later(struct held *h);
 
-bool held_wants_push(const sip_t *sip)
+static bool is_composing(const sip_t *sip)
+{
+	const char *ct = sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+	return ct && !strncasecmp(ct, "application/im-iscomposing+xml", 30);
+}
+
+static bool is_imdn(const sip_t *sip)
+{
+	const char *ct = sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+	return ct && !strncasecmp(ct, "message/imdn+xml", 16);
+}
+
+bool held_wants_hold(const sip_t *sip)
 {
 	sip_method_t m = sip->sip_request->rq_method;
 
@@ -92,18 +105,23 @@ bool held_wants_push(const sip_t *sip)
 		return false;
 	if (sip->sip_to && sip->sip_to->a_tag)
 		return false; /* in-dialog */
+	/* "typing..." is worth nothing later: never held, stored or pushed. */
+	return !(m == sip_method_message && is_composing(sip));
+}
+
+bool held_wants_push(const sip_t *sip)
+{
+	sip_method_t m = sip->sip_request->rq_method;
+
+	if (!held_wants_hold(sip))
+		return false;
 	if (sip->sip_priority && sip->sip_priority->g_string &&
 	    !strcasecmp(sip->sip_priority->g_string, "non-urgent"))
 		return false;
 	if (m == sip_method_invite && sip->sip_replaces)
 		return false;
-	if (m == sip_method_message && sip->sip_content_type && sip->sip_content_type->c_type) {
-		const char *ct = sip->sip_content_type->c_type;
-		if (!strncasecmp(ct, "application/im-iscomposing+xml", 30) ||
-		    !strncasecmp(ct, "message/imdn+xml", 16))
-			return false;
-	}
-	return true;
+	/* A delivery/read receipt is stored and delivered, but wakes nobody. */
+	return !(m == sip_method_message && is_imdn(sip));
 }
 
 static void unlink_held(struct held *h)
@@ -326,7 +344,7 @@ static void add_device(struct held *h, struct binding *b)
 	d->h = h;
 	d->branch = -1;
 	snprintf(d->id, sizeof(d->id), "%s", binding_id(b));
-	d->has_push = pn != NULL && h->rt->push != NULL;
+	d->has_push = pn != NULL && h->rt->push != NULL && !h->no_push;
 
 	if (binding_reachable(b))
 		branch_to(h, d, b);
@@ -643,6 +661,7 @@ void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct
 	h->rt = rt;
 	h->t = t;
 	h->is_message = is_message;
+	h->no_push = !held_wants_push(sip);
 	h->single = single;
 	snprintf(h->aor, sizeof(h->aor), "%s", aor);
 	snprintf(h->in_proto, sizeof(h->in_proto), "%s", in_proto);

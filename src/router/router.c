@@ -356,7 +356,7 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 		const url_t *ruri = fsip->sip_request->rq_url;
 		bool via_id = ruri->url_params && url_has_param(ruri, REGISTRAR_ID_PARAM);
 
-		if (via_id && held_wants_push(sip)) {
+		if (via_id && held_wants_hold(sip)) {
 			/* Upstream chose this device (through the Path we gave it). */
 			msg_destroy(fwd);
 			held_start(rt, t, sip, &tg.b, 1, binding_aor(tg.b), true, in_proto);
@@ -378,7 +378,7 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 			proxy_txn_reply(t, SIP_404_NOT_FOUND, TAG_END());
 			return 0;
 		}
-		if (held_wants_push(sip)) {
+		if (held_wants_hold(sip)) {
 			held_start(rt, t, sip, list, n, tg.aor, false, in_proto);
 			return 0;
 		}

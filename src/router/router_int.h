@@ -54,7 +54,9 @@ void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct
 /* Registrar events for held requests (release on re-registration). */
 void held_on_binding(struct router *rt, const struct binding *b, enum registrar_event ev);
 
-/* True when a request of this kind may wake a device (SPEC 4.3 rules). */
+/* True for an INVITE or MESSAGE that is held for sleeping devices. */
+bool held_wants_hold(const sip_t *sip);
+/* True when such a request may also wake a device with a push (SPEC 4.3 rules). */
 bool held_wants_push(const sip_t *sip);
 
 /* Stored-message delivery when a binding of the AOR is reachable again. */

@@ -6,7 +6,7 @@ fake APNs, one sleeping iOS phone (two-token push parameters, TCP closed).
 Each of these requests gets a final answer and no push at all:
   - INVITE with Priority: non-urgent;
   - INVITE with a Replaces header (call transfer / pickup);
-  - MESSAGE whose body is an IMDN (message/imdn+xml);
+  - MESSAGE whose body is an IMDN (message/imdn+xml) -- stored (202), not pushed;
   - MESSAGE whose body is is-composing.
 Then a plain INVITE (the control) is pushed: the only push the fake ever
 sees for the device is the control call's, on the VoIP token.
@@ -56,6 +56,10 @@ def main(t):
         t.check(f is not None, "%s: answered (%s)" % (what, f.summary() if f is not None else None),
                 c.flow())
         t.check(110 not in codes, "%s: no 110 Push sent" % what, "responses: %s" % codes)
+        if what == "IMDN MESSAGE":
+            # A receipt is kept for the phone (stored, 202), it just wakes nobody.
+            t.check(f is not None and f.status == 202, "IMDN MESSAGE: stored for later (202)",
+                    c.flow())
 
     control = W.started_caller(t, "udp", sw_addr, "quiet", name="control")
     control.invite()
