@@ -176,6 +176,8 @@ static void shutdown_daemon(struct daemon *d)
 		close(d->sigfd);
 	admin_metrics_free(d->metrics);
 	admin_free(d->admin);
+	if (d->reg)
+		registrar_flush(d->reg); /* acknowledge what is committed before txns go */
 	proxy_shutdown();
 	router_free(d->router);
 	push_free(d->push);

@@ -17,12 +17,15 @@
 
 struct proxy_txn;
 
+#define PROXY_DEFER 2 /* on_response kept the response for a later relay */
+
 struct proxy_ops {
 	/*
 	 * A response arrived on a branch. The hook may modify msg/sip (e.g.
 	 * rewrite Contacts). Return 0 to continue normally, 1 to drop the
 	 * response (the hook has taken another course, e.g. forked a retry
-	 * branch from inside the hook).
+	 * branch from inside the hook), or PROXY_DEFER to keep msg: the hook
+	 * then owns it and relays it later with proxy_txn_relay_deferred().
 	 */
 	int (*on_response)(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip);
 	/* After a response was processed (relayed or kept as the best one). */
@@ -77,6 +80,13 @@ int proxy_txn_reply(struct proxy_txn *t, int status, const char *phrase, tag_typ
  * response is relayed (or status/phrase when there was no branch at all).
  */
 void proxy_txn_seal(struct proxy_txn *t, int status_if_none, const char *phrase_if_none);
+
+/*
+ * Relay a response an on_response hook deferred (PROXY_DEFER). Takes msg.
+ * Until this is called the transaction counts the response as sent (no
+ * other final answer goes out) and stays alive.
+ */
+void proxy_txn_relay_deferred(struct proxy_txn *t, msg_t *msg);
 
 /* Cancel one pending INVITE branch (e.g. to a device's stale contact). */
 void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason);

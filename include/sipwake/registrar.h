@@ -43,6 +43,13 @@ void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx)
 /* Load unexpired bindings from the store (at start-up). Returns the count or -1. */
 int registrar_load(struct registrar *r);
 
+/*
+ * Commit the pending binding writes now and send the REGISTER answers that
+ * waited for them (before a write that must be durable on its own, and at
+ * shutdown before transactions go away).
+ */
+void registrar_flush(struct registrar *r);
+
 /* Handle a REGISTER (a sip_request_fn answer: 0 = irq taken, else status). */
 int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t *sip);
 

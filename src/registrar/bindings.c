@@ -16,6 +16,7 @@
 #include <sofia-sip/url.h>
 
 #include "sipwake/log.h"
+#include "sipwake/proxy.h"
 
 int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st)
 {
@@ -35,6 +36,8 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 		registrar_free(r);
 		return -1;
 	}
+	r->replies_tail = &r->replies;
+	r->commit_timer = su_timer_create(su_root_task(sip_agent_root(sa)), REGISTRAR_COMMIT_MS);
 	/* A periodic timer: su_timer_set_interval() would fire only once. */
 	r->purge_timer = su_timer_create(su_root_task(sip_agent_root(sa)), REGISTRAR_PURGE_MS);
 	if (r->purge_timer)
@@ -56,10 +59,77 @@ static void free_each(void *ctx, const char *key, void *value)
 	free(a);
 }
 
+static void commit_fired(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	registrar_flush((struct registrar *)arg);
+}
+
+void registrar_write_begin(struct registrar *r)
+{
+	if (!r->st || r->batch_open)
+		return;
+	if (store_begin(r->st) < 0)
+		return; /* autocommit then: each write durable on its own */
+	r->batch_open = true;
+	if (!r->commit_timer ||
+	    su_timer_set(r->commit_timer, commit_fired, (su_timer_arg_t *)r) < 0)
+		registrar_flush(r); /* no timer: never leave a batch open */
+}
+
+void registrar_reply_after_commit(struct registrar *r, struct proxy_txn *t, nta_incoming_t *irq,
+				  msg_t *msg)
+{
+	struct deferred_reply *d = r->batch_open ? calloc(1, sizeof(*d)) : NULL;
+
+	if (!d) {
+		if (t) {
+			proxy_txn_relay_deferred(t, msg);
+		} else {
+			nta_incoming_mreply(irq, msg);
+			nta_incoming_destroy(irq);
+		}
+		return;
+	}
+	d->t = t;
+	d->irq = irq;
+	d->msg = msg;
+	*r->replies_tail = d;
+	r->replies_tail = &d->next;
+}
+
+void registrar_flush(struct registrar *r)
+{
+	struct deferred_reply *d;
+
+	if (r->batch_open) {
+		r->batch_open = false;
+		if (r->commit_timer)
+			su_timer_reset(r->commit_timer);
+		if (store_commit(r->st) < 0)
+			log_error("bindings not committed to the store; they live in memory until "
+				  "the next registration");
+	}
+	while ((d = r->replies)) {
+		r->replies = d->next;
+		if (!r->replies)
+			r->replies_tail = &r->replies;
+		if (d->t) {
+			proxy_txn_relay_deferred(d->t, d->msg);
+		} else {
+			nta_incoming_mreply(d->irq, d->msg);
+			nta_incoming_destroy(d->irq);
+		}
+		free(d);
+	}
+}
+
 void registrar_free(struct registrar *r)
 {
 	if (!r)
 		return;
+	registrar_flush(r);
+	if (r->commit_timer)
+		su_timer_destroy(r->commit_timer);
 	if (r->purge_timer)
 		su_timer_destroy(r->purge_timer);
 	if (r->by_aor)
@@ -262,6 +332,7 @@ int binding_save(struct registrar *r, struct binding *b)
 
 	if (!r->st)
 		return 0;
+	registrar_write_begin(r);
 	return store_binding_put(r->st, &sb);
 }
 
@@ -357,8 +428,10 @@ void registrar_remove(struct registrar *r, struct binding *b, const char *why)
 		 b->pn_key ? ", push token " : "",
 		 b->pn_key ? log_token(b->pn.token ? b->pn.token : b->pn.voip_token, tok) : "");
 	index_del(r, b);
-	if (r->st)
+	if (r->st) {
+		registrar_write_begin(r);
 		store_binding_del(r->st, b->id);
+	}
 	registrar_notify(r, b, REGISTRAR_REMOVED);
 	binding_free(b);
 }
@@ -452,8 +525,10 @@ void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg
 	}
 	for (int i = 0; i < p.n; i++)
 		registrar_remove(r, p.expired[i], "expired");
-	if (r->st && p.n)
+	if (r->st && p.n) {
+		registrar_write_begin(r);
 		store_purge(r->st, p.now);
+	}
 }
 
 static int load_one(void *ctx, const struct store_binding *sb)

@@ -275,16 +275,12 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 	msg_t *resp;
 	sip_t *rsip;
 
-	if (r->st)
-		store_begin(r->st);
 	if (q->wildcard) {
 		registrar_remove_aor(r, q->aor, "unregistered (*)");
 	} else {
 		for (int i = 0; i < q->n; i++)
 			apply_contact(r, q, &q->c[i], q->c[i].expires, now);
 	}
-	if (r->st)
-		store_commit(r->st);
 
 	n = registrar_lookup(r, q->aor, list, 64);
 	for (size_t i = 0; i < n; i++) {
@@ -307,10 +303,10 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 		sip_add_tl(resp, rsip, SIPTAG_CONTACT_STR(contacts), TAG_END());
 	add_feature_caps(r, resp, rsip);
 	nta_incoming_complete_response(irq, resp, SIP_200_OK, TAG_END());
-	nta_incoming_mreply(irq, resp);
 	stats_sip_response(200);
 	stats_count("sipwake_register_total", "result", "ok", NULL);
-	nta_incoming_destroy(irq);
+	/* Acknowledged only once the bindings are in the store (SPEC 6). */
+	registrar_reply_after_commit(r, NULL, irq, resp);
 	su_home_deinit(home);
 	return 0;
 }
@@ -356,8 +352,6 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 				: (status == 401 || status == 407) ? "challenged" : "failed", NULL);
 	if (status < 200 || status >= 300)
 		return 0;
-	if (r->st)
-		store_begin(r->st);
 	if (q->wildcard) {
 		registrar_remove_aor(r, q->aor, "unregistered (*)");
 	} else {
@@ -389,10 +383,10 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 			if (!seen[i] && q->c[i].expires == 0)
 				apply_contact(r, q, &q->c[i], 0, now);
 	}
-	if (r->st)
-		store_commit(r->st);
 	add_feature_caps(r, msg, sip);
-	return 0;
+	/* Relayed only once the bindings are in the store (SPEC 6). */
+	registrar_reply_after_commit(r, t, NULL, msg);
+	return PROXY_DEFER;
 }
 
 static void upstream_done(void *ctx, struct proxy_txn *t)

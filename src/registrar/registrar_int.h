@@ -12,6 +12,7 @@
 #define BINDING_ID_LEN 16
 #define REGISTRAR_MAX_SUBS 4
 #define REGISTRAR_PURGE_MS 1000
+#define REGISTRAR_COMMIT_MS 1 /* binding writes of this window share one commit */
 
 struct aor_rec {
 	char *aor;
@@ -77,6 +78,19 @@ struct registrar {
 	} subs[REGISTRAR_MAX_SUBS];
 	int n_subs;
 	su_timer_t *purge_timer;
+	/* Write batching: one SQLite transaction per commit window; the 2xx of
+	 * each REGISTER waits in `replies` until its bindings are committed. */
+	su_timer_t *commit_timer;
+	bool batch_open;
+	struct deferred_reply *replies, **replies_tail;
+};
+
+/* A REGISTER answer held until the bindings it acknowledges are committed. */
+struct deferred_reply {
+	struct deferred_reply *next;
+	struct proxy_txn *t;   /* gateway: the upstream 2xx to relay, or */
+	nta_incoming_t *irq;   /* standalone: our own answer */
+	msg_t *msg;
 };
 
 void registrar_notify(struct registrar *r, const struct binding *b, enum registrar_event ev);
@@ -88,6 +102,11 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 struct binding *registrar_match(struct registrar *r, const char *aor, const char *instance,
 				const char *pn_key, const char *contact_key);
 int binding_save(struct registrar *r, struct binding *b);
+/* Join (or open) the current write batch before any store write. */
+void registrar_write_begin(struct registrar *r);
+/* Send msg (a REGISTER 2xx) once the current batch is committed (now if none). */
+void registrar_reply_after_commit(struct registrar *r, struct proxy_txn *t, nta_incoming_t *irq,
+				  msg_t *msg);
 void binding_free(struct binding *b);
 void binding_set_flow(struct binding *b, tport_t *tp);
 void registrar_enforce_limit(struct registrar *r, const char *aor, const struct binding *keep);

@@ -406,6 +406,8 @@ static void store_message(struct held *h)
 				TAG_END());
 		return;
 	}
+	/* The 202 promises durability: no binding batch may hold this write. */
+	registrar_flush(h->rt->reg);
 	if (store_message_add(h->rt->st, &m, &h->stored_id) < 0) {
 		held_end(h);
 		proxy_txn_reply(h->t, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());

@@ -214,14 +214,24 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
 	int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
 	msg_t *msg = nta_outgoing_getresponse(orq);
 	sip_t *rsip = msg ? sip_object(msg) : NULL;
+	int hook;
 
 	t->holds++;
 	b->status = status;
 	if (status >= 200)
 		b->ended = true;
-	if (msg && rsip && rsip->sip_status && t->ops && t->ops->on_response &&
-	    t->ops->on_response(t->ctx, t, (int)(b - t->br), msg, rsip) == 1) {
+	hook = msg && rsip && rsip->sip_status && t->ops && t->ops->on_response
+		       ? t->ops->on_response(t->ctx, t, (int)(b - t->br), msg, rsip)
+		       : 0;
+	if (hook == 1) {
 		msg_destroy(msg);
+	} else if (hook == PROXY_DEFER) {
+		/* The hook relays it later: nobody else answers meanwhile. */
+		if (status >= 200)
+			t->final_sent = true;
+		if (status >= 200 && status < 300)
+			t->got_2xx = true;
+		t->holds++; /* released by proxy_txn_relay_deferred() */
 	} else if (b->ignore && status >= 300) {
 		if (msg)
 			msg_destroy(msg);
@@ -361,6 +371,13 @@ sip_method_t proxy_txn_method(struct proxy_txn *t)
 void *proxy_txn_ctx(struct proxy_txn *t)
 {
 	return t->ctx;
+}
+
+void proxy_txn_relay_deferred(struct proxy_txn *t, msg_t *msg)
+{
+	relay(t, msg);
+	t->holds--;
+	txn_maybe_free(t);
 }
 
 void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason)
