@@ -12,7 +12,8 @@
 #define BINDING_ID_LEN 16
 #define REGISTRAR_MAX_SUBS 4
 #define REGISTRAR_PURGE_MS 1000
-#define REGISTRAR_COMMIT_MS 1 /* binding writes of this window share one commit */
+#define REGISTRAR_COMMIT_MS 1 /* under load, binding writes of this window share a commit */
+#define REGISTRAR_IDLE_MS 5   /* no commit for this long: the next one goes out at once */
 
 struct aor_rec {
 	char *aor;
@@ -82,6 +83,8 @@ struct registrar {
 	 * each REGISTER waits in `replies` until its bindings are committed. */
 	su_timer_t *commit_timer;
 	bool batch_open;
+	bool batch_idle;       /* opened while idle: commit before the next poll */
+	int64_t last_flush_ms; /* when the last batch was committed */
 	struct deferred_reply *replies, **replies_tail;
 };
 
