@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Minimal check macros for the unit tests: a failed check prints file:line
- * and the expression, counts as a failure, and the test goes on; main()
- * returns CHECK_RESULT() so that any failure fails the test.
+ * Check macros shared by the unit tests: a failed check prints file:line
+ * and what failed, counts in `failures`, and the test goes on; main()
+ * ends with CHECK_RESULT() (or tests `failures` itself) so that any
+ * failure fails the test.
  */
 #ifndef SIPWAKE_TEST_CHECK_H
 #define SIPWAKE_TEST_CHECK_H
@@ -10,13 +11,24 @@
 #include <stdio.h>
 #include <string.h>
 
-static int check_failures;
+static int failures;
 
 #define CHECK(cond)                                                                          \
 	do {                                                                                 \
 		if (!(cond)) {                                                               \
 			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			check_failures++;                                                    \
+			failures++;                                                          \
+		}                                                                            \
+	} while (0)
+
+/* CHECK with a printf-style explanation. */
+#define CHECK_MSG(cond, ...)                                                                 \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
+			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                                        \
+			fputc('\n', stderr);                                                 \
+			failures++;                                                          \
 		}                                                                            \
 	} while (0)
 
@@ -26,12 +38,12 @@ static int check_failures;
 		if (!((a_ == NULL && b_ == NULL) || (a_ && b_ && strcmp(a_, b_) == 0))) {    \
 			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,  \
 				__LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");       \
-			check_failures++;                                                    \
+			failures++;                                                          \
 		}                                                                            \
 	} while (0)
 
 #define CHECK_RESULT()                                                                       \
-	(check_failures ? (fprintf(stderr, "%d check(s) failed\n", check_failures), 1)       \
-			: (printf("all checks passed\n"), 0))
+	(failures ? (fprintf(stderr, "%d check(s) failed\n", failures), 1)                   \
+		  : (printf("all checks passed\n"), 0))
 
 #endif

@@ -12,18 +12,8 @@
 #include <string.h>
 
 #include "admin/commands.c"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stdout, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
-			fprintf(stdout, __VA_ARGS__);                                              \
-			fputc('\n', stdout);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static void test_aor(void)
 {
@@ -41,12 +31,12 @@ static void test_aor(void)
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		int rc = admin_canonical_aor(ok[i].in, buf, sizeof(buf));
-		CHECK(rc == 0 && !strcmp(buf, ok[i].out), "%s -> %s (rc %d)", ok[i].in,
+		CHECK_MSG(rc == 0 && !strcmp(buf, ok[i].out), "%s -> %s (rc %d)", ok[i].in,
 		      rc == 0 ? buf : "-", rc);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		CHECK(admin_canonical_aor(bad[i], buf, sizeof(buf)) < 0, "\"%s\" refused", bad[i]);
-	CHECK(admin_canonical_aor("averyveryverylongusername@example.com", buf, 16) < 0,
+		CHECK_MSG(admin_canonical_aor(bad[i], buf, sizeof(buf)) < 0, "\"%s\" refused", bad[i]);
+	CHECK_MSG(admin_canonical_aor("averyveryverylongusername@example.com", buf, 16) < 0,
 	      "too long for the buffer");
 }
 
@@ -56,34 +46,34 @@ static void test_listen(void)
 	socklen_t len;
 	char ip[64];
 
-	CHECK(config_parse_listen("127.0.0.1:9090", &ss, &len) == 0 && ss.ss_family == AF_INET &&
+	CHECK_MSG(config_parse_listen("127.0.0.1:9090", &ss, &len) == 0 && ss.ss_family == AF_INET &&
 		      ntohs(((struct sockaddr_in *)&ss)->sin_port) == 9090,
 	      "IPv4");
-	CHECK(config_parse_listen("[::1]:0", &ss, &len) == 0 && ss.ss_family == AF_INET6 &&
+	CHECK_MSG(config_parse_listen("[::1]:0", &ss, &len) == 0 && ss.ss_family == AF_INET6 &&
 		      len == sizeof(struct sockaddr_in6),
 	      "IPv6, port 0");
 	inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
-	CHECK(!strcmp(ip, "::1"), "IPv6 address %s", ip);
-	CHECK(config_parse_listen("0.0.0.0:65535", &ss, &len) == 0, "any, top port");
+	CHECK_MSG(!strcmp(ip, "::1"), "IPv6 address %s", ip);
+	CHECK_MSG(config_parse_listen("0.0.0.0:65535", &ss, &len) == 0, "any, top port");
 	static const char *const bad[] = {"",	   "9090",	   "localhost:9090", "127.0.0.1",
 					  "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:90x",
 					  "::1:9090",  "[::1]9090",       "[::1]:",
 					  "1.2.3.4:-1", "[127.0.0.1]:80"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		CHECK(config_parse_listen(bad[i], &ss, &len) < 0, "\"%s\" refused", bad[i]);
+		CHECK_MSG(config_parse_listen(bad[i], &ss, &len) < 0, "\"%s\" refused", bad[i]);
 }
 
 static void test_contact(void)
 {
 	char *c = display_contact("sip:bob@10.0.0.1:5060;transport=tcp;pn-provider=fcm;"
 				  "pn-prid=SECRETTOKEN;pn-param=proj");
-	CHECK(c && !strcmp(c, "sip:bob@10.0.0.1:5060;transport=tcp"), "%s", c ? c : "NULL");
+	CHECK_MSG(c && !strcmp(c, "sip:bob@10.0.0.1:5060;transport=tcp"), "%s", c ? c : "NULL");
 	free(c);
 	c = display_contact("sip:bob@10.0.0.1;pn-type=apple;pn-tok=SECRET;app-id=x");
-	CHECK(c && !strcmp(c, "sip:bob@10.0.0.1"), "%s", c ? c : "NULL");
+	CHECK_MSG(c && !strcmp(c, "sip:bob@10.0.0.1"), "%s", c ? c : "NULL");
 	free(c);
 	c = display_contact("sip:bob@10.0.0.1");
-	CHECK(c && !strcmp(c, "sip:bob@10.0.0.1"), "%s", c ? c : "NULL");
+	CHECK_MSG(c && !strcmp(c, "sip:bob@10.0.0.1"), "%s", c ? c : "NULL");
 	free(c);
 }
 

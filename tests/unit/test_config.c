@@ -19,20 +19,10 @@
 #include "config/options.h"
 #include "sipwake/config.h"
 #include "sipwake/log.h"
+#include "check.h"
 
-static int failures;
 static char tmpdir[] = "/tmp/sipwake-test-config-XXXXXX";
 static char conf_path[512];
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stdout, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
-			fprintf(stdout, __VA_ARGS__);                                              \
-			fputc('\n', stdout);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static char *read_all(const char *path)
 {
@@ -163,7 +153,7 @@ static void expect_one(const char *text, int line, const char *key, const char *
 			errs);
 		failures++;
 	}
-	CHECK(cfg.path == NULL && cfg.sip.listen == NULL, "cfg not reset after an error");
+	CHECK_MSG(cfg.path == NULL && cfg.sip.listen == NULL, "cfg not reset after an error");
 	config_cleanup(&cfg);
 	free(errs);
 }
@@ -177,55 +167,55 @@ static void test_defaults(void)
 	struct sw_config cfg;
 
 	config_defaults(&cfg);
-	CHECK(cfg.sip.listen && cfg.sip.listen[0] && cfg.sip.listen[1] && cfg.sip.listen[2] &&
+	CHECK_MSG(cfg.sip.listen && cfg.sip.listen[0] && cfg.sip.listen[1] && cfg.sip.listen[2] &&
 		      !cfg.sip.listen[3],
 	      "listen has three entries");
-	CHECK(strcmp(cfg.sip.listen[0], "sip:0.0.0.0:5060;transport=udp") == 0, "%s",
+	CHECK_MSG(strcmp(cfg.sip.listen[0], "sip:0.0.0.0:5060;transport=udp") == 0, "%s",
 	      cfg.sip.listen[0]);
-	CHECK(strcmp(cfg.sip.listen[1], "sip:0.0.0.0:5060;transport=tcp") == 0, "%s",
+	CHECK_MSG(strcmp(cfg.sip.listen[1], "sip:0.0.0.0:5060;transport=tcp") == 0, "%s",
 	      cfg.sip.listen[1]);
-	CHECK(strcmp(cfg.sip.listen[2], "sips:0.0.0.0:5061") == 0, "%s", cfg.sip.listen[2]);
-	CHECK(strcmp(cfg.sip.advertised_host, "") == 0, "advertised_host");
-	CHECK(strcmp(cfg.sip.domains[0], "example.com") == 0 && !cfg.sip.domains[1], "domains");
-	CHECK(strcmp(cfg.sip.tls.certificate, "") == 0 &&
+	CHECK_MSG(strcmp(cfg.sip.listen[2], "sips:0.0.0.0:5061") == 0, "%s", cfg.sip.listen[2]);
+	CHECK_MSG(strcmp(cfg.sip.advertised_host, "") == 0, "advertised_host");
+	CHECK_MSG(strcmp(cfg.sip.domains[0], "example.com") == 0 && !cfg.sip.domains[1], "domains");
+	CHECK_MSG(strcmp(cfg.sip.tls.certificate, "") == 0 &&
 		      strcmp(cfg.sip.tls.private_key, "") == 0 &&
 		      strcmp(cfg.sip.tls.ca_file, "") == 0 && !cfg.sip.tls.verify_client,
 	      "tls");
-	CHECK(strcmp(cfg.upstream.uri, "sip:pbx.example.com:5060") == 0, "%s", cfg.upstream.uri);
-	CHECK(cfg.upstream.hide_push_params, "hide_push_params");
-	CHECK(!config_standalone(&cfg), "gateway mode by default");
-	CHECK(cfg.registrar.min_expires == 60 && cfg.registrar.max_expires == 3600 &&
+	CHECK_MSG(strcmp(cfg.upstream.uri, "sip:pbx.example.com:5060") == 0, "%s", cfg.upstream.uri);
+	CHECK_MSG(cfg.upstream.hide_push_params, "hide_push_params");
+	CHECK_MSG(!config_standalone(&cfg), "gateway mode by default");
+	CHECK_MSG(cfg.registrar.min_expires == 60 && cfg.registrar.max_expires == 3600 &&
 		      cfg.registrar.push_max_expires == 604800 &&
 		      cfg.registrar.max_contacts_per_aor == 12,
 	      "registrar");
-	CHECK(strcmp(cfg.storage.database, "/var/lib/sipwake/sipwake.db") == 0, "database");
-	CHECK(cfg.push.call_timeout == 30 && strcmp(cfg.push.provisional, "110") == 0 &&
+	CHECK_MSG(strcmp(cfg.storage.database, "/var/lib/sipwake/sipwake.db") == 0, "database");
+	CHECK_MSG(cfg.push.call_timeout == 30 && strcmp(cfg.push.provisional, "110") == 0 &&
 		      cfg.push.missed_call_push && cfg.push.wakeup_before_expiry == 120 &&
 		      cfg.push.min_interval == 2,
 	      "push");
-	CHECK(strcmp(cfg.push.apns.url, "https://api.push.apple.com") == 0, "apns url");
-	CHECK(strcmp(cfg.push.apns.sandbox_url, "https://api.sandbox.push.apple.com") == 0,
+	CHECK_MSG(strcmp(cfg.push.apns.url, "https://api.push.apple.com") == 0, "apns url");
+	CHECK_MSG(strcmp(cfg.push.apns.sandbox_url, "https://api.sandbox.push.apple.com") == 0,
 	      "sandbox url");
-	CHECK(strcmp(cfg.push.apns.key_file, "") == 0 && strcmp(cfg.push.apns.key_id, "") == 0 &&
+	CHECK_MSG(strcmp(cfg.push.apns.key_file, "") == 0 && strcmp(cfg.push.apns.key_id, "") == 0 &&
 		      strcmp(cfg.push.apns.team_id, "") == 0 &&
 		      strcmp(cfg.push.apns.certificate, "") == 0 &&
 		      strcmp(cfg.push.apns.private_key, "") == 0 &&
 		      strcmp(cfg.push.apns.ca_file, "") == 0,
 	      "apns credentials empty");
-	CHECK(strcmp(cfg.push.fcm.url, "https://fcm.googleapis.com") == 0, "fcm url");
-	CHECK(strcmp(cfg.push.fcm.service_account, "") == 0 &&
+	CHECK_MSG(strcmp(cfg.push.fcm.url, "https://fcm.googleapis.com") == 0, "fcm url");
+	CHECK_MSG(strcmp(cfg.push.fcm.service_account, "") == 0 &&
 		      strcmp(cfg.push.fcm.token_url, "") == 0 &&
 		      strcmp(cfg.push.fcm.ca_file, "") == 0,
 	      "fcm");
-	CHECK(!config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "no provider by default");
-	CHECK(cfg.messages.store && cfg.messages.max_age == 604800 &&
+	CHECK_MSG(!config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "no provider by default");
+	CHECK_MSG(cfg.messages.store && cfg.messages.max_age == 604800 &&
 		      cfg.messages.max_per_aor == 1000 && cfg.messages.max_body == 65536,
 	      "messages");
-	CHECK(strcmp(cfg.admin.socket, "/run/sipwake/sipwake.sock") == 0, "socket");
-	CHECK(strcmp(cfg.log.level, "info") == 0 && !cfg.log.sip_trace, "log");
-	CHECK(strcmp(config_default_path(), "/etc/sipwake/sipwake.conf") == 0, "default path");
+	CHECK_MSG(strcmp(cfg.admin.socket, "/run/sipwake/sipwake.sock") == 0, "socket");
+	CHECK_MSG(strcmp(cfg.log.level, "info") == 0 && !cfg.log.sip_trace, "log");
+	CHECK_MSG(strcmp(config_default_path(), "/etc/sipwake/sipwake.conf") == 0, "default path");
 	config_cleanup(&cfg);
-	CHECK(cfg.sip.listen == NULL && cfg.push.apns.url == NULL, "cleanup zeroes");
+	CHECK_MSG(cfg.sip.listen == NULL && cfg.push.apns.url == NULL, "cleanup zeroes");
 	config_cleanup(&cfg); /* twice is harmless */
 }
 
@@ -274,24 +264,24 @@ static void test_spec_keys(void)
 	};
 
 	for (size_t i = 0; i < sizeof(spec_keys) / sizeof(spec_keys[0]); i++)
-		CHECK(config_option_find(spec_keys[i]), "SPEC key %s missing from the table",
+		CHECK_MSG(config_option_find(spec_keys[i]), "SPEC key %s missing from the table",
 		      spec_keys[i]);
 	for (size_t i = 0; i < config_options_count; i++) {
 		const struct config_option *o = &config_options[i];
-		CHECK(o->doc && o->doc[0], "%s has no doc", o->name);
+		CHECK_MSG(o->doc && o->doc[0], "%s has no doc", o->name);
 		if (o->type == CONFIG_INT)
-			CHECK(o->min <= o->def_int && o->def_int <= o->max,
+			CHECK_MSG(o->min <= o->def_int && o->def_int <= o->max,
 			      "%s default out of its own range", o->name);
 		if (o->values) {
 			int ok = 0;
 			for (const char *const *v = o->values; *v; v++)
 				ok |= strcmp(*v, o->def_str) == 0;
-			CHECK(ok, "%s default not among its values", o->name);
+			CHECK_MSG(ok, "%s default not among its values", o->name);
 		}
 		for (size_t j = 0; j < i; j++)
-			CHECK(strcmp(config_options[j].name, o->name) != 0, "%s twice", o->name);
+			CHECK_MSG(strcmp(config_options[j].name, o->name) != 0, "%s twice", o->name);
 	}
-	CHECK(config_option_is_group("push.apns") && config_option_is_group("sip") &&
+	CHECK_MSG(config_option_is_group("push.apns") && config_option_is_group("sip") &&
 		      !config_option_is_group("push.apns.url") && !config_option_is_group("pus"),
 	      "group detection");
 }
@@ -320,39 +310,39 @@ static void test_shipped_conf(void)
 	capture_begin(&c);
 	rc = config_load(&cfg, path);
 	errs = capture_end(&c);
-	CHECK(rc == 0, "shipped conf rejected:\n%s", errs);
-	CHECK(errs[0] == '\0', "shipped conf printed:\n%s", errs);
+	CHECK_MSG(rc == 0, "shipped conf rejected:\n%s", errs);
+	CHECK_MSG(errs[0] == '\0', "shipped conf printed:\n%s", errs);
 	free(errs);
 	if (rc == 0) {
-		CHECK(config_standalone(&cfg), "shipped conf is not standalone");
-		CHECK(cfg.sip.listen[0] &&
+		CHECK_MSG(config_standalone(&cfg), "shipped conf is not standalone");
+		CHECK_MSG(cfg.sip.listen[0] &&
 			      strcmp(cfg.sip.listen[0], "sip:127.0.0.1:5060;transport=udp") == 0 &&
 			      cfg.sip.listen[1] &&
 			      strcmp(cfg.sip.listen[1], "sip:127.0.0.1:5060;transport=tcp") == 0 &&
 			      !cfg.sip.listen[2],
 		      "shipped listeners");
-		CHECK(cfg.sip.domains[0] && strcmp(cfg.sip.domains[0], "localhost") == 0 &&
+		CHECK_MSG(cfg.sip.domains[0] && strcmp(cfg.sip.domains[0], "localhost") == 0 &&
 			      cfg.sip.domains[1] && strcmp(cfg.sip.domains[1], "127.0.0.1") == 0 &&
 			      !cfg.sip.domains[2],
 		      "shipped domains");
-		CHECK(!config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "no credentials");
-		CHECK(strcmp(cfg.path, path) == 0, "path kept");
+		CHECK_MSG(!config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "no credentials");
+		CHECK_MSG(strcmp(cfg.path, path) == 0, "path kept");
 		config_cleanup(&cfg);
 	}
 
 	/* Every key of the table is actually set in the shipped file. */
 	config_init(&cf);
 	if (!config_read_file(&cf, path)) {
-		CHECK(0, "libconfig cannot read %s", path);
+		CHECK_MSG(0, "libconfig cannot read %s", path);
 	} else {
 		for (size_t i = 0; i < config_options_count; i++)
-			CHECK(config_lookup(&cf, config_options[i].name),
+			CHECK_MSG(config_lookup(&cf, config_options[i].name),
 			      "conf/sipwake.conf lacks %s", config_options[i].name);
 	}
 	config_destroy(&cf);
 
 	text = read_all(path);
-	CHECK(text && strstr(text, "# , \"sips:"), "TLS listener not shown commented out");
+	CHECK_MSG(text && strstr(text, "# , \"sips:"), "TLS listener not shown commented out");
 	free(text);
 }
 
@@ -367,14 +357,14 @@ static void test_reference(void)
 	fclose(mem);
 	snprintf(path, sizeof(path), "%s/docs/config.md", source_dir());
 	have = read_all(path);
-	CHECK(have, "cannot read %s", path);
+	CHECK_MSG(have, "cannot read %s", path);
 	if (have && strcmp(have, want) != 0)
-		CHECK(0,
+		CHECK_MSG(0,
 		      "docs/config.md is stale: run build/tests/sipwake_confref > docs/config.md");
 	for (size_t i = 0; i < config_options_count; i++) {
 		char cell[300];
 		snprintf(cell, sizeof(cell), "| `%s` |", config_options[i].name);
-		CHECK(strstr(want, cell), "reference lacks %s", config_options[i].name);
+		CHECK_MSG(strstr(want, cell), "reference lacks %s", config_options[i].name);
 	}
 	free(have);
 	free(want);
@@ -387,10 +377,10 @@ static void test_minimal(void)
 	int rc;
 
 	rc = load_text(OK_SIP, &cfg, &errs);
-	CHECK(rc == 0, "minimal config rejected:\n%s", errs);
+	CHECK_MSG(rc == 0, "minimal config rejected:\n%s", errs);
 	if (rc == 0) {
-		CHECK(strcmp(cfg.sip.domains[0], "example.com") == 0, "defaults apply");
-		CHECK(cfg.push.call_timeout == 30, "defaults apply");
+		CHECK_MSG(strcmp(cfg.sip.domains[0], "example.com") == 0, "defaults apply");
+		CHECK_MSG(cfg.push.call_timeout == 30, "defaults apply");
 		config_cleanup(&cfg);
 	}
 	free(errs);
@@ -406,9 +396,9 @@ static void test_minimal(void)
 		"log: { level = \"debug\"; sip_trace = true; };\n",
 		&cfg, &errs);
 	/* sips: without certificate */
-	CHECK(rc == -1, "sips: listener without TLS accepted");
+	CHECK_MSG(rc == -1, "sips: listener without TLS accepted");
 	expect_error(errs, 1, "sip.listen", "\"sips:[::]:5061\" needs sip.tls.certificate");
-	CHECK(count_lines(errs) == 1, "one error expected:\n%s", errs);
+	CHECK_MSG(count_lines(errs) == 1, "one error expected:\n%s", errs);
 	free(errs);
 
 	write_file(tmp_path("cert.pem"), "cert\n", 0644);
@@ -430,14 +420,14 @@ static void test_minimal(void)
 			tmpdir, tmpdir);
 		rc = load_text(text, &cfg, &errs);
 	}
-	CHECK(rc == 0, "valid config rejected:\n%s", errs);
+	CHECK_MSG(rc == 0, "valid config rejected:\n%s", errs);
 	if (rc == 0) {
-		CHECK(config_standalone(&cfg), "standalone");
-		CHECK(!cfg.upstream.hide_push_params, "bool false");
-		CHECK(cfg.push.call_timeout == 60, "hex int");
-		CHECK(strcmp(cfg.push.provisional, "none") == 0, "enum");
-		CHECK(cfg.log.sip_trace && strcmp(cfg.log.level, "debug") == 0, "log");
-		CHECK(strcmp(cfg.sip.listen[1], "sip:[::]:5060") == 0 && !cfg.sip.listen[2],
+		CHECK_MSG(config_standalone(&cfg), "standalone");
+		CHECK_MSG(!cfg.upstream.hide_push_params, "bool false");
+		CHECK_MSG(cfg.push.call_timeout == 60, "hex int");
+		CHECK_MSG(strcmp(cfg.push.provisional, "none") == 0, "enum");
+		CHECK_MSG(cfg.log.sip_trace && strcmp(cfg.log.level, "debug") == 0, "log");
+		CHECK_MSG(strcmp(cfg.sip.listen[1], "sip:[::]:5060") == 0 && !cfg.sip.listen[2],
 		      "list");
 		config_cleanup(&cfg);
 	}
@@ -518,17 +508,17 @@ static void test_syntax_error(void)
 	int rc;
 
 	rc = load_text("sip: {\n  listen = [ \"sip:x\" \n  domains = 1;\n};\n", &cfg, &errs);
-	CHECK(rc == -1, "syntax error accepted");
+	CHECK_MSG(rc == -1, "syntax error accepted");
 	snprintf(want, sizeof(want), "%s:3: syntax error: ", conf_path);
-	CHECK(strstr(errs, want) == errs, "want \"%s...\", got:\n%s", want, errs);
+	CHECK_MSG(strstr(errs, want) == errs, "want \"%s...\", got:\n%s", want, errs);
 	free(errs);
 	config_cleanup(&cfg);
 
 	/* A key given twice is refused by libconfig itself, at the second one. */
 	rc = load_text(OK_SIP "sip: { domains = [ \"a\" ]; };\n", &cfg, &errs);
-	CHECK(rc == -1, "duplicate group accepted");
+	CHECK_MSG(rc == -1, "duplicate group accepted");
 	snprintf(want, sizeof(want), "%s:2: syntax error: duplicate setting name", conf_path);
-	CHECK(strstr(errs, want) == errs, "want \"%s\", got:\n%s", want, errs);
+	CHECK_MSG(strstr(errs, want) == errs, "want \"%s\", got:\n%s", want, errs);
 	free(errs);
 	config_cleanup(&cfg);
 
@@ -538,8 +528,8 @@ static void test_syntax_error(void)
 		rc = config_load(&cfg, tmp_path("does-not-exist.conf"));
 		errs = capture_end(&c);
 	}
-	CHECK(rc == -1, "missing config file accepted");
-	CHECK(strstr(errs, "does-not-exist.conf: cannot read: No such file or directory"),
+	CHECK_MSG(rc == -1, "missing config file accepted");
+	CHECK_MSG(strstr(errs, "does-not-exist.conf: cannot read: No such file or directory"),
 	      "got:\n%s", errs);
 	free(errs);
 }
@@ -557,22 +547,22 @@ static void test_key_files(void)
 			"    key_id = \"ABCDE12345\"; team_id = \"TEAM123456\";\n  };\n};\n",
 		 key);
 	rc = load_text(text, &cfg, &errs);
-	CHECK(rc == -1, "world-readable key accepted");
+	CHECK_MSG(rc == -1, "world-readable key accepted");
 	{
 		char reason[600];
 		snprintf(reason, sizeof(reason), "%s is world-readable; chmod o-r it", key);
 		expect_error(errs, 4, "push.apns.key_file", reason);
 	}
-	CHECK(count_lines(errs) == 1, "one error expected:\n%s", errs);
+	CHECK_MSG(count_lines(errs) == 1, "one error expected:\n%s", errs);
 	free(errs);
 	config_cleanup(&cfg);
 
 	chmod(key, 0640);
 	rc = load_text(text, &cfg, &errs);
-	CHECK(rc == 0, "private key file rejected:\n%s", errs);
+	CHECK_MSG(rc == 0, "private key file rejected:\n%s", errs);
 	if (rc == 0) {
-		CHECK(config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "apns enabled");
-		CHECK(strcmp(cfg.push.apns.key_id, "ABCDE12345") == 0, "key_id");
+		CHECK_MSG(config_apns_enabled(&cfg) && !config_fcm_enabled(&cfg), "apns enabled");
+		CHECK_MSG(strcmp(cfg.push.apns.key_id, "ABCDE12345") == 0, "key_id");
 		config_cleanup(&cfg);
 	}
 	free(errs);
@@ -580,18 +570,18 @@ static void test_key_files(void)
 	/* key_file without key_id / team_id */
 	snprintf(text, sizeof(text), OK_SIP "push: { apns: {\n key_file = \"%s\"; }; };\n", key);
 	rc = load_text(text, &cfg, &errs);
-	CHECK(rc == -1, "key_file without ids accepted");
+	CHECK_MSG(rc == -1, "key_file without ids accepted");
 	expect_error(errs, 3, "push.apns.key_file", "needs push.apns.key_id");
 	expect_error(errs, 3, "push.apns.key_file", "needs push.apns.team_id");
-	CHECK(count_lines(errs) == 2, "two errors expected:\n%s", errs);
+	CHECK_MSG(count_lines(errs) == 2, "two errors expected:\n%s", errs);
 	free(errs);
 
 	/* certificate auth needs its private key */
 	snprintf(text, sizeof(text), OK_SIP "push: { apns: {\n certificate = \"%s\"; }; };\n", key);
 	rc = load_text(text, &cfg, &errs);
-	CHECK(rc == -1, "certificate without private_key accepted");
+	CHECK_MSG(rc == -1, "certificate without private_key accepted");
 	expect_error(errs, 3, "push.apns.certificate", "needs push.apns.private_key");
-	CHECK(count_lines(errs) == 1, "one error expected:\n%s", errs);
+	CHECK_MSG(count_lines(errs) == 1, "one error expected:\n%s", errs);
 	free(errs);
 
 	/* missing file */
@@ -620,9 +610,9 @@ static void test_key_files(void)
 	snprintf(text, sizeof(text), OK_SIP "push: { fcm: { service_account = \"%s\"; }; };\n",
 		 tmp_path("sa.json"));
 	rc = load_text(text, &cfg, &errs);
-	CHECK(rc == 0, "private service account rejected:\n%s", errs);
+	CHECK_MSG(rc == 0, "private service account rejected:\n%s", errs);
 	if (rc == 0) {
-		CHECK(config_fcm_enabled(&cfg) && !config_apns_enabled(&cfg), "fcm enabled");
+		CHECK_MSG(config_fcm_enabled(&cfg) && !config_apns_enabled(&cfg), "fcm enabled");
 		config_cleanup(&cfg);
 	}
 	free(errs);
@@ -649,7 +639,7 @@ static void test_many_errors(void)
 		       "};\n"                                /* 12 */
 		       "bogus = true;\n",                    /* 13 */
 		       &cfg, &errs);
-	CHECK(rc == -1, "bad config accepted");
+	CHECK_MSG(rc == -1, "bad config accepted");
 	expect_error(errs, 2, "sip.listen", "\"udp:127.0.0.1\" is not a sip: or sips: URI");
 	expect_error(errs, 3, "sip.domain", "unknown key (did you mean sip.domains?)");
 	expect_error(errs, 6, "registrar.min_expires", "must be an integer, not a string");
@@ -657,7 +647,7 @@ static void test_many_errors(void)
 	expect_error(errs, 10, "push.provisional", "\"183\" is not one of");
 	expect_error(errs, 11, "push.missed_call_push", "must be true or false, not a string");
 	expect_error(errs, 13, "bogus", "unknown key");
-	CHECK(count_lines(errs) == 7, "seven errors expected:\n%s", errs);
+	CHECK_MSG(count_lines(errs) == 7, "seven errors expected:\n%s", errs);
 	/* Printed in file order, though the listen rule is checked last. */
 	{
 		static const int lines[] = {2, 3, 6, 7, 10, 11, 13};
@@ -665,7 +655,7 @@ static void test_many_errors(void)
 		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 			char want[600];
 			snprintf(want, sizeof(want), "%s:%d: ", conf_path, lines[i]);
-			CHECK(strncmp(p, want, strlen(want)) == 0,
+			CHECK_MSG(strncmp(p, want, strlen(want)) == 0,
 			      "line %zu should start \"%s\":\n%s", i + 1, want, errs);
 			p = strchr(p, '\n');
 			if (!p)
@@ -686,26 +676,26 @@ static void test_include(void)
 
 	write_file(tmp_path("push.inc"), "push: {\n  call_timeout = 0;\n};\n", 0600);
 	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
-	CHECK(rc == -1, "error in included file accepted");
+	CHECK_MSG(rc == -1, "error in included file accepted");
 	snprintf(want, sizeof(want), "%s:2: push.call_timeout: 0 is out of range",
 		 tmp_path("push.inc"));
-	CHECK(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	CHECK_MSG(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
 	free(errs);
 	config_cleanup(&cfg);
 
 	write_file(tmp_path("push.inc"), "push: {\n  call_timeout = ;\n};\n", 0600);
 	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
-	CHECK(rc == -1, "syntax error in included file accepted");
+	CHECK_MSG(rc == -1, "syntax error in included file accepted");
 	snprintf(want, sizeof(want), "%s:2: syntax error: ", tmp_path("push.inc"));
-	CHECK(strstr(errs, want) == errs, "want \"%s\", got:\n%s", want, errs);
+	CHECK_MSG(strstr(errs, want) == errs, "want \"%s\", got:\n%s", want, errs);
 	free(errs);
 	config_cleanup(&cfg);
 
 	write_file(tmp_path("push.inc"), "push: { call_timeout = 9; };\n", 0600);
 	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
-	CHECK(rc == 0, "include rejected:\n%s", errs);
+	CHECK_MSG(rc == 0, "include rejected:\n%s", errs);
 	if (rc == 0) {
-		CHECK(cfg.push.call_timeout == 9, "included value");
+		CHECK_MSG(cfg.push.call_timeout == 9, "included value");
 		config_cleanup(&cfg);
 	}
 	free(errs);
@@ -719,7 +709,7 @@ static void test_reload(void)
 	int rc;
 
 	rc = load_text(OK_SIP "log: { level = \"info\"; };\n", &cfg, &errs);
-	CHECK(rc == 0, "reload base rejected:\n%s", errs);
+	CHECK_MSG(rc == 0, "reload base rejected:\n%s", errs);
 	free(errs);
 	if (rc != 0)
 		return;
@@ -733,15 +723,15 @@ static void test_reload(void)
 	capture_begin(&c);
 	rc = config_reload(&cfg, NULL);
 	errs = capture_end(&c);
-	CHECK(rc == 0, "reload failed:\n%s", errs);
-	CHECK(strcmp(cfg.log.level, "debug") == 0 && cfg.log.sip_trace, "log reloaded");
-	CHECK(cfg.push.call_timeout == 10 && strcmp(cfg.push.provisional, "180") == 0,
+	CHECK_MSG(rc == 0, "reload failed:\n%s", errs);
+	CHECK_MSG(strcmp(cfg.log.level, "debug") == 0 && cfg.log.sip_trace, "log reloaded");
+	CHECK_MSG(cfg.push.call_timeout == 10 && strcmp(cfg.push.provisional, "180") == 0,
 	      "push reloaded");
-	CHECK(cfg.registrar.max_expires == 3600, "registrar must not reload");
-	CHECK(strcmp(cfg.sip.listen[0], "sip:127.0.0.1:5060") == 0, "listen must not reload");
-	CHECK(strstr(errs, "registrar.max_expires changed") && strstr(errs, "sip.listen changed"),
+	CHECK_MSG(cfg.registrar.max_expires == 3600, "registrar must not reload");
+	CHECK_MSG(strcmp(cfg.sip.listen[0], "sip:127.0.0.1:5060") == 0, "listen must not reload");
+	CHECK_MSG(strstr(errs, "registrar.max_expires changed") && strstr(errs, "sip.listen changed"),
 	      "restart-needed notes missing:\n%s", errs);
-	CHECK(!strstr(errs, "push.call_timeout"), "reloaded key reported:\n%s", errs);
+	CHECK_MSG(!strstr(errs, "push.call_timeout"), "reloaded key reported:\n%s", errs);
 	free(errs);
 
 	write_file(conf_path, OK_SIP "log: { level = \"loud\"; };\npush: { call_timeout = 99; };\n",
@@ -749,9 +739,9 @@ static void test_reload(void)
 	capture_begin(&c);
 	rc = config_reload(&cfg, NULL);
 	errs = capture_end(&c);
-	CHECK(rc == -1, "bad reload accepted");
+	CHECK_MSG(rc == -1, "bad reload accepted");
 	expect_error(errs, 2, "log.level", "\"loud\" is not one of");
-	CHECK(strcmp(cfg.log.level, "debug") == 0 && cfg.push.call_timeout == 10,
+	CHECK_MSG(strcmp(cfg.log.level, "debug") == 0 && cfg.push.call_timeout == 10,
 	      "failed reload changed cfg");
 	free(errs);
 
@@ -763,8 +753,8 @@ static void test_reload(void)
 		capture_begin(&c);
 		rc = config_reload(&cfg, other);
 		errs = capture_end(&c);
-		CHECK(rc == 0, "reload from other file failed:\n%s", errs);
-		CHECK(cfg.push.min_interval == 7 && strcmp(cfg.path, other) == 0,
+		CHECK_MSG(rc == 0, "reload from other file failed:\n%s", errs);
+		CHECK_MSG(cfg.push.min_interval == 7 && strcmp(cfg.path, other) == 0,
 		      "other file used");
 		free(errs);
 	}

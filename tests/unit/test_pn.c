@@ -10,28 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                \
-			failures++;                                                    \
-		}                                                                      \
-	} while (0)
-
-#define CHECK_STR(a, b)                                                                  \
-	do {                                                                             \
-		const char *a_ = (a), *b_ = (b);                                         \
-		if (!((a_ == NULL && b_ == NULL) ||                                      \
-		      (a_ != NULL && b_ != NULL && strcmp(a_, b_) == 0))) {             \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, \
-				__LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");   \
-			failures++;                                                      \
-		}                                                                        \
-	} while (0)
 
 /* 64 hex digits, like a real APNs device token. */
 #define TOK_A "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"

@@ -9,18 +9,8 @@
 #include <string.h>
 
 #include "sipwake/stats.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stdout, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
-			fprintf(stdout, __VA_ARGS__);                                              \
-			fputc('\n', stdout);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static char *render(void)
 {
@@ -47,26 +37,26 @@ static void test_counters(void)
 	struct stats_series *c = stats_counter("t_requests_total", "method", "BYE", NULL);
 	char *text;
 
-	CHECK(a && a == b, "same labels give the same series");
-	CHECK(c && c != a, "other labels give another series");
+	CHECK_MSG(a && a == b, "same labels give the same series");
+	CHECK_MSG(c && c != a, "other labels give another series");
 	stats_inc(a);
 	stats_add(b, 2);
 	stats_inc(c);
 	stats_inc(NULL);
-	CHECK(stats_value(a) == 3, "value %g", stats_value(a));
-	CHECK(stats_gauge("t_requests_total", NULL) == NULL, "type clash refused");
-	CHECK(stats_counter("bad name", NULL) == NULL, "invalid metric name refused");
-	CHECK(stats_counter("t_x", "1bad", "v", NULL) == NULL, "invalid label name refused");
-	CHECK(stats_family("t_requests_total", STATS_COUNTER, "requests by method") == 0, "family");
+	CHECK_MSG(stats_value(a) == 3, "value %g", stats_value(a));
+	CHECK_MSG(stats_gauge("t_requests_total", NULL) == NULL, "type clash refused");
+	CHECK_MSG(stats_counter("bad name", NULL) == NULL, "invalid metric name refused");
+	CHECK_MSG(stats_counter("t_x", "1bad", "v", NULL) == NULL, "invalid label name refused");
+	CHECK_MSG(stats_family("t_requests_total", STATS_COUNTER, "requests by method") == 0, "family");
 	stats_count("t_quote_total", "v", "a\"b\\c\nd", NULL);
 
 	text = render();
-	CHECK(text && strstr(text, "# HELP t_requests_total requests by method\n"
+	CHECK_MSG(text && strstr(text, "# HELP t_requests_total requests by method\n"
 				   "# TYPE t_requests_total counter\n"
 				   "t_requests_total{method=\"BYE\"} 1\n"
 				   "t_requests_total{method=\"INVITE\"} 3\n"),
 	      "prometheus text:\n%s", text ? text : "");
-	CHECK(text && strstr(text, "t_quote_total{v=\"a\\\"b\\\\c\\nd\"} 1\n"), "escaping:\n%s",
+	CHECK_MSG(text && strstr(text, "t_quote_total{v=\"a\\\"b\\\\c\\nd\"} 1\n"), "escaping:\n%s",
 	      text ? text : "");
 	free(text);
 }
@@ -81,17 +71,17 @@ static void test_gauges_histograms(void)
 	json_t *j;
 
 	stats_set(g, 2.5);
-	CHECK(stats_value(g) == 2.5, "gauge set");
-	CHECK(stats_gauge_hook("t_hooked", answer, &forty_two, NULL) == 0, "hook");
+	CHECK_MSG(stats_value(g) == 2.5, "gauge set");
+	CHECK_MSG(stats_gauge_hook("t_hooked", answer, &forty_two, NULL) == 0, "hook");
 	stats_observe(h, 0.05);
 	stats_observe(h, 0.5);
 	stats_observe(h, 7);
-	CHECK(stats_histogram("t_latency_seconds", bounds, 0, "p", "x", NULL) == h,
+	CHECK_MSG(stats_histogram("t_latency_seconds", bounds, 0, "p", "x", NULL) == h,
 	      "same histogram");
 	text = render();
-	CHECK(text && strstr(text, "t_level 2.5\n"), "gauge text:\n%s", text ? text : "");
-	CHECK(text && strstr(text, "t_hooked 42\n"), "hooked gauge:\n%s", text ? text : "");
-	CHECK(text && strstr(text, "# TYPE t_latency_seconds histogram\n"
+	CHECK_MSG(text && strstr(text, "t_level 2.5\n"), "gauge text:\n%s", text ? text : "");
+	CHECK_MSG(text && strstr(text, "t_hooked 42\n"), "hooked gauge:\n%s", text ? text : "");
+	CHECK_MSG(text && strstr(text, "# TYPE t_latency_seconds histogram\n"
 				   "t_latency_seconds_bucket{p=\"x\",le=\"0.1\"} 1\n"
 				   "t_latency_seconds_bucket{p=\"x\",le=\"1\"} 2\n"
 				   "t_latency_seconds_bucket{p=\"x\",le=\"+Inf\"} 3\n"
@@ -101,24 +91,24 @@ static void test_gauges_histograms(void)
 	free(text);
 
 	j = stats_json();
-	CHECK(j != NULL, "json");
+	CHECK_MSG(j != NULL, "json");
 	if (j) {
 		json_t *s = json_object_get(j, "t_requests_total");
 		json_t *first = json_array_get(json_object_get(s, "series"), 1);
-		CHECK(json_integer_value(json_object_get(first, "value")) == 3, "json counter");
-		CHECK(!strcmp(json_string_value(json_object_get(json_object_get(first, "labels"),
+		CHECK_MSG(json_integer_value(json_object_get(first, "value")) == 3, "json counter");
+		CHECK_MSG(!strcmp(json_string_value(json_object_get(json_object_get(first, "labels"),
 								"method")),
 			      "INVITE"),
 		      "json labels");
 		s = json_array_get(json_object_get(json_object_get(j, "t_latency_seconds"), "series"),
 				   0);
-		CHECK(json_integer_value(json_object_get(s, "count")) == 3, "json histogram");
-		CHECK(json_integer_value(json_object_get(json_object_get(s, "buckets"), "1")) == 2,
+		CHECK_MSG(json_integer_value(json_object_get(s, "count")) == 3, "json histogram");
+		CHECK_MSG(json_integer_value(json_object_get(json_object_get(s, "buckets"), "1")) == 2,
 		      "json buckets");
 		json_decref(j);
 	}
 	stats_gauge_unhook(&forty_two);
-	CHECK(stats_value(stats_gauge("t_hooked", NULL)) == 0, "unhooked");
+	CHECK_MSG(stats_value(stats_gauge("t_hooked", NULL)) == 0, "unhooked");
 }
 
 static uint64_t external_count = 7;
@@ -137,11 +127,11 @@ static void test_collector(void)
 {
 	char *text;
 
-	CHECK(stats_collector_add(collect, "x") == 0, "collector added");
+	CHECK_MSG(stats_collector_add(collect, "x") == 0, "collector added");
 	text = render();
-	CHECK(text && strstr(text, "t_external_total{src=\"x\"} 7\n"), "mirrored counter:\n%s",
+	CHECK_MSG(text && strstr(text, "t_external_total{src=\"x\"} 7\n"), "mirrored counter:\n%s",
 	      text ? text : "");
-	CHECK(text && strstr(text, "t_external_seconds_bucket{le=\"0.1\"} 1\n"
+	CHECK_MSG(text && strstr(text, "t_external_seconds_bucket{le=\"0.1\"} 1\n"
 				   "t_external_seconds_bucket{le=\"1\"} 3\n"
 				   "t_external_seconds_bucket{le=\"+Inf\"} 4\n"
 				   "t_external_seconds_sum 12.5\n"
@@ -151,7 +141,7 @@ static void test_collector(void)
 	external_count = 9;
 	stats_collector_remove("x");
 	text = render();
-	CHECK(text && strstr(text, "t_external_total{src=\"x\"} 7\n"), "removed collector not run");
+	CHECK_MSG(text && strstr(text, "t_external_total{src=\"x\"} 7\n"), "removed collector not run");
 	free(text);
 }
 
@@ -165,7 +155,7 @@ static void test_cap(void)
 		if (stats_counter("t_many_total", "i", v, NULL))
 			made++;
 	}
-	CHECK(made < STATS_MAX_SERIES, "series capped (%d made)", made);
+	CHECK_MSG(made < STATS_MAX_SERIES, "series capped (%d made)", made);
 }
 
 int main(void)

@@ -21,29 +21,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "check.h"
 
-static int failures;
 static char tmpdir[] = "/tmp/sipwake-test-store-XXXXXX";
-
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                \
-			failures++;                                                    \
-		}                                                                      \
-	} while (0)
-
-#define CHECK_STR(a, b)                                                                  \
-	do {                                                                             \
-		const char *a_ = (a), *b_ = (b);                                         \
-		if (!((a_ == NULL && b_ == NULL) ||                                      \
-		      (a_ != NULL && b_ != NULL && strcmp(a_, b_) == 0))) {             \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, \
-				__LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");   \
-			failures++;                                                      \
-		}                                                                        \
-	} while (0)
 
 /* Bail out of a test function when a precondition fails. */
 #define REQUIRE(cond)                                                                  \
