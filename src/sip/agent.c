@@ -188,6 +188,7 @@ static void collect_own(struct sip_agent *a)
 int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg)
 {
 	struct sip_agent *a;
+	unsigned idle_ms;
 	bool need_tls = false;
 	int rc = -1;
 
@@ -198,10 +199,17 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 	a->cfg = cfg;
 
 	/* (url_string_t *)-1: no default transport; sip.listen adds them all. */
+	/*
+	 * sofia closes a connection idle for 30 min by default; a TCP client
+	 * refreshing its registration every hour would be unreachable half of
+	 * the time. Keep connections as long as a registration can last.
+	 */
+	idle_ms = ((unsigned)cfg->registrar.max_expires + 120u) * 1000u;
 	a->nta = nta_agent_create(root, (url_string_t *)-1, agent_message, (nta_agent_magic_t *)a,
 				  NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(1),
 				  NTATAG_CLIENT_RPORT(1), NTATAG_PASS_408(1), NTATAG_MERGE_482(0),
-				  NTATAG_MAXSIZE(256 * 1024) /* also bounds buffered TCP input */, TPTAG_SDWN_ERROR(1),
+				  NTATAG_MAXSIZE(256 * 1024) /* also bounds buffered TCP input */,
+				  TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1),
 				  TPTAG_LOG(cfg->log.sip_trace), TAG_END());
 	if (!a->nta) {
 		log_error("cannot create the SIP agent: %s", strerror(errno));
@@ -222,10 +230,10 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 				a->nta, URL_STRING_MAKE(*l), TPTAG_CERTIFICATE(a->tls_dir),
 				TPTAG_TLS_VERIFY_POLICY(cfg->sip.tls.verify_client ? TPTLS_VERIFY_IN
 										   : TPTLS_VERIFY_NONE),
-				TPTAG_SDWN_ERROR(1), TAG_END());
+				TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1), TAG_END());
 		else
-			r = nta_agent_add_tport(a->nta, URL_STRING_MAKE(*l), TPTAG_SDWN_ERROR(1),
-						TAG_END());
+			r = nta_agent_add_tport(a->nta, URL_STRING_MAKE(*l), TPTAG_IDLE(idle_ms),
+						TPTAG_SDWN_ERROR(1), TAG_END());
 		if (r < 0) {
 			log_error("cannot listen on %s: %s", *l, strerror(errno));
 			goto out;

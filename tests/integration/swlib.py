@@ -610,10 +610,13 @@ class Kamailio:
     role "registrar" (default): stores REGISTERs with their Path and relays
     other requests to the looked-up contact; auth=True adds a digest challenge
     on REGISTER (any user, password `password`). role "proxy": adds its own
-    Path to REGISTER and forwards everything to `upstream` (a sip: URI)."""
+    Path to REGISTER and forwards everything to `upstream` (a sip: URI).
+    One worker by default: with several, Kamailio may relay a 180 after the
+    200 that followed it (workers race), which trips sipp callers; the
+    benchmark asks for more."""
 
     def __init__(self, workdir, name="upstream", port=None, role="registrar", auth=False,
-                 password="secret", upstream=None, children=2, shm_mb=64, pkg_mb=8, debug=2):
+                 password="secret", upstream=None, children=1, shm_mb=64, pkg_mb=8, debug=2):
         self.name = name
         self.dir = os.path.join(workdir, "kamailio-" + name)
         os.makedirs(self.dir, exist_ok=True)
