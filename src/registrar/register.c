@@ -52,6 +52,7 @@ struct reg_req {
 	uint32_t cseq;
 	char *user_agent;
 	bool wildcard;
+	bool passthrough; /* a downstream push server handles it: forward unchanged */
 	int n;
 	struct reg_contact c[REG_MAX_CONTACTS];
 };
@@ -86,6 +87,19 @@ static int requested_expires(const sip_t *sip, const sip_contact_t *m)
 static bool provider_configured(struct registrar *r, const struct pn_identity *pn)
 {
 	return (pn->provider == PN_APNS && r->apns) || (pn->provider == PN_FCM && r->fcm);
+}
+
+/*
+ * True when a proxy between the client and us already handles the push
+ * (RFC 8599 9): the REGISTER carries Feature-Caps with +sip.pns.
+ */
+static bool downstream_pns(const sip_t *sip)
+{
+	for (const sip_unknown_t *u = sip->sip_unknown; u; u = u->un_next)
+		if (u->un_name && !strcasecmp(u->un_name, "Feature-Caps") && u->un_value &&
+		    strcasestr(u->un_value, "+sip.pns"))
+			return true;
+	return false;
 }
 
 /*
@@ -157,6 +171,11 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 		}
 		if (st == PN_PARSE_UNSUPPORTED ||
 		    (st == PN_PARSE_OK && !provider_configured(r, &c->pn))) {
+			if (!config_standalone(cfg) && downstream_pns(sip)) {
+				/* Not ours to push (RFC 8599 9): upstream gets it as it is. */
+				q->passthrough = true;
+				return 0;
+			}
 			snprintf(phrase, plen, "Push Notification Service Not Supported");
 			return 555;
 		}
@@ -566,6 +585,25 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 		}
 		nta_incoming_destroy(irq);
 		reg_req_free(q);
+		return 0;
+	}
+	if (q->passthrough) {
+		/* Plain proxying: no binding, no Path, Contacts untouched. */
+		struct proxy_txn *t = proxy_txn_new(r->sa, irq, NULL, NULL);
+		msg_t *fwd = t ? proxy_txn_copy_request(t) : NULL;
+
+		reg_req_free(q);
+		if (!t)
+			return 500;
+		if (!fwd) {
+			proxy_txn_reply(t, SIP_483_TOO_MANY_HOPS, TAG_END());
+			return 0;
+		}
+		log_info("REGISTER for %s passed upstream unchanged: a downstream push server "
+			 "handles its push",
+			 sip->sip_to->a_url->url_user ? sip->sip_to->a_url->url_user : "?");
+		proxy_txn_fork(t, fwd, r->cfg->upstream.uri, NULL);
+		proxy_txn_seal(t, SIP_503_SERVICE_UNAVAILABLE);
 		return 0;
 	}
 	q->tp = nta_incoming_transport(sip_agent_nta(r->sa), irq, NULL);
