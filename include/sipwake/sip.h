@@ -36,6 +36,12 @@ nta_agent_t *sip_agent_nta(struct sip_agent *a);
 su_root_t *sip_agent_root(struct sip_agent *a);
 const struct sw_config *sip_agent_config(struct sip_agent *a);
 
+/*
+ * True when a datagram is already waiting on one of our UDP listeners
+ * (more work is queued: a good moment to keep batching, not to commit).
+ */
+bool sip_agent_input_pending(struct sip_agent *a);
+
 /* Turn the SIP message trace (log.sip_trace) on or off. */
 void sip_agent_set_trace(struct sip_agent *a, bool on);
 

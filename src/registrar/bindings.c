@@ -75,15 +75,16 @@ static int64_t now_ms(void)
 }
 
 /*
- * Before the loop polls again: a batch opened while sipwake was idle is
- * committed now (no added latency); under load the 1 ms window gathers
- * the writes of several REGISTERs into one commit.
+ * Before the loop polls again: when no more input is already waiting (or
+ * the batch was opened after a quiet spell), commit now, so a lone
+ * REGISTER waits for nothing; while datagrams queue up, the 1 ms window
+ * gathers the writes of several REGISTERs into one commit.
  */
 static void before_poll(su_prepoll_magic_t *magic, su_root_t *root)
 {
 	struct registrar *r = (struct registrar *)magic;
 
-	if (r->batch_open && r->batch_idle)
+	if (r->batch_open && (r->batch_idle || !sip_agent_input_pending(r->sa)))
 		registrar_flush(r);
 }
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +49,8 @@ struct sip_agent {
 	void *handler_ctx;
 	struct own_addr own[MAX_OWN];
 	int n_own;
+	int udp_fds[MAX_OWN]; /* our UDP listening sockets, to peek for pending input */
+	int n_udp_fds;
 	char tls_dir[64];
 };
 
@@ -185,6 +189,48 @@ static void collect_own(struct sip_agent *a)
 	}
 }
 
+/*
+ * sofia does not hand out its sockets: find our UDP listeners among our own
+ * descriptors (datagram sockets bound to one of our UDP ports), once.
+ */
+static void find_udp_sockets(struct sip_agent *a)
+{
+	a->n_udp_fds = 0;
+	for (int fd = 3; fd < 1024 && a->n_udp_fds < MAX_OWN; fd++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int type = 0;
+		socklen_t tlen = sizeof(type);
+		char port[8];
+
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
+		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		if (ss.ss_family == AF_INET)
+			snprintf(port, sizeof(port), "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		else if (ss.ss_family == AF_INET6)
+			snprintf(port, sizeof(port), "%u",
+				 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		else
+			continue;
+		for (int i = 0; i < a->n_own; i++)
+			if (!strcasecmp(a->own[i].proto, "udp") && !strcmp(a->own[i].port, port)) {
+				a->udp_fds[a->n_udp_fds++] = fd;
+				break;
+			}
+	}
+}
+
+bool sip_agent_input_pending(struct sip_agent *a)
+{
+	for (int i = 0; i < a->n_udp_fds; i++) {
+		int n = 0;
+		if (ioctl(a->udp_fds[i], FIONREAD, &n) == 0 && n > 0)
+			return true;
+	}
+	return false;
+}
+
 int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg)
 {
 	struct sip_agent *a;
@@ -248,6 +294,7 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 		goto out;
 	}
 	collect_own(a);
+	find_udp_sockets(a);
 	rc = 0;
 out:
 	if (rc < 0) {
