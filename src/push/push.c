@@ -258,36 +258,6 @@ int push_reload(struct push *p, const struct sw_config *cfg)
 
 /* ---- requests -------------------------------------------------------- */
 
-/* The push layer keeps its own copy of the identity (pn.c is another layer's). */
-static void ident_cleanup(struct pn_identity *id)
-{
-	free(id->token);
-	free(id->voip_token);
-	free(id->team_id);
-	free(id->topic);
-	free(id->prid);
-	free(id->param);
-	memset(id, 0, sizeof(*id));
-}
-
-static int ident_copy(struct pn_identity *dst, const struct pn_identity *src)
-{
-	*dst = *src;
-	dst->token = src->token ? strdup(src->token) : NULL;
-	dst->voip_token = src->voip_token ? strdup(src->voip_token) : NULL;
-	dst->team_id = src->team_id ? strdup(src->team_id) : NULL;
-	dst->topic = src->topic ? strdup(src->topic) : NULL;
-	dst->prid = src->prid ? strdup(src->prid) : NULL;
-	dst->param = src->param ? strdup(src->param) : NULL;
-	if ((src->token && !dst->token) || (src->voip_token && !dst->voip_token) ||
-	    (src->team_id && !dst->team_id) || (src->topic && !dst->topic) ||
-	    (src->prid && !dst->prid) || (src->param && !dst->param)) {
-		ident_cleanup(dst);
-		return -1;
-	}
-	return 0;
-}
-
 static void req_unref(struct push_req *r)
 {
 	if (!r || --r->refs > 0)
@@ -296,7 +266,7 @@ static void req_unref(struct push_req *r)
 		su_timer_destroy(r->retry_timer);
 	if (r->pdata)
 		r->ops->req_cleanup(r);
-	ident_cleanup(&r->id);
+	pn_identity_cleanup(&r->id);
 	free((char *)r->pl.call_id);
 	free((char *)r->pl.from_uri);
 	free((char *)r->pl.from_name);
@@ -589,7 +559,7 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 	r->kind = kind;
 	r->cb = cb;
 	r->ctx = ctx;
-	if (ident_copy(&r->id, id) < 0 || dup_field(&r->pl.call_id, pl->call_id) < 0 ||
+	if (pn_identity_copy(&r->id, id) < 0 || dup_field(&r->pl.call_id, pl->call_id) < 0 ||
 	    dup_field(&r->pl.from_uri, pl->from_uri) < 0 ||
 	    dup_field(&r->pl.from_name, pl->from_name) < 0 ||
 	    dup_field(&r->pl.text, pl->text) < 0 || dup_field(&r->pl.reason, pl->reason) < 0 ||

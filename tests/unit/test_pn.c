@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for src/registrar/pn.c: the three wire forms of push
+ * Unit tests for src/core/pn.c: the three wire forms of push
  * parameters (RFC 8599, Linphone two-token, legacy pn-type), every way a
  * client can get them wrong, the identity key and stripping.
  * A failing check prints file:line and the test exits non-zero.

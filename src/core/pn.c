@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Push-parameter parsing for the registrar: turns the parameters of a
+ * Push-identity parsing, shared by the registrar and the push layer: turns the
  * REGISTER Contact URI into a struct pn_identity (RFC 8599, Linphone's
  * two-token form, and the legacy pn-type/pn-tok/app-id form), and strips
  * them before a Contact goes upstream. Everything here works on plain
