@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Push-identity parsing, shared by the registrar and the push layer: turns the
- * REGISTER Contact URI into a struct pn_identity (RFC 8599, Linphone's
- * two-token form, and the legacy pn-type/pn-tok/app-id form), and strips
+ * Push-identity parsing, shared by the registrar and the push layer: turns
+ * the parameters of a REGISTER Contact URI into a struct pn_identity (RFC
+ * 8599, Linphone's two-token form, and the legacy pn-type/pn-tok/app-id
+ * form), and strips
  * them before a Contact goes upstream. Everything here works on plain
  * strings; no SIP stack is involved. Every value is capped at
  * PN_MAX_PARAM_LEN and validated against the character set its provider
