@@ -3,9 +3,8 @@
  * Push-identity parsing, shared by the registrar and the push layer: turns
  * the parameters of a REGISTER Contact URI into a struct pn_identity (RFC
  * 8599, Linphone's two-token form, and the legacy pn-type/pn-tok/app-id
- * form), and strips
- * them before a Contact goes upstream. Everything here works on plain
- * strings; no SIP stack is involved. Every value is capped at
+ * form), and strips them before a Contact goes upstream. Everything here
+ * works on plain strings; no SIP stack is involved. Every value is capped at
  * PN_MAX_PARAM_LEN and validated against the character set its provider
  * accepts, so what comes out is safe to put in an HTTP header or URL path.
  */
