@@ -1120,19 +1120,23 @@ class Linphonec:
 # --------------------------------------------------------------------------
 # test runner
 
-class Test:
-    """Per-test state: a temporary directory, the checks made, the processes
-    started through it (stopped at the end in reverse order)."""
+class Checks:
+    """The checks a test makes: one ok/FAIL line each, counted. Test adds a
+    work directory and processes; scripts that need neither use this alone
+    and end with sys.exit(checks.finish(name))."""
 
-    def __init__(self, name):
-        self.name = name
-        self.dir = tempfile.mkdtemp(prefix="sipwake-%s-" % name)
+    def __init__(self):
         self.failures = []
         self.checks = 0
-        self._stoppers = []
 
     def log(self, msg):
         print(msg, flush=True)
+
+    def finish(self, name):
+        """Print the closing line; the exit status (0 pass, 1 a check failed)."""
+        self.log("== %s %s: %d checks, %d failed" % ("FAIL" if self.failures else "PASS", name,
+                                                     self.checks, len(self.failures)))
+        return 1 if self.failures else 0
 
     def check(self, cond, what, detail=None):
         self.checks += 1
@@ -1148,6 +1152,17 @@ class Test:
     def require(self, cond, what, detail=None):
         if not self.check(cond, what, detail):
             raise CheckFailed(what)
+
+
+class Test(Checks):
+    """Per-test state: a temporary directory, the checks made, the processes
+    started through it (stopped at the end in reverse order)."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="sipwake-%s-" % name)
+        self._stoppers = []
 
     def section(self, title):
         self.log("-- %s" % title)

@@ -13,21 +13,19 @@ import re
 import shutil
 import subprocess
 import sys
+
+import swlib
 import tempfile
 
 SRC = os.environ.get("SIPWAKE_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SIPWAKED = os.environ.get("SIPWAKED", "")
-failures = 0
+CHECKS = swlib.Checks()
 
 
 def check(cond, what, detail=""):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures += 1
-        if detail:
-            print(detail[-4000:])
+    """A check whose detail (a build log) is cut to its last 4000 characters."""
+    return CHECKS.check(cond, what, detail[-4000:] if detail else None)
 
 
 def sanitized(binary):
@@ -49,8 +47,7 @@ def main():
         run(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'FAILED' if failures else 'passed'}: test_deb, {failures} failure(s)")
-    sys.exit(1 if failures else 0)
+    sys.exit(CHECKS.finish("test_deb"))
 
 
 def run(tmp):

@@ -9,20 +9,14 @@ import shutil
 import subprocess
 import sys
 
+import swlib
+
 SRC = os.environ.get("SIPWAKE_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("SIPWAKE_BUILD_DIR", os.path.join(SRC, "build"))
 PAGES = ["man5/sipwake.conf.5", "man8/sipwaked.8", "man8/sipwakectl.8"]
-failures = 0
-
-
-def check(cond, what, detail=""):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures += 1
-        if detail:
-            print(detail)
+CHECKS = swlib.Checks()
+check = CHECKS.check
 
 
 def main():
@@ -51,8 +45,7 @@ def main():
                   r.stderr)
     if not groff:
         print("skipped: groff not installed, pages not formatted")
-    print(f"{'FAILED' if failures else 'passed'}: test_manpages, {failures} failure(s)")
-    sys.exit(1 if failures else 0)
+    sys.exit(CHECKS.finish("test_manpages"))
 
 
 if __name__ == "__main__":

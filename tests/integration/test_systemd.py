@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
+
+import swlib
 import tempfile
 
 SRC = os.environ.get("SIPWAKE_SOURCE_DIR",
@@ -26,16 +28,8 @@ REQUIRED = [
     "ExecStart=/usr/sbin/sipwaked -c /etc/sipwake/sipwake.conf",
 ]
 
-failures = 0
-
-
-def check(cond, what, detail=""):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures += 1
-        if detail:
-            print(detail)
+CHECKS = swlib.Checks()
+check = CHECKS.check
 
 
 def main():
@@ -63,8 +57,7 @@ def main():
             check(r.returncode == 0 and out == "", "systemd-analyze verify is clean", out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'FAILED' if failures else 'passed'}: test_systemd, {failures} failure(s)")
-    sys.exit(1 if failures else 0)
+    sys.exit(CHECKS.finish("test_systemd"))
 
 
 if __name__ == "__main__":
