@@ -57,6 +57,9 @@ bool sip_agent_serves_domain(struct sip_agent *a, const char *host);
  */
 const char *sip_agent_uri(struct sip_agent *a, const char *proto);
 
+/* Transport a URI string names: "tls" for sips: or transport=tls, "tcp", else "udp". */
+const char *sip_uri_proto(const char *uri);
+
 /* Transport protocol name ("udp", "tcp", "tls") of a tport, "udp" if NULL. */
 const char *sip_tport_proto(const tport_t *tp);
 

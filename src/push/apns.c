@@ -185,7 +185,7 @@ out:
 /* The provider token, made again when older than APNS_JWT_REUSE_MS or when forced. */
 static const char *apns_jwt(struct apns *a, bool force)
 {
-	uint64_t now = push_now_ms();
+	uint64_t now = clock_now_ms();
 	json_t *hdr, *claims;
 	char *jwt;
 

@@ -326,7 +326,7 @@ static void token_done(void *arg, const struct push_http_result *res)
 		if (set(tok)) {
 			free(f->access);
 			f->access = strdup(tok);
-			f->access_expiry_ms = push_now_ms() + (uint64_t)(ttl > 0 ? ttl : 3600) * 1000;
+			f->access_expiry_ms = clock_now_ms() + (uint64_t)(ttl > 0 ? ttl : 3600) * 1000;
 			if (f->fetched_once)
 				push_stats_mut(f->p, PN_FCM)->auth_refresh++;
 			f->fetched_once = true;
@@ -529,7 +529,7 @@ static int fcm_start(void *state, struct push_req *r)
 	struct fcm *f = state;
 	struct fcm_req *q = r->pdata;
 
-	uint64_t now = push_now_ms();
+	uint64_t now = clock_now_ms();
 
 	if (f->access && now + FCM_TOKEN_MARGIN_MS < f->access_expiry_ms)
 		return fcm_send(f, r);

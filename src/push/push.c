@@ -106,7 +106,7 @@ void push_set_queue_limit(struct push *p, unsigned max)
 
 uint64_t push_req_remaining(const struct push_req *r)
 {
-	uint64_t now = push_now_ms();
+	uint64_t now = clock_now_ms();
 	return r->deadline_ms > now ? r->deadline_ms - now : 0;
 }
 
@@ -318,7 +318,7 @@ static void req_finish(struct push_req *r, enum push_result res)
 {
 	struct push *p = r->p;
 	enum pn_provider prov = r->id.provider;
-	double latency = push_now_msf() - r->start_msf;
+	double latency = clock_now_msf() - r->start_msf;
 	char tb[LOG_TOKEN_BUFSZ];
 	const char *reason = r->reason[0] ? r->reason : NULL;
 
@@ -463,7 +463,7 @@ static void rate_sweep(struct push *p, uint64_t now)
 /* True when a push of this key was sent less than min_interval ago; else records it. */
 static bool rate_limited(struct push *p, const char *key)
 {
-	uint64_t now = push_now_ms(), h = fnv1a(key);
+	uint64_t now = clock_now_ms(), h = fnv1a(key);
 	struct rate_entry *e, **head = &p->rate[h % RATE_BUCKETS];
 	size_t klen = strlen(key);
 
@@ -582,8 +582,8 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 		rc = refuse(p, id, kind, PUSH_RATE_LIMITED, "min_interval");
 		goto out;
 	}
-	r->start_ms = push_now_ms();
-	r->start_msf = push_now_msf();
+	r->start_ms = clock_now_ms();
+	r->start_msf = clock_now_msf();
 	r->deadline_ms = r->start_ms + (deadline_ms ? deadline_ms : PUSH_DEFAULT_DEADLINE_MS);
 	r->next = p->live;
 	if (p->live)

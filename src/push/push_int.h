@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <sofia-sip/su_wait.h>
 
+#include "sipwake/clock.h"
 #include "sipwake/push.h"
 
 /* ---- http.c: libcurl multi handle driven by su_root ---------------- */
@@ -104,8 +105,6 @@ char *push_utf8_clip(const char *s, size_t max, bool *cut);
 size_t push_utf8_prefix(const char *s, size_t len, size_t max);
 
 /* Monotonic milliseconds, whole and with a fraction (latencies). */
-uint64_t push_now_ms(void);
-double push_now_msf(void);
 
 /* ---- push.c <-> providers ------------------------------------------ */
 

@@ -13,9 +13,9 @@
 #include <time.h>
 
 #include <openssl/rand.h>
-#include <sofia-sip/su_time.h>
 #include <sofia-sip/url.h>
 
+#include "sipwake/clock.h"
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
 
@@ -68,12 +68,6 @@ static void commit_fired(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 	registrar_flush((struct registrar *)arg);
 }
 
-static int64_t now_ms(void)
-{
-	su_time_t t = su_now();
-	return (int64_t)t.tv_sec * 1000 + t.tv_usec / 1000;
-}
-
 /*
  * Before the loop polls again: when no more input is already waiting (or
  * the batch was opened after a quiet spell), commit now, so a lone
@@ -95,7 +89,7 @@ void registrar_write_begin(struct registrar *r)
 	if (store_begin(r->st) < 0)
 		return; /* autocommit then: each write durable on its own */
 	r->batch_open = true;
-	r->batch_idle = now_ms() - r->last_flush_ms > REGISTRAR_IDLE_MS;
+	r->batch_idle = (int64_t)clock_now_ms() - r->last_flush_ms > REGISTRAR_IDLE_MS;
 	if (!r->commit_timer ||
 	    su_timer_set(r->commit_timer, commit_fired, (su_timer_arg_t *)r) < 0)
 		registrar_flush(r); /* no timer: never leave a batch open */
@@ -128,7 +122,7 @@ void registrar_flush(struct registrar *r)
 
 	if (r->batch_open) {
 		r->batch_open = false;
-		r->last_flush_ms = now_ms();
+		r->last_flush_ms = (int64_t)clock_now_ms();
 		if (r->commit_timer)
 			su_timer_reset(r->commit_timer);
 		if (store_commit(r->st) < 0)
@@ -699,12 +693,6 @@ int binding_q(const struct binding *b)
 	return b->q;
 }
 
-static bool received_is_udp(const struct binding *b)
-{
-	return b->received && !strcasestr(b->received, "transport=tcp") &&
-	       !strcasestr(b->received, "transport=tls");
-}
-
 tport_t *binding_tport(const struct binding *b)
 {
 	if (b->tp && !b->flow_dead && !tport_is_closed(b->tp))
@@ -714,7 +702,7 @@ tport_t *binding_tport(const struct binding *b)
 
 bool binding_reachable(const struct binding *b)
 {
-	if (received_is_udp(b))
+	if (b->received && !strcmp(sip_uri_proto(b->received), "udp"))
 		return true;
 	return binding_tport(b) != NULL;
 }

@@ -493,22 +493,13 @@ static int retire_moved_contacts(struct registrar *r, struct reg_req *q, msg_t *
 	return 0;
 }
 
-static const char *upstream_proto(const char *upstream)
-{
-	if (strcasestr(upstream, "transport=tcp"))
-		return "tcp";
-	if (!strncasecmp(upstream, "sips:", 5) || strcasestr(upstream, "transport=tls"))
-		return "tls";
-	return "udp";
-}
-
 /* Send the REGISTER upstream (again, when masquerading after a 420). */
 static int send_upstream(struct reg_req *q, bool masquerade)
 {
 	struct registrar *r = q->r;
 	struct proxy_txn *t = q->t;
 	const char *upstream = r->cfg->upstream.uri;
-	const char *proto = upstream_proto(upstream);
+	const char *proto = sip_uri_proto(upstream);
 	msg_t *fwd = proxy_txn_copy_request(t);
 	sip_t *sip;
 

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include <sofia-sip/msg_addr.h>
-#include <sofia-sip/su_time.h>
 
+#include "sipwake/clock.h"
 #include "sipwake/log.h"
 
 #define IDLE_MS 60000
@@ -23,12 +23,6 @@ struct bucket {
 	int64_t last_ms;
 	int64_t warned_ms;
 };
-
-static int64_t now_ms(void)
-{
-	su_time_t t = su_now();
-	return (int64_t)t.tv_sec * 1000 + t.tv_usec / 1000;
-}
 
 struct sweep {
 	int64_t now;
@@ -48,7 +42,7 @@ static void find_idle(void *ctx, const char *key, void *value)
 static void sweep(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct router *rt = (struct router *)arg;
-	struct sweep s = {.now = now_ms()};
+	struct sweep s = {.now = (int64_t)clock_now_ms()};
 
 	strmap_each(rt->buckets, find_idle, &s);
 	for (int i = 0; i < s.n; i++) {
@@ -95,7 +89,7 @@ bool ratelimit_allow(struct router *rt, msg_t *msg, bool from_upstream)
 	if (rate <= 0 || from_upstream || msg_get_address(msg, &su, &len) < 0 ||
 	    !su_inet_ntop(su.su_family, SU_ADDR(&su), ip, sizeof(ip)))
 		return true;
-	now = now_ms();
+	now = (int64_t)clock_now_ms();
 	b = strmap_get(rt->buckets, ip);
 	if (!b) {
 		b = calloc(1, sizeof(*b));

@@ -55,11 +55,7 @@ static void resolve_upstream(struct router *rt)
 				 host);
 		}
 	}
-	rt->up_proto = strcasestr(rt->cfg->upstream.uri, "transport=tcp") ? "tcp"
-		       : (!strncasecmp(rt->cfg->upstream.uri, "sips:", 5) ||
-			  strcasestr(rt->cfg->upstream.uri, "transport=tls"))
-			       ? "tls"
-			       : "udp";
+	rt->up_proto = sip_uri_proto(rt->cfg->upstream.uri);
 	su_home_deinit(home);
 }
 
@@ -186,17 +182,6 @@ static int set_request_uri(msg_t *msg, sip_t *sip, const char *uri)
 	return 0;
 }
 
-static const char *uri_proto(const char *uri)
-{
-	if (!uri)
-		return "udp";
-	if (strcasestr(uri, "transport=tcp"))
-		return "tcp";
-	if (!strncasecmp(uri, "sips:", 5) || strcasestr(uri, "transport=tls"))
-		return "tls";
-	return "udp";
-}
-
 static bool creates_dialog(const sip_t *sip)
 {
 	sip_method_t m = sip->sip_request->rq_method;
@@ -298,7 +283,7 @@ int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, stru
 			bool restore_uri, const char *in_proto)
 {
 	sip_t *fsip = sip_object(fwd);
-	const char *out_proto = uri_proto(binding_received(b));
+	const char *out_proto = sip_uri_proto(binding_received(b));
 
 	if (!binding_reachable(b)) {
 		msg_destroy(fwd);

@@ -262,13 +262,13 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 		goto out;
 	}
 	for (char **l = cfg->sip.listen; l && *l; l++)
-		if (!strncasecmp(*l, "sips:", 5) || strcasestr(*l, "transport=tls"))
+		if (!strcmp(sip_uri_proto(*l), "tls"))
 			need_tls = true;
 	if (need_tls && make_tls_dir(a) < 0)
 		goto out;
 
 	for (char **l = cfg->sip.listen; l && *l; l++) {
-		bool tls = !strncasecmp(*l, "sips:", 5) || strcasestr(*l, "transport=tls");
+		bool tls = !strcmp(sip_uri_proto(*l), "tls");
 		int r;
 
 		if (tls)
@@ -395,6 +395,17 @@ const char *sip_agent_uri(struct sip_agent *a, const char *proto)
 		if (!strcasecmp(a->own[i].proto, proto))
 			return a->own[i].uri;
 	return a->own[0].uri;
+}
+
+const char *sip_uri_proto(const char *uri)
+{
+	if (!uri)
+		return "udp";
+	if (!strncasecmp(uri, "sips:", 5) || strcasestr(uri, "transport=tls"))
+		return "tls";
+	if (strcasestr(uri, "transport=tcp"))
+		return "tcp";
+	return "udp";
 }
 
 const char *sip_tport_proto(const tport_t *tp)
