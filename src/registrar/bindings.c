@@ -15,7 +15,6 @@
 #include <openssl/rand.h>
 #include <sofia-sip/url.h>
 
-#include "sipwake/clock.h"
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
 
@@ -69,16 +68,16 @@ static void commit_fired(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 }
 
 /*
- * Before the loop polls again: when no more input is already waiting (or
- * the batch was opened after a quiet spell), commit now, so a lone
- * REGISTER waits for nothing; while datagrams queue up, the 1 ms window
- * gathers the writes of several REGISTERs into one commit.
+ * Before the loop polls again: when no more input is already waiting,
+ * commit now, so a lone REGISTER waits for nothing; while datagrams queue
+ * up, the 1 ms window gathers the writes of several REGISTERs into one
+ * commit.
  */
 static void before_poll(su_prepoll_magic_t *magic, su_root_t *root)
 {
 	struct registrar *r = (struct registrar *)magic;
 
-	if (r->batch_open && (r->batch_idle || !sip_agent_input_pending(r->sa)))
+	if (r->batch_open && !sip_agent_input_pending(r->sa))
 		registrar_flush(r);
 }
 
@@ -89,7 +88,6 @@ void registrar_write_begin(struct registrar *r)
 	if (store_begin(r->st) < 0)
 		return; /* autocommit then: each write durable on its own */
 	r->batch_open = true;
-	r->batch_idle = (int64_t)clock_now_ms() - r->last_flush_ms > REGISTRAR_IDLE_MS;
 	if (!r->commit_timer ||
 	    su_timer_set(r->commit_timer, commit_fired, (su_timer_arg_t *)r) < 0)
 		registrar_flush(r); /* no timer: never leave a batch open */
@@ -122,7 +120,6 @@ void registrar_flush(struct registrar *r)
 
 	if (r->batch_open) {
 		r->batch_open = false;
-		r->last_flush_ms = (int64_t)clock_now_ms();
 		if (r->commit_timer)
 			su_timer_reset(r->commit_timer);
 		if (store_commit(r->st) < 0)

@@ -13,7 +13,6 @@
 #define REGISTRAR_MAX_SUBS 4
 #define REGISTRAR_PURGE_MS 1000
 #define REGISTRAR_COMMIT_MS 1 /* under load, binding writes of this window share a commit */
-#define REGISTRAR_IDLE_MS 5   /* no commit for this long: the next one goes out at once */
 
 struct aor_rec {
 	char *aor;
@@ -83,8 +82,6 @@ struct registrar {
 	 * each REGISTER waits in `replies` until its bindings are committed. */
 	su_timer_t *commit_timer;
 	bool batch_open;
-	bool batch_idle;       /* opened while idle: commit before the next poll */
-	int64_t last_flush_ms; /* when the last batch was committed */
 	struct deferred_reply *replies, **replies_tail;
 };
 
