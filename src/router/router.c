@@ -209,12 +209,11 @@ static void refuse(struct target *tg, int status, const char *phrase)
 }
 
 static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *fwd, sip_t *fsip,
-			struct target *tg)
+			struct target *tg, bool up)
 {
 	const url_t *ruri = fsip->sip_request->rq_url;
 	bool had_own_route = isip->sip_route && sip_agent_is_own_uri(rt->sa, isip->sip_route->r_url);
 	bool in_dialog = isip->sip_to && isip->sip_to->a_tag;
-	bool up = from_upstream(rt, in);
 	char id[32];
 
 	memset(tg, 0, sizeof(*tg));
@@ -301,7 +300,8 @@ int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, stru
 	return proxy_txn_fork(t, fwd, binding_received(b), binding_tport(b));
 }
 
-static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip_t *sip,
+			 bool up)
 {
 	struct proxy_txn *t = proxy_txn_new(rt->sa, irq, NULL, NULL);
 	tport_t *tp = nta_incoming_transport(sip_agent_nta(rt->sa), irq, NULL);
@@ -320,7 +320,7 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 		return 0;
 	}
 	fsip = sip_object(fwd);
-	pick_target(rt, msg, sip, fwd, fsip, &tg);
+	pick_target(rt, msg, sip, fwd, fsip, &tg, up);
 	switch (tg.kind) {
 	case T_NONE:
 		msg_destroy(fwd);
@@ -385,7 +385,7 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 }
 
 /* ACK to a 2xx: no transaction, forwarded statelessly along the same rules. */
-static void route_ack(struct router *rt, msg_t *msg, sip_t *sip)
+static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, bool up)
 {
 	msg_t *fwd = msg_copy(msg);
 	sip_t *fsip;
@@ -399,7 +399,7 @@ static void route_ack(struct router *rt, msg_t *msg, sip_t *sip)
 		return;
 	}
 	sip_pop_own_routes(rt->sa, fwd, fsip);
-	pick_target(rt, msg, sip, fwd, fsip, &tg);
+	pick_target(rt, msg, sip, fwd, fsip, &tg, up);
 	switch (tg.kind) {
 	case T_ROUTE:
 	case T_URI:
@@ -432,11 +432,13 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
 	struct router *rt = ctx;
 	sip_method_t m = sip->sip_request ? sip->sip_request->rq_method : sip_method_unknown;
+	bool up;
 
 	if (!sip->sip_request)
 		return 0;
+	up = from_upstream(rt, msg);
 	stats_sip_request(sip->sip_request->rq_method_name);
-	if (!ratelimit_allow(rt, msg, from_upstream(rt, msg))) {
+	if (!ratelimit_allow(rt, msg, up)) {
 		if (irq && m != sip_method_ack) {
 			nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
 					    SIPTAG_RETRY_AFTER_STR("1"), TAG_END());
@@ -447,7 +449,7 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 		return 0;
 	}
 	if (m == sip_method_ack) {
-		route_ack(rt, msg, sip);
+		route_ack(rt, msg, sip, up);
 		if (irq)
 			nta_incoming_destroy(irq);
 		return 0;
@@ -462,5 +464,5 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 	    (!sip->sip_route || (sip_agent_is_own_uri(rt->sa, sip->sip_route->r_url) &&
 				 !sip->sip_route->r_next)))
 		return 200;
-	return route_request(rt, irq, msg, sip);
+	return route_request(rt, irq, msg, sip, up);
 }
