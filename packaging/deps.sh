@@ -10,7 +10,8 @@ pkgs=(build-essential cmake pkg-config
 if [ "${1:-}" = "--test" ]; then
 	pkgs+=(sip-tester kamailio linphone-cli python3 python3-h2
 	       python3-cryptography nghttp2-client sqlite3 openssl procps iproute2 libcmocka-dev
-	       systemd man-db groff-base debhelper dpkg-dev fakeroot)
+	       systemd man-db groff-base debhelper dpkg-dev fakeroot
+	       clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,10 +3,12 @@
 # The whole test suite, as CI runs it: install the dependencies, build with
 # -Werror and run every test (unit and integration, against real sipp,
 # Kamailio and fake push providers), then build again with AddressSanitizer,
-# LeakSanitizer and UBSan and run the same suite there.
-#   tests/run.sh            both passes
+# LeakSanitizer and UBSan and run the same suite there; in between, every
+# libFuzzer target runs briefly (tests/fuzz/run.sh).
+#   tests/run.sh            all three
 #   tests/run.sh --plain    the normal build only
 #   tests/run.sh --asan     the sanitizer build only
+#   tests/run.sh --fuzz     the fuzz targets only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-all}"
@@ -27,6 +29,10 @@ run_suite() {
 if [ "$mode" = all ] || [ "$mode" = --plain ]; then
 	echo "=== normal build ==="
 	run_suite build-test
+fi
+if [ "$mode" = all ] || [ "$mode" = --fuzz ]; then
+	echo "=== libFuzzer targets (clang, ASan/UBSan, ${SIPWAKE_FUZZ_SECONDS:-20} s each) ==="
+	bash tests/fuzz/run.sh "${SIPWAKE_FUZZ_SECONDS:-20}"
 fi
 if [ "$mode" = all ] || [ "$mode" = --asan ]; then
 	echo "=== AddressSanitizer/LeakSanitizer/UBSan build ==="

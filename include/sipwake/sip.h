@@ -27,6 +27,15 @@ struct sip_agent;
  */
 typedef int sip_request_fn(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip);
 
+/*
+ * NULL when sofia can serialize msg (and copies of it) again; otherwise a
+ * reason phrase naming the problem, written to why: a single-instance
+ * header repeated (sofia 1.12.11 aborts when it sends such a message) or a
+ * message sofia marked as malformed. Every request is checked before the
+ * handler sees it and every response before the proxy relays it.
+ */
+const char *sip_msg_unsendable(msg_t *msg, char *why, size_t len);
+
 /* Create the nta agent and bind every sip.listen transport. -1 + logged reason. */
 int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg);
 /* Destroy the agent (all transactions and connections go with it). */

@@ -59,11 +59,23 @@ static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *
 {
 	struct sip_agent *a = (struct sip_agent *)magic;
 	msg_t *msg = nta_incoming_getrequest(irq);
+	char why[64];
 	int status;
 
 	if (!a->handler) {
 		msg_destroy(msg);
 		return 503;
+	}
+	if (sip_msg_unsendable(msg, why, sizeof(why))) {
+		/* Refused before anything copies it; an ACK gets no answer. */
+		log_debug("%s refused: %s", sip->sip_request->rq_method_name, why);
+		if (sip->sip_request->rq_method != sip_method_ack) {
+			nta_incoming_treply(irq, 400, why, TAG_END());
+			stats_sip_response(400);
+		}
+		nta_incoming_destroy(irq);
+		msg_destroy(msg);
+		return 0;
 	}
 	status = a->handler(a->handler_ctx, irq, msg, (sip_t *)sip);
 	stats_sip_response(status); /* nta answers a status >= 100 itself */
@@ -74,9 +86,13 @@ static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *
 /* Messages nta could not match (stray responses): drop them. */
 static int agent_message(nta_agent_magic_t *magic, nta_agent_t *nta, msg_t *msg, sip_t *sip)
 {
+	char why[64];
+
 	if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_ack) {
 		struct sip_agent *a = (struct sip_agent *)magic;
-		if (a->handler) {
+		if (sip_msg_unsendable(msg, why, sizeof(why)))
+			log_debug("ACK dropped: %s", why);
+		else if (a->handler) {
 			a->handler(a->handler_ctx, NULL, msg, sip);
 			msg_destroy(msg);
 			return 0;

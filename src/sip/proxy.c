@@ -214,8 +214,19 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
 	int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
 	msg_t *msg = nta_outgoing_getresponse(orq);
 	sip_t *rsip = msg ? sip_object(msg) : NULL;
+	char why[64];
 	int hook;
 
+	if (msg && sip_msg_unsendable(msg, why, sizeof(why))) {
+		/* sofia could not send it on: a final one counts as 502 from this branch. */
+		log_info("a %d response was dropped: %s", status, why);
+		msg_destroy(msg);
+		msg = NULL;
+		rsip = NULL;
+		if (status < 200)
+			return 0;
+		status = 502;
+	}
 	t->holds++;
 	b->status = status;
 	if (status >= 200)
