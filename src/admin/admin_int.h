@@ -51,8 +51,14 @@ json_t *admin_command(struct admin *a, char *line, uint64_t *pending);
 
 /* {"ok":false,"error":...} with a printf-style reason. */
 json_t *admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* {"ok":true,"result":result}; takes result (NULL = {}). */
+/* {"ok":true,"result":result}; takes result (NULL, a failed json_pack: an error answer). */
 json_t *admin_ok(json_t *result);
+/*
+ * A JSON string of text that may come from the network or the socket (a
+ * User-Agent, a stored From, a request word): invalid UTF-8 bytes become
+ * '?' so that the answer is always valid JSON. NULL gives JSON null.
+ */
+json_t *admin_text(const char *s);
 
 /* Register the gauges read from the registrar, proxy and store. */
 void admin_hook_gauges(struct admin *a);

@@ -17,6 +17,7 @@
 #include "sipwake/pn.h"
 #include "sipwake/proxy.h"
 #include "sipwake/stats.h"
+#include "sipwake/utf8.h"
 
 #define MAX_WORDS 8
 
@@ -60,11 +61,6 @@ static char *display_contact(const char *contact)
 	return res;
 }
 
-static json_t *str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
 static json_t *push_json(const struct pn_identity *pn)
 {
 	char t1[LOG_TOKEN_BUFSZ], t2[LOG_TOKEN_BUFSZ];
@@ -75,7 +71,7 @@ static json_t *push_json(const struct pn_identity *pn)
 			 pn->token ? json_string(log_token(pn->token, t1)) : json_null(),
 			 "voip_token",
 			 pn->voip_token ? json_string(log_token(pn->voip_token, t2)) : json_null(),
-			 "topic", str_or_null(pn->topic), "team_id", str_or_null(pn->team_id),
+			 "topic", admin_text(pn->topic), "team_id", admin_text(pn->team_id),
 			 "timeout", pn->timeout);
 }
 
@@ -85,11 +81,11 @@ static json_t *binding_json(const struct binding *b, int64_t now)
 	int64_t exp = binding_expires(b);
 	json_t *o;
 
-	o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:b,s:o}", "aor", binding_aor(b),
-		      "id", binding_id(b), "contact",
-		      contact ? json_string(contact) : json_null(), "received",
-		      str_or_null(binding_received(b)), "instance", str_or_null(binding_instance(b)),
-		      "user_agent", str_or_null(binding_user_agent(b)), "q", binding_q(b) / 1000.0,
+	o = json_pack("{s:o,s:s,s:o,s:o,s:o,s:o,s:f,s:I,s:I,s:b,s:o}", "aor",
+		      admin_text(binding_aor(b)), "id", binding_id(b), "contact", admin_text(contact),
+		      "received",
+		      admin_text(binding_received(b)), "instance", admin_text(binding_instance(b)),
+		      "user_agent", admin_text(binding_user_agent(b)), "q", binding_q(b) / 1000.0,
 		      "expires", (json_int_t)exp, "expires_in",
 		      (json_int_t)(exp > now ? exp - now : 0), "reachable", binding_reachable(b),
 		      "push", push_json(binding_pn(b)));
@@ -132,13 +128,14 @@ static json_t *cmd_registrations(struct admin *a, int argc, char **argv)
 	char aor[512];
 	struct collect c = {0};
 	int64_t now = time(NULL);
-	json_t *arr = json_array(), *res;
+	json_t *arr, *res;
 	size_t total;
 
 	if (argc > 2)
 		return admin_error("usage: registrations [AOR]");
 	if (argc == 2 && admin_canonical_aor(argv[1], aor, sizeof(aor)) < 0)
 		return admin_error("not an address of record: %s", argv[1]);
+	arr = json_array();
 	if (!arr)
 		return admin_error("out of memory");
 	if (argc == 2) {
@@ -147,7 +144,8 @@ static json_t *cmd_registrations(struct admin *a, int argc, char **argv)
 		c.n = c.list ? registrar_lookup(a->reg, aor, c.list, c.cap) : 0;
 	} else {
 		registrar_each(a->reg, collect_one, &c);
-		qsort(c.list, c.n, sizeof(*c.list), by_aor);
+		if (c.n)
+			qsort(c.list, c.n, sizeof(*c.list), by_aor);
 	}
 	total = c.n;
 	for (size_t i = 0; i < c.n && i < ADMIN_MAX_LIST; i++)
@@ -155,8 +153,8 @@ static json_t *cmd_registrations(struct admin *a, int argc, char **argv)
 	free(c.list);
 	res = json_pack("{s:I,s:b,s:o}", "count", (json_int_t)total, "truncated",
 			total > ADMIN_MAX_LIST, "registrations", arr);
-	if (argc == 2)
-		json_object_set_new(res, "aor", json_string(aor));
+	if (res && argc == 2)
+		json_object_set_new(res, "aor", admin_text(aor));
 	return admin_ok(res);
 }
 
@@ -173,7 +171,7 @@ static json_t *cmd_unregister(struct admin *a, int argc, char **argv)
 	if (n == 0)
 		return admin_error("%s has no registration", aor);
 	log_notice("control socket: %d binding(s) of %s removed", n, aor);
-	return admin_ok(json_pack("{s:s,s:i}", "aor", aor, "removed", n));
+	return admin_ok(json_pack("{s:o,s:i}", "aor", admin_text(aor), "removed", n));
 }
 
 struct msg_list {
@@ -188,10 +186,10 @@ static int message_one(void *ctx, const struct store_message *m)
 	if (l->n++ >= ADMIN_MAX_LIST)
 		return 1;
 	json_array_append_new(l->arr,
-			      json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:i}", "id",
-					(json_int_t)m->id, "aor", m->aor, "from", str_or_null(m->from),
-					"to", str_or_null(m->to), "call_id", str_or_null(m->call_id),
-					"content_type", str_or_null(m->content_type), "size",
+			      json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:i}", "id",
+					(json_int_t)m->id, "aor", admin_text(m->aor), "from", admin_text(m->from),
+					"to", admin_text(m->to), "call_id", admin_text(m->call_id),
+					"content_type", admin_text(m->content_type), "size",
 					(json_int_t)m->body_len, "received", (json_int_t)m->received,
 					"expires", (json_int_t)m->expires, "attempts", m->attempts));
 	return 0;
@@ -342,6 +340,8 @@ json_t *admin_command(struct admin *a, char *line, uint64_t *pending)
 	json_t *res;
 
 	*pending = 0;
+	if (!utf8_valid(line))
+		return admin_error("the request is not valid UTF-8");
 	for (w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
 		if (argc == MAX_WORDS)
 			return admin_error("too many words in the request");

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "sipwake/log.h"
+#include "sipwake/utf8.h"
 #include "sipwake/stats.h"
 
 #define ADMIN_MAX_CONNS 16
@@ -144,12 +145,29 @@ json_t *admin_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b,s:s}", "ok", 0, "error", buf);
+	return json_pack("{s:b,s:o}", "ok", 0, "error", admin_text(buf));
 }
 
 json_t *admin_ok(json_t *result)
 {
-	return json_pack("{s:b,s:o}", "ok", 1, "result", result ? result : json_object());
+	if (!result)
+		return admin_error("out of memory while building the answer");
+	return json_pack("{s:b,s:o}", "ok", 1, "result", result);
+}
+
+json_t *admin_text(const char *s)
+{
+	char *clean;
+	json_t *j;
+
+	if (!s)
+		return json_null();
+	if (utf8_valid(s))
+		return json_string(s);
+	clean = utf8_clip(s, strlen(s), NULL);
+	j = clean ? json_string(clean) : NULL;
+	free(clean);
+	return j;
 }
 
 /* Handle the complete lines in the buffer, one at a time. */

@@ -61,13 +61,13 @@ static json_t *ptest_json(const struct ptest *t)
 			arr, json_pack("{s:s,s:s,s:s,s:s,s:i,s:o,s:f}", "binding", d->binding,
 				       "provider", d->provider, "token", d->token, "result",
 				       push_result_name(d->res), "http_status", d->http_status,
-				       "reason", d->reason[0] ? json_string(d->reason) : json_null(),
+				       "reason", d->reason[0] ? admin_text(d->reason) : json_null(),
 				       "latency_ms", d->latency_ms));
 	}
 	snprintf(msg, sizeof(msg), "%d of %d %s push(es) to %s accepted by the provider", ok, t->n,
 		 t->type, t->aor);
-	return json_pack("{s:s,s:s,s:i,s:i,s:s,s:o}", "aor", t->aor, "type", t->type, "sent", t->n,
-			 "accepted", ok, "message", msg, "pushes", arr);
+	return json_pack("{s:o,s:s,s:i,s:i,s:o,s:o}", "aor", admin_text(t->aor), "type", t->type,
+			 "sent", t->n, "accepted", ok, "message", admin_text(msg), "pushes", arr);
 }
 
 static void ptest_free(struct ptest *t)

@@ -8,6 +8,7 @@
  * as alert or background pushes on the remote-notification token.
  */
 #include "push_int.h"
+#include "sipwake/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -281,7 +282,7 @@ static json_t *apns_build_payload(void *arg, const char *text)
 
 static char *clip(const char *s)
 {
-	return s ? push_utf8_clip(s, PUSH_FIELD_MAX, NULL) : NULL;
+	return s ? utf8_clip(s, PUSH_FIELD_MAX, NULL) : NULL;
 }
 
 /* Build the JSON payload of r; the text of a message is cut to fit the limit. */
@@ -296,7 +297,7 @@ static char *apns_payload(const struct push_req *r, bool voip, size_t *len)
 	b.to_uri = clip(r->pl.to_uri);
 	b.reason = clip(r->pl.reason);
 	if (r->kind == PUSH_MESSAGE && r->pl.text)
-		text = push_utf8_clip(r->pl.text, PUSH_APNS_MAX_VOIP_PAYLOAD, NULL);
+		text = utf8_clip(r->pl.text, PUSH_APNS_MAX_VOIP_PAYLOAD, NULL);
 	json = push_fit_payload(apns_build_payload, &b, text,
 				voip ? PUSH_APNS_MAX_VOIP_PAYLOAD : PUSH_APNS_MAX_PAYLOAD, len);
 	free(text);

@@ -9,6 +9,7 @@
  * Messages are data-only, android.priority HIGH, ttl by kind.
  */
 #include "push_int.h"
+#include "sipwake/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -204,7 +205,7 @@ static json_t *fcm_build_message(void *arg, const char *text)
 
 static char *clip(const char *s)
 {
-	return s ? push_utf8_clip(s, PUSH_FIELD_MAX, NULL) : NULL;
+	return s ? utf8_clip(s, PUSH_FIELD_MAX, NULL) : NULL;
 }
 
 static int fcm_prepare(void *state, struct push_req *r)
@@ -243,7 +244,7 @@ static int fcm_prepare(void *state, struct push_req *r)
 	b.to_uri = clip(r->pl.to_uri);
 	b.reason = clip(r->pl.reason);
 	if (r->kind == PUSH_MESSAGE && r->pl.text)
-		text = push_utf8_clip(r->pl.text, PUSH_FCM_MAX_PAYLOAD, NULL);
+		text = utf8_clip(r->pl.text, PUSH_FCM_MAX_PAYLOAD, NULL);
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		snprintf(r->reason, sizeof(r->reason), "out of memory");

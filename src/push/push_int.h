@@ -2,7 +2,7 @@
 /*
  * Inside the push layer: what push.c (the dispatcher), apns.c and fcm.c
  * (the providers), http.c (libcurl multi on su_root), jwt.c (signing,
- * base64url) and payload.c (UTF-8, payload size, clock) share. Nothing
+ * base64url) and payload.c (fitting a payload to its size limit) share. Nothing
  * outside src/push/ includes this file; the rest of the daemon sees only
  * include/sipwake/push.h.
  */
@@ -93,19 +93,6 @@ char *push_jwt_sign(EVP_PKEY *key, const char *alg, json_t *header, json_t *clai
 /* A random (version 4) UUID in canonical lowercase form. */
 void push_uuid4(char out[37]);
 
-/* ---- payload.c: UTF-8, fitting payloads, clock ----------------------- */
-
-/*
- * Copy at most max bytes of s as valid UTF-8: invalid bytes become '?',
- * the cut never splits a character. Sets *cut when something was dropped.
- * Returns a malloc'd string (NULL on ENOMEM).
- */
-char *push_utf8_clip(const char *s, size_t max, bool *cut);
-/* Length of the longest prefix of s[0..len) not ending inside a UTF-8 sequence, <= max. */
-size_t push_utf8_prefix(const char *s, size_t len, size_t max);
-
-/* Monotonic milliseconds, whole and with a fraction (latencies). */
-
 /* ---- push.c <-> providers ------------------------------------------ */
 
 struct push_req {
@@ -178,6 +165,8 @@ su_root_t *push_get_root(struct push *p);
 struct push_provider_stats *push_stats_mut(struct push *p, enum pn_provider prov);
 /* Milliseconds left before r's deadline (0 when past). */
 uint64_t push_req_remaining(const struct push_req *r);
+
+/* ---- payload.c ----------------------------------------------------- */
 
 /* Payload size limits (bytes of JSON). */
 #define PUSH_APNS_MAX_PAYLOAD 4096

@@ -23,6 +23,7 @@
 #include <sofia-sip/url.h>
 
 #include "sipwake/log.h"
+#include "sipwake/utf8.h"
 #include "sipwake/proxy.h"
 #include "sipwake/stats.h"
 
@@ -122,7 +123,7 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 	q->call_id = sip->sip_call_id ? strdup(sip->sip_call_id->i_id) : NULL;
 	q->cseq = sip->sip_cseq ? sip->sip_cseq->cs_seq : 0;
 	if (sip->sip_user_agent && sip->sip_user_agent->g_string)
-		q->user_agent = strndup(sip->sip_user_agent->g_string, 200);
+		q->user_agent = utf8_clip(sip->sip_user_agent->g_string, 200, NULL);
 
 	for (const sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
 		struct reg_contact *c;

@@ -108,7 +108,7 @@ class Sip:
                f"Call-ID: admin-test-{user}-{self.lport}\r\n"
                f"CSeq: {self.cseq} {method}\r\n{contact}{extra}"
                f"Content-Length: 0\r\n\r\n")
-        self.s.sendto(msg.encode(), self.dst)
+        self.s.sendto(msg.encode("utf-8", "surrogateescape"), self.dst)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             data = self.s.recv(65535).decode(errors="replace")
@@ -274,6 +274,11 @@ def run_with_fcm(tmp, log, pki, sa, fcm):
     check(wait_ready(notify, p), "READY=1 received on NOTIFY_SOCKET")
     mode = stat.S_IMODE(os.stat(sock).st_mode) if os.path.exists(sock) else None
     check(mode == 0o660, f"control socket created with mode 0660 (got {mode and oct(mode)})")
+
+    # An empty registrar lists nothing (and sorts nothing).
+    rc, doc, _ = ctl_json(sock, "registrations")
+    check(rc == 0 and doc and doc["result"]["count"] == 0 and doc["result"]["registrations"] == [],
+          "registrations on an empty registrar: count 0, empty list")
 
     # SIP traffic: REGISTERs (one refused), an OPTIONS ping.
     alice, bob = Sip(sip_port), Sip(sip_port)
@@ -455,6 +460,57 @@ def run_with_fcm(tmp, log, pki, sa, fcm):
         buf += chunk
     c.close()
     check(b'"ok":false' in buf and b"longer than" in buf, "overlong request refused, closed")
+
+    # Hostile requests: every answer is one line of valid UTF-8 JSON, ok false.
+    hostile = [b"registrations a b", b"registrations @bad", b"registrations \xff\xfe@x",
+               b"unregister sip:\xc3@example.com", b"push test \xe2\x82 --type \xff",
+               b"messages \xf0\x9f", b"\xff\xfe\xfd", b"push test a@b --type " + b"\xc3" * 300,
+               b"registrations " + b"\xe2\x82\xac" * 200]
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(5)
+    c.connect(sock)
+    c.sendall(b"".join(h + b"\n" for h in hostile))
+    buf, deadline = b"", time.monotonic() + 10
+    while buf.count(b"\n") < len(hostile) and time.monotonic() < deadline:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    c.close()
+    answers = buf.split(b"\n")[:-1]
+    check(len(answers) == len(hostile), f"every hostile request answered ({len(answers)})")
+    for req, ans in zip(hostile, answers):
+        try:
+            doc = json.loads(ans.decode("utf-8"))
+            good = doc.get("ok") is False and "out of memory" not in doc.get("error", "")
+        except ValueError:
+            good = False
+        check(good, f"{req[:30]!r}: a JSON error answer ({ans[:80]!r})")
+
+    # A User-Agent cut at 200 bytes inside a character, and one with an
+    # invalid byte: the bindings are listed, as valid UTF-8, and counted.
+    carol = Sip(sip_port)
+    check(carol.request("REGISTER", f"sip:{DOMAIN}", "carol",
+                        extra="User-Agent: " + "a" * 199 + "\u00e9 tail\r\n") == 200,
+          "REGISTER with a multibyte character at byte 200 of User-Agent -> 200")
+    dave = Sip(sip_port)
+    check(dave.request("REGISTER", f"sip:{DOMAIN}", "dave",
+                       extra="User-Agent: bad\udcff byte\r\n") == 200,
+          "REGISTER with an invalid UTF-8 byte in User-Agent -> 200")
+    rc, out, _ = ctl("--json", "registrations", sock=sock)
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = None
+    regs = {r["aor"]: r for r in (doc or {}).get("result", {}).get("registrations", [])}
+    check(rc == 0 and doc is not None and doc["result"]["count"] == len(regs) == 3,
+          f"registrations lists all {len(regs)} bindings it counts")
+    check(regs.get("sip:carol@example.com", {}).get("user_agent") == "a" * 199,
+          "the User-Agent is cut before the character, not inside it")
+    check(regs.get("sip:dave@example.com", {}).get("user_agent") == "bad? byte",
+          "the invalid byte is shown as '?'")
+    for who in ("carol", "dave"):
+        ctl("unregister", f"sip:{who}@example.com", sock=sock)
 
     # A second daemon on the same control socket refuses to start (exit 1).
     conf2 = os.path.join(tmp, "second.conf")

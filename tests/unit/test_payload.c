@@ -1,36 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of src/push/payload.c: UTF-8 cutting on character boundaries,
- * invalid input replaced, and fitting a JSON payload to a size limit by
- * cutting its text (escaped characters included).
+ * Unit tests of src/push/payload.c: fitting a JSON payload to a size limit
+ * by cutting its text (escaped characters included).
  */
 #include "push/payload.c"
 
 #include "check.h"
-
-static void test_utf8(void)
-{
-	const char *s = "a\xc3\xa9" "b\xf0\x9f\x98\x80"; /* a é b 😀: 1+2+1+4 bytes */
-	bool cut;
-	char *c;
-
-	CHECK(push_utf8_prefix(s, strlen(s), 100) == 8);
-	CHECK(push_utf8_prefix(s, strlen(s), 2) == 1); /* never half of é */
-	CHECK(push_utf8_prefix(s, strlen(s), 3) == 3);
-	CHECK(push_utf8_prefix(s, strlen(s), 7) == 4); /* never part of the emoji */
-	c = push_utf8_clip(s, 7, &cut);
-	CHECK_STR(c, "a\xc3\xa9" "b");
-	CHECK(cut);
-	free(c);
-	c = push_utf8_clip(s, 8, &cut);
-	CHECK_STR(c, s);
-	CHECK(!cut);
-	free(c);
-	/* Invalid input: lone continuation, overlong, surrogate, truncated sequence. */
-	c = push_utf8_clip("x\x80y\xc0\xafz\xed\xa0\x80w\xe2\x82", 100, NULL);
-	CHECK_STR(c, "x?y??z???w??");
-	free(c);
-}
 
 struct fit_arg {
 	int calls;
@@ -80,7 +55,6 @@ static void test_fit(void)
 
 int main(void)
 {
-	test_utf8();
 	test_fit();
 	return CHECK_RESULT();
 }
