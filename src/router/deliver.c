@@ -110,14 +110,19 @@ static msg_t *build_message(struct delivery *d, struct binding *b, const struct 
 	msg_t *msg = nta_msg_create(nta, 0);
 	sip_t *sip = msg ? sip_object(msg) : NULL;
 	su_home_t *home;
-	char rq[600], cseq[32];
+	sip_request_t *rq;
+	char cseq[32];
 
 	if (!sip)
 		goto fail;
 	home = msg_home(msg);
-	snprintf(rq, sizeof(rq), "MESSAGE %s SIP/2.0", binding_contact(b));
+	/* The Contact may be long (push parameters): no fixed-size buffer here. */
+	rq = sip_request_create(home, SIP_METHOD_MESSAGE,
+				(url_string_t const *)binding_contact(b), NULL);
 	snprintf(cseq, sizeof(cseq), "%u MESSAGE", ++d->cseq);
-	if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(rq), SIPTAG_FROM_STR(o->from),
+	if (!rq)
+		goto fail;
+	if (sip_add_tl(msg, sip, SIPTAG_REQUEST(rq), SIPTAG_FROM_STR(o->from),
 		       SIPTAG_TO_STR(o->to), SIPTAG_CALL_ID_STR(o->call_id), SIPTAG_CSEQ_STR(cseq),
 		       SIPTAG_MAX_FORWARDS_STR("70"),
 		       SIPTAG_DATE(sip_date_create(home, (sip_time_t)(o->received + SU_TIME_EPOCH))),

@@ -371,21 +371,21 @@ static const char *default_port(const url_t *u)
 
 bool sip_agent_is_own_uri(struct sip_agent *a, const url_t *u)
 {
-	const char *port;
-	char host[64];
+	const char *port, *host;
+	size_t hlen;
 
 	if (!u || !u->url_host)
 		return false;
 	port = u->url_port && u->url_port[0] ? u->url_port : default_port(u);
-	snprintf(host, sizeof(host), "%s", u->url_host);
-	if (host[0] == '[') { /* [::1] */
-		size_t l = strlen(host);
-		memmove(host, host + 1, l);
-		if (l > 1 && host[l - 2] == ']')
-			host[l - 2] = 0;
+	host = u->url_host;
+	hlen = strlen(host);
+	if (host[0] == '[' && hlen > 1 && host[hlen - 1] == ']') { /* [::1] */
+		host++;
+		hlen -= 2;
 	}
 	for (int i = 0; i < a->n_own; i++)
-		if (!strcasecmp(host, a->own[i].host) && !strcmp(port, a->own[i].port))
+		if (strlen(a->own[i].host) == hlen && !strncasecmp(host, a->own[i].host, hlen) &&
+		    !strcmp(port, a->own[i].port))
 			return true;
 	return false;
 }

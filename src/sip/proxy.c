@@ -307,18 +307,11 @@ static int server_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 	} else if (sip->sip_request && sip->sip_request->rq_method == sip_method_cancel &&
 		   !t->final_sent) {
 		bool any_provisional = false;
-		const char *reason = NULL;
-		char rbuf[256];
+		char *reason = NULL; /* the caller's Reason, whole, passed on to the branches */
 
 		t->cancelled = true;
-		if (sip->sip_reason) {
-			char *s = sip_header_as_string(NULL, (sip_header_t *)sip->sip_reason);
-			if (s) {
-				snprintf(rbuf, sizeof(rbuf), "%s", s);
-				reason = rbuf;
-				su_free(NULL, s);
-			}
-		}
+		if (sip->sip_reason)
+			reason = sip_header_as_string(NULL, (sip_header_t *)sip->sip_reason);
 		if (t->ops && t->ops->on_cancel)
 			t->ops->on_cancel(t->ctx, t, reason);
 		for (int i = 0; i < t->n_br; i++)
@@ -331,6 +324,7 @@ static int server_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 			nta_incoming_treply(t->irq, SIP_487_REQUEST_TERMINATED, TAG_END());
 			stats_sip_response(487);
 		}
+		su_free(NULL, reason);
 	}
 	t->holds--;
 	txn_maybe_free(t);
