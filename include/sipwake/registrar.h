@@ -5,7 +5,7 @@
  * the REGISTER goes upstream with Path and hidden push parameters and the
  * binding is stored only on upstream's 2xx; in standalone mode sipwake
  * answers itself. Bindings live in memory (hash indexes by AOR, id, push
- * identity and contact) and in the store. Subscribers hear about every
+ * identity, contact and source address) and in the store. Subscribers hear about every
  * (re)registration and removal: that is how held requests get released.
  */
 #ifndef SIPWAKE_REGISTRAR_H
@@ -59,11 +59,16 @@ size_t registrar_lookup(struct registrar *r, const char *aor, struct binding **o
 struct binding *registrar_find_id(struct registrar *r, const char *id);
 /* The binding whose Contact URI (user@host:port) matches u, or NULL. */
 struct binding *registrar_find_contact(struct registrar *r, const url_t *u);
+/*
+ * A binding registered from src ("sip:IP:PORT", parameters ignored), or
+ * NULL: the request came from a registered client's flow.
+ */
+struct binding *registrar_find_source(struct registrar *r, const char *src);
 /* Remove a binding from memory and store; b is freed. */
 void registrar_remove(struct registrar *r, struct binding *b, const char *why);
 /* Remove every binding of an AOR. Returns how many. */
 int registrar_remove_aor(struct registrar *r, const char *aor, const char *why);
-/* Remove the binding that has this push identity (token invalid). 0 or -1 if none. */
+/* Remove every binding that has this push identity (token invalid). 0 or -1 if none. */
 int registrar_remove_pn(struct registrar *r, const struct pn_identity *id, const char *why);
 /* Number of bindings. */
 size_t registrar_count(struct registrar *r);

@@ -87,6 +87,14 @@ int store_message_attempt(struct store *st, int64_t id);
 /* Remove a delivered or abandoned message. */
 int store_message_del(struct store *st, int64_t id);
 
+/*
+ * The installation's secret called name (len bytes): read from the
+ * database, or drawn at random and stored the first time, so it survives
+ * restarts. 0 with buf filled, -1 on error (logged). Not for use inside an
+ * open store_begin() transaction.
+ */
+int store_secret(struct store *st, const char *name, unsigned char *buf, size_t len);
+
 /* Drop expired bindings and messages. Returns the number removed or -1. */
 int store_purge(struct store *st, int64_t now);
 

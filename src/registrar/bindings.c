@@ -7,6 +7,7 @@
  */
 #include "registrar_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,7 +35,8 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 	r->by_aor = strmap_new();
 	r->by_pn = strmap_new();
 	r->by_contact = strmap_new();
-	if (!r->by_id || !r->by_aor || !r->by_pn || !r->by_contact) {
+	r->by_source = strmap_new();
+	if (!r->by_id || !r->by_aor || !r->by_pn || !r->by_contact || !r->by_source) {
 		registrar_free(r);
 		return -1;
 	}
@@ -157,6 +159,7 @@ void registrar_free(struct registrar *r)
 	strmap_free(r->by_id);
 	strmap_free(r->by_pn);
 	strmap_free(r->by_contact);
+	strmap_free(r->by_source);
 	free(r);
 }
 
@@ -272,10 +275,53 @@ void binding_free(struct binding *b)
 	free(b->instance);
 	free(b->pn_key);
 	free(b->received);
+	free(b->src_key);
 	free(b->call_id);
 	free(b->user_agent);
 	free(b->contact_key);
 	free(b);
+}
+
+/*
+ * Indexes whose key several bindings may share (a push token registered
+ * under two AORs, two AORs registered from one socket): the map holds the
+ * first binding, the others follow through the link at offset `link`.
+ */
+static struct binding **link_of(struct binding *b, size_t link)
+{
+	return (struct binding **)((char *)b + link);
+}
+
+static void chain_add(struct strmap *m, const char *key, struct binding *b, size_t link)
+{
+	*link_of(b, link) = strmap_get(m, key);
+	if (strmap_put(m, key, b) < 0)
+		*link_of(b, link) = NULL;
+}
+
+static void chain_del(struct strmap *m, const char *key, struct binding *b, size_t link)
+{
+	struct binding *head = strmap_get(m, key);
+
+	if (head == b) {
+		if (*link_of(b, link))
+			strmap_put(m, key, *link_of(b, link));
+		else
+			strmap_del(m, key);
+	} else {
+		for (struct binding *o = head; o; o = *link_of(o, link))
+			if (*link_of(o, link) == b) {
+				*link_of(o, link) = *link_of(b, link);
+				break;
+			}
+	}
+	*link_of(b, link) = NULL;
+}
+
+/* "sip:IP:PORT" of a received URI (its transport parameter dropped). */
+static char *source_key(const char *received)
+{
+	return received ? strndup(received, strcspn(received, ";")) : NULL;
 }
 
 static void index_add(struct registrar *r, struct binding *b)
@@ -298,7 +344,9 @@ static void index_add(struct registrar *r, struct binding *b)
 	b->rec = a;
 	strmap_put(r->by_id, b->id, b);
 	if (b->pn_key)
-		strmap_put(r->by_pn, b->pn_key, b);
+		chain_add(r->by_pn, b->pn_key, b, offsetof(struct binding, pn_next));
+	if (b->src_key)
+		chain_add(r->by_source, b->src_key, b, offsetof(struct binding, src_next));
 	if (b->contact_key)
 		strmap_put(r->by_contact, b->contact_key, b);
 	r->count++;
@@ -325,8 +373,10 @@ static void index_del(struct registrar *r, struct binding *b)
 	b->next = NULL;
 	if (strmap_get(r->by_id, b->id) == b)
 		strmap_del(r->by_id, b->id);
-	if (b->pn_key && strmap_get(r->by_pn, b->pn_key) == b)
-		strmap_del(r->by_pn, b->pn_key);
+	if (b->pn_key)
+		chain_del(r->by_pn, b->pn_key, b, offsetof(struct binding, pn_next));
+	if (b->src_key)
+		chain_del(r->by_source, b->src_key, b, offsetof(struct binding, src_next));
 	if (b->contact_key && strmap_get(r->by_contact, b->contact_key) == b)
 		strmap_del(r->by_contact, b->contact_key);
 	r->count--;
@@ -387,6 +437,8 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 	set_str(&b->contact, d->contact);
 	set_str(&b->instance, d->instance);
 	set_str(&b->received, d->received);
+	free(b->src_key);
+	b->src_key = source_key(b->received);
 	set_str(&b->call_id, d->call_id);
 	set_str(&b->user_agent, d->user_agent);
 	b->cseq = d->cseq;
@@ -403,11 +455,19 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 	if (d->set_flow)
 		binding_set_flow(b, d->tp);
 
-	/* A push token belongs to one binding: one that moved replaces the old. */
-	if (b->pn_key && (other = strmap_get(r->by_pn, b->pn_key)) && other != b) {
-		log_info("push token of binding %s moved to %s (%s)", other->id, b->id, b->aor);
-		registrar_remove(r, other, "token re-registered elsewhere");
-	}
+	/*
+	 * Within an AOR a push token is one device: a binding that took it over
+	 * (a new instance) replaces the old one. Under another AOR it never
+	 * does (SPEC 8): registering somebody's token must not unregister them.
+	 */
+	for (other = b->pn_key ? strmap_get(r->by_pn, b->pn_key) : NULL; other;
+	     other = other->pn_next)
+		if (other != b && b->aor && !strcmp(other->aor, b->aor)) {
+			log_info("push token of binding %s moved to %s (%s)", other->id, b->id,
+				 b->aor);
+			registrar_remove(r, other, "token re-registered by another instance");
+			break;
+		}
 	if (!b->aor || !b->contact) {
 		binding_free(b);
 		return NULL;
@@ -473,13 +533,25 @@ int registrar_remove_aor(struct registrar *r, const char *aor, const char *why)
 int registrar_remove_pn(struct registrar *r, const struct pn_identity *id, const char *why)
 {
 	char *key = pn_identity_key(id);
-	struct binding *b = key ? strmap_get(r->by_pn, key) : NULL;
+	struct binding *b;
+	int n = 0;
+
+	/* The token is dead for every AOR it was registered under. */
+	while (key && (b = strmap_get(r->by_pn, key))) {
+		registrar_remove(r, b, why);
+		n++;
+	}
+	free(key);
+	return n ? 0 : -1;
+}
+
+struct binding *registrar_find_source(struct registrar *r, const char *src)
+{
+	char *key = source_key(src);
+	struct binding *b = key ? strmap_get(r->by_source, key) : NULL;
 
 	free(key);
-	if (!b)
-		return -1;
-	registrar_remove(r, b, why);
-	return 0;
+	return b;
 }
 
 /* Keep at most max bindings in an AOR: the least recently refreshed go. */

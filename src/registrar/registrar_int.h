@@ -22,6 +22,8 @@ struct aor_rec {
 
 struct binding {
 	struct binding *next; /* in its AOR */
+	struct binding *pn_next;  /* other bindings with the same push identity (other AORs) */
+	struct binding *src_next; /* other bindings registered from the same source */
 	struct aor_rec *rec;
 	char id[BINDING_ID_LEN + 1];
 	char *aor;
@@ -30,6 +32,7 @@ struct binding {
 	char *instance;
 	char *pn_key;
 	char *received;
+	char *src_key; /* "sip:IP:PORT" of received: the by_source key */
 	char *call_id;
 	char *user_agent;
 	struct pn_identity pn;
@@ -67,8 +70,9 @@ struct registrar {
 	const struct sw_config *cfg;
 	struct strmap *by_id;
 	struct strmap *by_aor; /* -> struct aor_rec */
-	struct strmap *by_pn;
+	struct strmap *by_pn;     /* -> first binding, chained by pn_next */
 	struct strmap *by_contact;
+	struct strmap *by_source; /* -> first binding, chained by src_next */
 	size_t count;
 	bool apns, fcm;
 	bool masquerade; /* upstream refused Path: rewrite Contacts to us */

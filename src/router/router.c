@@ -12,11 +12,15 @@
 #include "router_int.h"
 
 #include <netdb.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -89,6 +93,14 @@ int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg,
 		router_free(rt);
 		return -1;
 	}
+	if (!st || store_secret(st, "dialog", rt->secret, sizeof(rt->secret)) < 0) {
+		/* Dialogs then do not survive a restart; nothing else depends on it. */
+		if (getrandom(rt->secret, sizeof(rt->secret), 0) != (ssize_t)sizeof(rt->secret)) {
+			router_free(rt);
+			return -1;
+		}
+		log_warn("dialog tokens keyed by a per-process secret (store unavailable)");
+	}
 	resolve_upstream(rt);
 	registrar_subscribe(reg, on_binding, rt);
 	*out = rt;
@@ -140,35 +152,74 @@ static bool from_binding(msg_t *msg, const struct binding *b)
 }
 
 /*
- * The flow token in the Routes that name us (our Record-Route towards a
- * client carried "swb=<id>"): the binding whose flow the dialog uses.
+ * The dialog token sipwake puts in its Record-Route towards a client:
+ * "<binding id>.<mac>", the MAC an HMAC-SHA256 (installation secret) of the
+ * binding id and the dialog's Call-ID, cut to DIALOG_MAC_HEX hex digits. It
+ * lets the dialog's peer reach the client over its flow, whatever the
+ * client's dialog Contact says, and nobody else: a binding id seen in a
+ * Record-Route is worth nothing for another Call-ID.
  */
-static struct binding *route_flow(struct router *rt, const sip_t *sip)
+static void dialog_mac(const struct router *rt, const char *id, const char *call_id,
+		       char out[DIALOG_MAC_HEX + 1])
 {
-	char id[32];
+	static const char hex[] = "0123456789abcdef";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	char data[512];
+	int n = snprintf(data, sizeof(data), "%s|%s", id, call_id ? call_id : "");
+
+	if (n < 0 || (size_t)n >= sizeof(data) ||
+	    !HMAC(EVP_sha256(), rt->secret, sizeof(rt->secret), (const unsigned char *)data,
+		  (size_t)n, mac, &len) ||
+	    len * 2 < DIALOG_MAC_HEX) {
+		memset(out, 'x', DIALOG_MAC_HEX); /* never matches a hex MAC */
+		out[DIALOG_MAC_HEX] = 0;
+		return;
+	}
+	for (int i = 0; i < DIALOG_MAC_HEX / 2; i++) {
+		out[2 * i] = hex[mac[i] >> 4];
+		out[2 * i + 1] = hex[mac[i] & 15];
+	}
+	out[DIALOG_MAC_HEX] = 0;
+}
+
+/* The client a valid dialog token in the Routes that name us points to, or NULL. */
+static struct binding *dialog_flow(struct router *rt, const sip_t *sip)
+{
+	char tok[64], want[DIALOG_MAC_HEX + 1];
+	char *dot;
 
 	for (const sip_route_t *r = sip->sip_route; r && sip_agent_is_own_uri(rt->sa, r->r_url);
-	     r = r->r_next)
-		if (r->r_url->url_params &&
-		    url_param(r->r_url->url_params, REGISTRAR_ID_PARAM, id, sizeof(id)) > 0)
-			return registrar_find_id(rt->reg, id);
+	     r = r->r_next) {
+		if (!r->r_url->url_params ||
+		    url_param(r->r_url->url_params, DIALOG_PARAM, tok, sizeof(tok)) == 0)
+			continue;
+		dot = strchr(tok, '.');
+		if (!dot || strlen(dot + 1) != DIALOG_MAC_HEX)
+			return NULL;
+		*dot = 0;
+		dialog_mac(rt, tok, sip->sip_call_id ? sip->sip_call_id->i_id : NULL, want);
+		if (CRYPTO_memcmp(want, dot + 1, DIALOG_MAC_HEX) != 0)
+			return NULL;
+		return registrar_find_id(rt->reg, tok);
+	}
 	return NULL;
 }
 
-/* True when the request comes from where one of the From AOR's bindings registered. */
-static bool from_registered_client(struct router *rt, msg_t *msg, const sip_t *sip)
+/*
+ * Where a request comes from (SPEC 8), decided once per request: upstream's
+ * address, the address (and port) a binding registered from, or anywhere
+ * else.
+ */
+static enum source classify(struct router *rt, msg_t *msg)
 {
-	struct binding *list[MAX_FORK];
-	char aor[256];
-	size_t n;
+	char src[160];
 
-	if (!sip->sip_from || sip_aor_of(sip->sip_from->a_url, aor, sizeof(aor)) < 0)
-		return false;
-	n = registrar_lookup(rt->reg, aor, list, MAX_FORK);
-	for (size_t i = 0; i < n; i++)
-		if (from_binding(msg, list[i]))
-			return true;
-	return false;
+	if (from_upstream(rt, msg))
+		return SRC_UPSTREAM;
+	if (sip_source_uri(msg, NULL, src, sizeof(src)) == 0 && registrar_find_source(rt->reg, src))
+		return SRC_CLIENT;
+	return SRC_STRANGER;
 }
 
 static int set_request_uri(msg_t *msg, sip_t *sip, const char *uri)
@@ -192,9 +243,34 @@ static bool creates_dialog(const sip_t *sip)
 	       m == sip_method_notify;
 }
 
+/*
+ * What a target reaches, for the trust policy (SPEC 8). Every routing
+ * branch below names one of these; may_reach[] is the only place that says
+ * who may have it.
+ */
+enum reach {
+	REACH_NONE,     /* nothing: refused whoever asks */
+	REACH_USER,     /* a user of a served domain (its bindings, or upstream for it) */
+	REACH_DIALOG,   /* a client over its flow, by a valid dialog token of ours */
+	REACH_BINDING,  /* a binding by its address: swb= in the request URI, or its Contact */
+	REACH_HOP,      /* another host: a Route left after ours, an in-dialog request URI */
+	REACH_OUTBOUND, /* a request outside our domains, sent to upstream (gateway) */
+	REACH_COUNT
+};
+
+static const bool may_reach[SRC_COUNT][REACH_COUNT] = {
+	/*                 NONE   USER  DIALOG BINDING HOP    OUTBOUND */
+	[SRC_UPSTREAM] = {false, true, true,  true,   true,  false},
+	[SRC_CLIENT] = {false, true, true, true, true, true},
+	[SRC_STRANGER] = {false, true, true, false, false, false},
+};
+
+static const char *const source_name[SRC_COUNT] = {"upstream", "client", "stranger"};
+
 /* Where a request should go, decided on its forwarded copy. */
 struct target {
-	enum { T_NONE, T_ROUTE, T_URI, T_UPSTREAM, T_BINDING, T_AOR } kind;
+	enum { T_NONE, T_ROUTE, T_UPSTREAM, T_BINDING, T_AOR } kind;
+	enum reach reach;
 	struct binding *b;
 	char aor[256];
 	int status; /* for T_NONE */
@@ -208,8 +284,16 @@ static void refuse(struct target *tg, int status, const char *phrase)
 	tg->phrase = phrase;
 }
 
-static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *fwd, sip_t *fsip,
-			struct target *tg, bool up)
+static void aim(struct target *tg, int kind, enum reach reach, struct binding *b)
+{
+	tg->kind = kind;
+	tg->reach = reach;
+	tg->b = b;
+}
+
+/* The target a request names, before any trust is applied. */
+static void find_target(struct router *rt, msg_t *in, const sip_t *isip, sip_t *fsip,
+			struct target *tg, enum source src)
 {
 	const url_t *ruri = fsip->sip_request->rq_url;
 	bool had_own_route = isip->sip_route && sip_agent_is_own_uri(rt->sa, isip->sip_route->r_url);
@@ -218,64 +302,63 @@ static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, msg_t *
 
 	memset(tg, 0, sizeof(*tg));
 	if (had_own_route && in_dialog && !fsip->sip_route) {
-		struct binding *fb = route_flow(rt, isip);
+		struct binding *fb = dialog_flow(rt, isip);
 		if (fb && !from_binding(in, fb)) {
 			/* Towards the client of this dialog: over its flow, whatever its Contact says. */
-			tg->kind = T_BINDING;
-			tg->b = fb;
+			aim(tg, T_BINDING, REACH_DIALOG, fb);
 			return;
 		}
 	}
 	if (fsip->sip_route) {
-		if (had_own_route && in_dialog) {
-			tg->kind = T_ROUTE;
-			return;
-		}
-		if (!had_own_route && !up) {
-			refuse(tg, 403, "Relaying denied");
-			return;
-		}
-		tg->kind = T_ROUTE;
+		aim(tg, T_ROUTE, REACH_HOP, NULL);
 		return;
 	}
 	if (ruri->url_params &&
 	    url_param(ruri->url_params, REGISTRAR_ID_PARAM, id, sizeof(id)) > 0) {
-		tg->b = registrar_find_id(rt->reg, id);
-		if (tg->b) {
-			tg->kind = T_BINDING;
-			return;
-		}
-		refuse(tg, 480, "Temporarily Unavailable");
+		aim(tg, T_BINDING, REACH_BINDING, registrar_find_id(rt->reg, id));
+		if (!tg->b)
+			refuse(tg, 480, "Temporarily Unavailable");
 		return;
 	}
-	if ((tg->b = registrar_find_contact(rt->reg, ruri)) && (had_own_route || up ||
-								 sip_agent_is_own_uri(rt->sa, ruri))) {
-		tg->kind = T_BINDING;
+	if ((tg->b = registrar_find_contact(rt->reg, ruri)) &&
+	    (had_own_route || src == SRC_UPSTREAM || sip_agent_is_own_uri(rt->sa, ruri))) {
+		aim(tg, T_BINDING, REACH_BINDING, tg->b);
 		return;
 	}
 	tg->b = NULL;
 	if (sip_agent_serves_domain(rt->sa, ruri->url_host)) {
-		if (config_standalone(rt->cfg) || up) {
-			if (sip_aor_of(ruri, tg->aor, sizeof(tg->aor)) == 0) {
-				tg->kind = T_AOR;
-				return;
-			}
-			refuse(tg, 404, "Not Found");
+		tg->reach = REACH_USER;
+		if (!config_standalone(rt->cfg) && src != SRC_UPSTREAM) {
+			tg->kind = T_UPSTREAM;
 			return;
 		}
-		tg->kind = T_UPSTREAM;
+		if (sip_aor_of(ruri, tg->aor, sizeof(tg->aor)) == 0)
+			tg->kind = T_AOR;
+		else
+			refuse(tg, 404, "Not Found");
 		return;
 	}
 	if (had_own_route && in_dialog) {
-		tg->kind = T_URI;
+		aim(tg, T_ROUTE, REACH_HOP, NULL);
 		return;
 	}
-	if (!config_standalone(rt->cfg) && !up && from_registered_client(rt, in, isip)) {
-		/* A registered client calls outside our domains: upstream decides. */
-		tg->kind = T_UPSTREAM;
+	if (!config_standalone(rt->cfg)) {
+		aim(tg, T_UPSTREAM, REACH_OUTBOUND, NULL); /* upstream decides */
 		return;
 	}
 	refuse(tg, 403, "Relaying denied");
+}
+
+/* find_target, then the one trust decision: may this source reach that? */
+static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, sip_t *fsip,
+			struct target *tg, enum source src)
+{
+	find_target(rt, in, isip, fsip, tg, src);
+	if (!may_reach[src][tg->reach]) {
+		log_debug("%s from a %s refused: it may not reach that target",
+			  isip->sip_request->rq_method_name, source_name[src]);
+		refuse(tg, 403, "Relaying denied");
+	}
 }
 
 int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, struct binding *b,
@@ -293,15 +376,16 @@ int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, stru
 		return -1;
 	}
 	if (creates_dialog(fsip)) {
-		char token[48];
-		snprintf(token, sizeof(token), "%s=%s", REGISTRAR_ID_PARAM, binding_id(b));
+		char mac[DIALOG_MAC_HEX + 1], token[64];
+		dialog_mac(rt, binding_id(b), fsip->sip_call_id ? fsip->sip_call_id->i_id : NULL, mac);
+		snprintf(token, sizeof(token), "%s=%s.%s", DIALOG_PARAM, binding_id(b), mac);
 		sip_add_record_route(rt->sa, fwd, fsip, in_proto, out_proto, token);
 	}
 	return proxy_txn_fork(t, fwd, binding_received(b), binding_tport(b));
 }
 
 static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip_t *sip,
-			 bool up)
+			 enum source src)
 {
 	struct proxy_txn *t = proxy_txn_new(rt->sa, irq, NULL, NULL);
 	tport_t *tp = nta_incoming_transport(sip_agent_nta(rt->sa), irq, NULL);
@@ -320,16 +404,13 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 		return 0;
 	}
 	fsip = sip_object(fwd);
-	pick_target(rt, msg, sip, fwd, fsip, &tg, up);
+	pick_target(rt, msg, sip, fsip, &tg, src);
 	switch (tg.kind) {
 	case T_NONE:
 		msg_destroy(fwd);
 		proxy_txn_reply(t, tg.status, tg.phrase, TAG_END());
 		return 0;
 	case T_ROUTE:
-		proxy_txn_fork(t, fwd, NULL, NULL);
-		break;
-	case T_URI:
 		proxy_txn_fork(t, fwd, NULL, NULL);
 		break;
 	case T_UPSTREAM:
@@ -385,7 +466,7 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 }
 
 /* ACK to a 2xx: no transaction, forwarded statelessly along the same rules. */
-static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, bool up)
+static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, enum source src)
 {
 	msg_t *fwd = msg_copy(msg);
 	sip_t *fsip;
@@ -399,10 +480,9 @@ static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, bool up)
 		return;
 	}
 	sip_pop_own_routes(rt->sa, fwd, fsip);
-	pick_target(rt, msg, sip, fwd, fsip, &tg, up);
+	pick_target(rt, msg, sip, fsip, &tg, src);
 	switch (tg.kind) {
 	case T_ROUTE:
-	case T_URI:
 		sip_send_stateless(rt->sa, fwd, NULL, NULL);
 		return;
 	case T_UPSTREAM:
@@ -432,13 +512,13 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
 	struct router *rt = ctx;
 	sip_method_t m = sip->sip_request ? sip->sip_request->rq_method : sip_method_unknown;
-	bool up;
+	enum source src;
 
 	if (!sip->sip_request)
 		return 0;
-	up = from_upstream(rt, msg);
+	src = classify(rt, msg);
 	stats_sip_request(sip->sip_request->rq_method_name);
-	if (!ratelimit_allow(rt, msg, up)) {
+	if (!ratelimit_allow(rt, msg, src == SRC_UPSTREAM)) {
 		if (irq && m != sip_method_ack) {
 			nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
 					    SIPTAG_RETRY_AFTER_STR("1"), TAG_END());
@@ -449,7 +529,7 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 		return 0;
 	}
 	if (m == sip_method_ack) {
-		route_ack(rt, msg, sip, up);
+		route_ack(rt, msg, sip, src);
 		if (irq)
 			nta_incoming_destroy(irq);
 		return 0;
@@ -464,5 +544,5 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 	    (!sip->sip_route || (sip_agent_is_own_uri(rt->sa, sip->sip_route->r_url) &&
 				 !sip->sip_route->r_next)))
 		return 200;
-	return route_request(rt, irq, msg, sip, up);
+	return route_request(rt, irq, msg, sip, src);
 }

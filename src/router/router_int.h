@@ -15,6 +15,12 @@
 
 #define MAX_UPSTREAM_ADDRS 8
 #define MAX_FORK 16
+#define DIALOG_PARAM "swd"  /* dialog token in our Record-Route towards a client */
+#define DIALOG_MAC_HEX 16   /* hex digits of its MAC */
+#define DIALOG_SECRET_LEN 32
+
+/* Where a request comes from (SPEC 8), decided once per request. */
+enum source { SRC_UPSTREAM, SRC_CLIENT, SRC_STRANGER, SRC_COUNT };
 
 struct held;
 
@@ -30,14 +36,16 @@ struct router {
 	struct strmap *held_by_aor; /* AOR -> first struct held waiting on it */
 	struct strmap *deliveries;  /* AOR -> struct delivery in progress */
 	unsigned n_held;
+	unsigned char secret[DIALOG_SECRET_LEN]; /* keys the dialog tokens (store: "dialog") */
 	struct strmap *buckets; /* source address -> rate-limit bucket */
 	su_timer_t *sweep;
 };
 
 /*
  * Send a branch of t to binding b (request URI set to its Contact when
- * restore_uri), over the flow it registered on. Takes msg. Returns the
- * branch index or -1 (b unreachable or send failed; msg freed).
+ * restore_uri), over the flow it registered on; a dialog-creating request
+ * gets our Record-Route with the dialog token for b. Takes msg. Returns
+ * the branch index or -1 (b unreachable or send failed; msg freed).
  */
 int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *msg, struct binding *b,
 			bool restore_uri, const char *in_proto);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,8 @@ static const char *const migrations[] = {
 	" expires INTEGER NOT NULL,"
 	" attempts INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX messages_aor_id ON messages (aor, id);",
+	/* 2: per-installation values (secrets) */
+	"CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -663,5 +666,52 @@ int store_rollback(struct store *st)
 		return 0;
 	rc = sqlite3_get_autocommit(st->db) ? 0 : run(st, S_ROLLBACK, "rollback");
 	st->in_tx = false;
+	return rc;
+}
+
+/* The value of meta row name into buf (exactly len bytes): 1 found, 0 absent, -1 error. */
+static int meta_get(struct store *st, const char *name, unsigned char *buf, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1, step;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE name = ?1", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return fail(st, "reading a secret");
+	bind_text(s, 1, name);
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = 0;
+	} else if (step == SQLITE_ROW && (size_t)sqlite3_column_bytes(s, 0) == len) {
+		memcpy(buf, sqlite3_column_blob(s, 0), len);
+		rc = 1;
+	} else {
+		log_error("store: %s: secret %s is unreadable", st->path, name);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_secret(struct store *st, const char *name, unsigned char *buf, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = meta_get(st, name, buf, len);
+
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (getrandom(buf, len, 0) != (ssize_t)len) {
+		log_error("store: no randomness for secret %s: %s", name, strerror(errno));
+		return -1;
+	}
+	/* OR IGNORE: another process may have created it meanwhile; read back what won. */
+	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO meta (name, value) VALUES (?1, ?2)",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail(st, "creating a secret");
+	bind_text(s, 1, name);
+	sqlite3_bind_blob(s, 2, buf, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : fail(st, "creating a secret");
+	sqlite3_finalize(s);
+	if (rc == 0 && meta_get(st, name, buf, len) != 1)
+		rc = -1;
 	return rc;
 }

@@ -3,7 +3,7 @@
  * Unit tests for the bindings table (src/registrar/bindings.c) on a real
  * SIP agent (loopback, any free port) and a real SQLite store: matching a
  * re-registration by +sip.instance, then push identity, then contact URI;
- * a push token that moves to another AOR; eviction of the oldest binding
+ * a push token registered under another AOR (the first AOR keeps it); eviction of the oldest binding
  * beyond max_contacts_per_aor; q ordering; removal by push identity; and
  * reload from the store with the push identity parsed again.
  */
@@ -182,20 +182,26 @@ static void test_matching(struct fixture *f)
 
 static void test_token_moves(struct fixture *f)
 {
-	struct binding *b;
+	struct binding *b, *list[8];
+	size_t alice_n = registrar_lookup(f->r, "sip:alice@example.com", list, 8);
+	char alice_id[BINDING_ID_LEN + 1];
 
-	/* The APNs token of alice's phone now registers for bob: alice's binding goes. */
+	CHECK(alice_n == 2);
+	snprintf(alice_id, sizeof(alice_id), "%s", list[0]->id);
+	/* alice's APNs token registered for bob (a hijack attempt, or one app
+	 * with two accounts): alice keeps her binding (SPEC 8), bob gets his. */
 	b = bind_contact(f, "sip:bob@example.com",
 		 "sip:bob@10.0.0.3:7000;transport=tcp;pn-provider=apns;pn-prid=" TOK2
 		 ";pn-param=ABCDE12345.org.example.app.voip",
 		 NULL, 1000, 200);
 	CHECK(b != NULL);
-	{
-		struct binding *list[8];
-		CHECK(registrar_lookup(f->r, "sip:alice@example.com", list, 8) == 1);
-		CHECK(registrar_lookup(f->r, "sip:bob@example.com", list, 8) == 1);
-	}
-	CHECK(f->events_removed == 1);
+	CHECK(registrar_lookup(f->r, "sip:alice@example.com", list, 8) == alice_n);
+	CHECK(registrar_find_id(f->r, alice_id) != NULL);
+	CHECK(registrar_lookup(f->r, "sip:bob@example.com", list, 8) == 1);
+	CHECK(f->events_removed == 0);
+	/* Found by where they registered from (the fixture's source), parameters ignored. */
+	CHECK(registrar_find_source(f->r, "sip:127.0.0.1:5999;transport=tcp") != NULL);
+	CHECK(registrar_find_source(f->r, "sip:127.0.0.1:5998") == NULL);
 }
 
 static void test_limit(struct fixture *f)
@@ -222,8 +228,9 @@ static void test_remove_pn(struct fixture *f)
 
 	CHECK(pn_parse("pn-provider=apns;pn-prid=" TOK2 ";pn-param=ABCDE12345.org.example.app.voip",
 		       &pn, err, sizeof(err)) == PN_PARSE_OK);
+	/* Dead for every AOR it was registered under: alice's and bob's. */
 	CHECK(registrar_remove_pn(f->r, &pn, "token invalid") == 0);
-	CHECK(registrar_count(f->r) == before - 1);
+	CHECK(registrar_count(f->r) == before - 2);
 	CHECK(registrar_remove_pn(f->r, &pn, "token invalid") == -1);
 	pn_identity_cleanup(&pn);
 }

@@ -160,6 +160,29 @@ static int on_message(void *ctx, const struct store_message *m)
 	return c->stop_after && c->n >= c->stop_after;
 }
 
+/* A secret is drawn once and survives a reopen; another name is another secret. */
+static void test_secret(void)
+{
+	char *path = path_in("secret.db");
+	struct store *st = NULL;
+	unsigned char a[32], b[32], c[32], zero[32] = {0};
+
+	REQUIRE(store_open(&st, path) == 0);
+	CHECK(store_secret(st, "flow", a, sizeof(a)) == 0);
+	CHECK(memcmp(a, zero, sizeof(a)) != 0);
+	CHECK(store_secret(st, "other", c, sizeof(c)) == 0);
+	CHECK(memcmp(a, c, sizeof(a)) != 0);
+	store_close(st);
+	st = NULL;
+	REQUIRE(store_open(&st, path) == 0);
+	CHECK(store_secret(st, "flow", b, sizeof(b)) == 0);
+	CHECK(memcmp(a, b, sizeof(a)) == 0);
+	CHECK(store_secret(st, "flow", b, 16) < 0); /* stored with another length */
+out:
+	store_close(st);
+	free(path);
+}
+
 static void test_open_and_bindings(void)
 {
 	char *path = path_in("a/b/c/sipwake.db"), *dir = path_in("a/b/c");
@@ -169,7 +192,7 @@ static void test_open_and_bindings(void)
 	struct stat sb;
 
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 1);
+	CHECK(store_schema_version(st) == 2);
 	CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
 	CHECK((sb.st_mode & 0700) == 0700 && (sb.st_mode & 0007) == 0);
 	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640);
@@ -445,7 +468,7 @@ static void test_reopen(void)
 
 	st = NULL;
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 1);
+	CHECK(store_schema_version(st) == 2);
 	memset(&c, 0, sizeof(c));
 	CHECK(store_binding_load(st, 0, on_binding_id, &c) == 0);
 	CHECK_STR(c.buf, "keep;");
@@ -510,10 +533,10 @@ static void test_schema(void)
 	fclose(fp);
 	CHECK(raw_user_version(path, -1) == 0);
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 1);
+	CHECK(store_schema_version(st) == 2);
 	store_close(st);
 	st = NULL;
-	CHECK(raw_user_version(path, -1) == 1);
+	CHECK(raw_user_version(path, -1) == 2);
 	mode = raw_journal_mode(path);
 	CHECK_STR(mode, "wal");
 
@@ -651,6 +674,7 @@ int main(void)
 	test_schema();
 	test_bad_paths();
 	test_crash_durability();
+	test_secret();
 	free(log_path);
 	rc = nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	CHECK(rc == 0);
