@@ -64,7 +64,8 @@ msg_t *proxy_txn_copy_request(struct proxy_txn *t);
 /*
  * Send msg as a new branch, to route (a URI string, NULL = by the request
  * URI / top Route) and over tp when not NULL. Takes msg. Returns the
- * branch index, or -1 when it could not be sent (msg is freed).
+ * branch index, or -1 when it could not be sent or may not be (answered,
+ * closed, or a 6xx came); msg is freed.
  */
 int proxy_txn_fork(struct proxy_txn *t, msg_t *msg, const char *route, tport_t *tp);
 
@@ -80,6 +81,13 @@ int proxy_txn_reply(struct proxy_txn *t, int status, const char *phrase, tag_typ
  * response is relayed (or status/phrase when there was no branch at all).
  */
 void proxy_txn_seal(struct proxy_txn *t, int status_if_none, const char *phrase_if_none);
+
+/*
+ * Like proxy_txn_seal, and the owner is done with the transaction: no
+ * branch will ever be added again (proxy_txn_fork refuses). A 6xx from any
+ * branch closes forking the same way (RFC 3261 16.7).
+ */
+void proxy_txn_close(struct proxy_txn *t, int status_if_none, const char *phrase_if_none);
 
 /*
  * Relay a response an on_response hook deferred (PROXY_DEFER). Takes msg.

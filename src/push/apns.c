@@ -261,10 +261,11 @@ static json_t *apns_build_payload(void *arg, const char *text)
 		json_object_set_new(aps, "content-available", json_integer(1));
 		break;
 	case PUSH_CANCEL:
-		alert = json_pack("{s:s, s:s}", "title", caller_label(b), "body",
-				  b->reason && strcmp(b->reason, "answered_elsewhere") == 0
-					  ? "Call answered elsewhere"
-					  : "Missed call");
+		if (!b->voip)
+			alert = json_pack("{s:s, s:s}", "title", caller_label(b), "body",
+					  b->reason && strcmp(b->reason, "answered_elsewhere") == 0
+						  ? "Call answered elsewhere"
+						  : "Missed call");
 		break;
 	}
 	if (alert)
@@ -355,7 +356,13 @@ static int apns_prepare(void *state, struct push_req *r)
 	const char *topic = r->id.topic;
 	int rc = -(int)PUSH_PERMANENT;
 
-	r->voip = r->kind == PUSH_CALL && set(r->id.voip_token);
+	/*
+	 * PushKit for calls; and for a call's follow-up when the device has no
+	 * remote-notification token: a VoIP-only app must hear that the call
+	 * ended to dismiss CallKit (the payload says type "cancel").
+	 */
+	r->voip = set(r->id.voip_token) &&
+		  (r->kind == PUSH_CALL || (r->kind == PUSH_CANCEL && !set(r->id.token)));
 	r->token = r->voip ? r->id.voip_token : r->id.token;
 	if (!set(r->token)) {
 		snprintf(r->reason, sizeof(r->reason), "no remote-notification token for a %s push",
@@ -399,7 +406,7 @@ static int apns_prepare(void *state, struct push_req *r)
 		q->expiration = (long)time(NULL) + a->wakeup_ttl;
 		break;
 	case PUSH_CANCEL:
-		q->push_type = "alert";
+		q->push_type = r->voip ? "voip" : "alert";
 		q->priority = 10;
 		q->expiration = (long)time(NULL) + APNS_CANCEL_TTL;
 		break;

@@ -592,7 +592,11 @@ static void collect_due(void *ctx, const char *key, void *value)
 			if (p->n < PURGE_BATCH)
 				p->expired[p->n++] = b;
 		} else if (p->wakeup_before > 0 && b->pn_key && b->wakeup_for != b->expires &&
-			   b->expires - p->now <= p->wakeup_before && p->n_expiring < PURGE_BATCH) {
+			   b->expires - p->now <= p->wakeup_before &&
+			   /* not for a registration no longer than the lead time: the app
+			    * would be woken right after each registration, forever */
+			   b->expires - b->updated > p->wakeup_before &&
+			   p->n_expiring < PURGE_BATCH) {
 			p->expiring[p->n_expiring++] = b;
 		}
 	}

@@ -11,9 +11,16 @@
  * (missed call / answered elsewhere). A MESSAGE nobody accepts within a few
  * seconds is stored and answered 202 (deliver.c sends it later).
  *
- * A struct held is the context of its proxy_txn and is freed only in the
- * proxy's on_done; pushes in flight hold a push_req reference that is
- * detached there, so a late provider answer never touches freed memory.
+ * Lifecycle: a held request is RINGING (devices tried: branches, pushes,
+ * waits), then STORED (a MESSAGE kept and answered 202; a late 2xx from a
+ * live device removes the copy) or DONE. held_finish() is the only way to
+ * DONE and the only place that answers the caller: it stops pushes and
+ * timers, sends the follow-up pushes the ending calls for and closes the
+ * proxy transaction (no more forks; the best response goes out once the
+ * branches have ended, or the answer goes now). A struct held is the
+ * context of its proxy_txn and is freed only in the proxy's on_done; pushes
+ * in flight hold a push_req reference that is detached there, so a late
+ * provider answer never touches freed memory.
  */
 #include "router_int.h"
 
@@ -35,6 +42,24 @@
 #define MESSAGE_PUSH_DEADLINE_MS 30000
 
 struct held;
+
+enum held_state { HELD_RINGING, HELD_STORED, HELD_DONE };
+static const char *const state_name[] = {"RINGING", "STORED", "DONE"};
+
+/* Why a held request finished: what the caller is told, which follow-up pushes go. */
+enum held_end {
+	END_ANSWERED,    /* a device answered 2xx (relayed by the proxy) */
+	END_DECLINED,    /* a device answered 6xx: nobody else is tried */
+	END_CANCELLED,   /* the caller's CANCEL: 487, missed-call pushes */
+	END_ELSEWHERE,   /* the caller's CANCEL with Reason cause=200: answered elsewhere */
+	END_TIMEOUT,     /* push.call_timeout: 480, ringing branches cancelled */
+	END_UNAVAILABLE, /* every device failed: 480 (or the best response) */
+	END_MAILBOX,     /* MESSAGE not stored: max_per_aor reached (480) */
+	END_STORE_ERROR, /* MESSAGE not stored: the store failed (500) */
+};
+static const char *const end_name[] = {"answered",  "declined",     "cancelled",
+				       "answered elsewhere", "timeout", "unavailable",
+				       "mailbox full", "store error"};
 
 struct held_dev {
 	struct held *h;
@@ -60,10 +85,9 @@ struct held {
 	bool no_push; /* may be held/stored, but must not wake anybody (SPEC 4.3) */
 	bool single; /* upstream chose one binding: do not add other devices */
 	bool linked;
-	bool ended;  /* no more branches or pushes */
+	enum held_state state;
 	bool provisional_sent;
-	bool stored;
-	int64_t stored_id;
+	int64_t stored_id; /* HELD_STORED: the copy in the store (0 once removed) */
 	char aor[256];
 	char in_proto[8];
 	char *call_id, *from_uri, *from_name, *to_uri, *text;
@@ -172,18 +196,22 @@ static void stop_pushes(struct held *h)
 	}
 }
 
-/* No more branches or pushes for this request. */
-static void held_end(struct held *h)
+/* Stop what runs for devices: pushes, their delays, the request's timer, the AOR list. */
+static void held_stop(struct held *h)
 {
-	if (h->ended)
-		return;
-	h->ended = true;
 	stop_pushes(h);
 	if (h->timer) {
 		su_timer_destroy(h->timer);
 		h->timer = NULL;
 	}
 	unlink_held(h);
+}
+
+static void set_state(struct held *h, enum held_state to, const char *why)
+{
+	log_debug("held %s %s for %s: %s => %s (%s)", h->is_message ? "MESSAGE" : "call",
+		  h->call_id, h->aor, state_name[h->state], state_name[to], why);
+	h->state = to;
 }
 
 static void followup_done(void *ctx, enum push_result res, int http_status, const char *reason,
@@ -215,6 +243,75 @@ static void send_followup(struct held *h, struct held_dev *d, const char *reason
 	push_send(h->rt->push, pn, PUSH_CANCEL, &pl, FOLLOWUP_DEADLINE_MS, followup_done, NULL, NULL);
 }
 
+/* The follow-up pushes an ending calls for (calls only). */
+static void followups(struct held *h, enum held_end why, const struct held_dev *winner)
+{
+	for (int i = 0; i < h->n_dev && !h->is_message; i++) {
+		struct held_dev *d = &h->dev[i];
+		if (!d->pushed || d == winner)
+			continue;
+		switch (why) {
+		case END_ANSWERED:
+		case END_DECLINED:
+		case END_ELSEWHERE:
+			/* Reached devices got SIP's CANCEL; the others only the push. */
+			if (!d->reached)
+				send_followup(h, d, "answered_elsewhere");
+			break;
+		case END_CANCELLED:
+		case END_TIMEOUT:
+			if (h->rt->cfg->push.missed_call_push)
+				send_followup(h, d, "missed");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/*
+ * The one way to DONE, and the one place that answers the caller. winner:
+ * the device whose answer ended it (no follow-up for it), or NULL. The
+ * proxy transaction is closed last: it may free h (from a timer), so the
+ * caller must not touch h afterwards.
+ */
+static void held_finish(struct held *h, enum held_end why, const struct held_dev *winner)
+{
+	struct proxy_txn *t = h->t;
+	enum held_state was = h->state;
+
+	if (was == HELD_DONE)
+		return;
+	set_state(h, HELD_DONE, end_name[why]);
+	held_stop(h);
+	if (was == HELD_RINGING)
+		followups(h, why, winner);
+	switch (why) {
+	case END_ANSWERED: /* the proxy relayed the 2xx and cancels the other branches */
+	case END_DECLINED: /* the 6xx goes once the other branches are cancelled */
+		proxy_txn_close(t, SIP_480_TEMPORARILY_UNAVAILABLE);
+		break;
+	case END_CANCELLED:
+	case END_ELSEWHERE:
+		proxy_txn_close(t, SIP_487_REQUEST_TERMINATED);
+		break;
+	case END_UNAVAILABLE:
+		proxy_txn_close(t, SIP_480_TEMPORARILY_UNAVAILABLE);
+		break;
+	/* Answered now (a final answer also ends forking); ringing branches are cancelled. */
+	case END_TIMEOUT:
+		proxy_txn_reply(t, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
+		break;
+	case END_MAILBOX:
+		proxy_txn_reply(t, 480, "Mailbox Full", TAG_END());
+		break;
+	case END_STORE_ERROR:
+		proxy_txn_reply(t, SIP_500_INTERNAL_SERVER_ERROR, SIPTAG_RETRY_AFTER_STR("10"),
+				TAG_END());
+		break;
+	}
+}
+
 static struct held_dev *dev_by_id(struct held *h, const char *id)
 {
 	for (int i = 0; i < h->n_dev; i++)
@@ -237,7 +334,7 @@ static void branch_to(struct held *h, struct held_dev *d, struct binding *b)
 	msg_t *copy;
 	int idx;
 
-	if (h->ended || proxy_txn_answered(h->t) || !binding_reachable(b))
+	if (h->state != HELD_RINGING || proxy_txn_answered(h->t) || !binding_reachable(b))
 		return;
 	if (d->branch >= 0 && proxy_txn_branch_active(h->t, d->branch)) {
 		if (!strcmp(d->received, binding_received(b)) && d->tport == binding_tport(b))
@@ -300,7 +397,7 @@ static void push_device(struct held *h, struct held_dev *d)
 	unsigned deadline;
 	int rc;
 
-	if (!pn || !h->rt->push || h->ended || d->pushed)
+	if (!pn || !h->rt->push || h->state == HELD_DONE || d->pushed)
 		return;
 	payload_of(h, &pl, NULL);
 	deadline = h->is_message ? MESSAGE_PUSH_DEADLINE_MS
@@ -308,6 +405,14 @@ static void push_device(struct held *h, struct held_dev *d)
 	rc = push_send(h->rt->push, pn, h->is_message ? PUSH_MESSAGE : PUSH_CALL, &pl, deadline,
 		       push_done, d, &d->push);
 	d->pushed = true;
+	if (rc == -(int)PUSH_RATE_LIMITED) {
+		/* Pushed for something else less than push.min_interval ago: it is
+		 * waking already, and its registration releases this one too. */
+		log_info("no new push for %s (binding %s): pushed moments ago; waiting for it", h->aor,
+			 d->id);
+		d->waiting = true;
+		return;
+	}
 	if (rc < 0) {
 		log_info("no push for %s (binding %s): %s", h->aor, d->id,
 			 push_result_name((enum push_result)-rc));
@@ -395,32 +500,29 @@ static void store_message(struct held *h)
 	};
 	int count;
 
-	if (h->stored || proxy_txn_answered(h->t))
+	if (h->state != HELD_RINGING || proxy_txn_answered(h->t))
 		return;
 	count = store_message_count(h->rt->st, h->aor);
 	if (count < 0 || count >= cfg->messages.max_per_aor) {
 		log_warn("MESSAGE for %s not stored: %s", h->aor,
 			 count < 0 ? "store error" : "max_per_aor reached");
-		held_end(h);
-		proxy_txn_reply(h->t, 480, count < 0 ? "Temporarily Unavailable" : "Mailbox Full",
-				TAG_END());
+		held_finish(h, count < 0 ? END_STORE_ERROR : END_MAILBOX, NULL);
 		return;
 	}
 	/* The 202 promises durability: no binding batch may hold this write. */
 	registrar_flush(h->rt->reg);
 	if (store_message_add(h->rt->st, &m, &h->stored_id) < 0) {
-		held_end(h);
-		proxy_txn_reply(h->t, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+		held_finish(h, END_STORE_ERROR, NULL);
 		return;
 	}
-	h->stored = true;
 	log_info("MESSAGE %s for %s stored (id %lld) until a device registers", h->call_id, h->aor,
 		 (long long)h->stored_id);
 	for (int i = 0; i < h->n_dev; i++)
 		if (!h->dev[i].pushed && h->dev[i].has_push)
 			push_device(h, &h->dev[i]);
 	/* Delivery happens from the store when a device registers (deliver.c). */
-	unlink_held(h);
+	set_state(h, HELD_STORED, "stored");
+	held_stop(h); /* the alert pushes just sent go on without us */
 	proxy_txn_reply(h->t, SIP_202_ACCEPTED, TAG_END()); /* may free h */
 }
 
@@ -453,9 +555,9 @@ static int start_next_group(struct held *h)
 
 static void held_check(struct held *h)
 {
-	if (h->ended || proxy_txn_answered(h->t))
+	if (h->state != HELD_RINGING || proxy_txn_answered(h->t))
 		return;
-	if (h->is_message && !h->stored && h->rt->st && h->rt->cfg->messages.store) {
+	if (h->is_message && h->rt->st && h->rt->cfg->messages.store) {
 		/* Every live device failed before the wait was over: store now. */
 		if (proxy_txn_active_branches(h->t) == 0)
 			store_message(h);
@@ -465,8 +567,7 @@ static void held_check(struct held *h)
 		return;
 	if (start_next_group(h) > 0 && any_hope(h))
 		return;
-	held_end(h);
-	proxy_txn_seal(h->t, SIP_480_TEMPORARILY_UNAVAILABLE);
+	held_finish(h, END_UNAVAILABLE, NULL);
 }
 
 static void defer_fired(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *arg)
@@ -488,19 +589,13 @@ static void timer_fired(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *a
 
 	su_timer_destroy(h->timer);
 	h->timer = NULL;
-	if (h->is_message) {
-		if (h->rt->st && h->rt->cfg->messages.store) {
-			store_message(h);
-			return;
-		}
+	if (h->is_message && h->rt->st && h->rt->cfg->messages.store) {
+		store_message(h);
+		return;
 	}
 	log_info("%s for %s: no device answered within %d s", h->is_message ? "MESSAGE" : "call",
 		 h->aor, h->rt->cfg->push.call_timeout);
-	held_end(h);
-	if (proxy_txn_active_branches(h->t) == 0)
-		proxy_txn_reply(h->t, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
-	else
-		proxy_txn_seal(h->t, SIP_480_TEMPORARILY_UNAVAILABLE);
+	held_finish(h, END_TIMEOUT, NULL);
 }
 
 static int held_response(void *ctx, struct proxy_txn *t, int branch, msg_t *msg, sip_t *sip)
@@ -512,10 +607,10 @@ static int held_response(void *ctx, struct proxy_txn *t, int branch, msg_t *msg,
 	if (status >= 200 && status < 300) {
 		if (d)
 			d->answered = true;
-		if (h->stored) {
+		if (h->state == HELD_STORED && h->stored_id) {
 			/* A device took the MESSAGE after all: do not deliver it twice. */
 			store_message_del(h->rt->st, h->stored_id);
-			h->stored = false;
+			h->stored_id = 0;
 		}
 	}
 	if (status >= 180 && d && d->push_delay) {
@@ -534,14 +629,12 @@ static void held_after_response(void *ctx, struct proxy_txn *t, int branch, int 
 	if (status < 200)
 		return;
 	if (status < 300) {
-		bool was_ended = h->ended;
-		held_end(h);
-		/* Devices that were woken but never reached: dismiss their call UI. */
-		for (int i = 0; i < h->n_dev && !was_ended && !h->is_message; i++) {
-			struct held_dev *o = &h->dev[i];
-			if (o != d && o->pushed && !o->reached)
-				send_followup(h, o, "answered_elsewhere");
-		}
+		held_finish(h, END_ANSWERED, d);
+		return;
+	}
+	if (status >= 600) {
+		/* RFC 3261 16.7: a device declined for everybody; nobody is rung again. */
+		held_finish(h, END_DECLINED, d);
 		return;
 	}
 	if (d) {
@@ -559,25 +652,18 @@ static void held_cancel(void *ctx, struct proxy_txn *t, const char *reason)
 	 * (RFC 3326 Reason cause=200): not a missed call for our devices. */
 	bool elsewhere = reason && strstr(reason, "cause=200");
 
-	if (h->ended)
+	if (h->state != HELD_RINGING)
 		return;
 	log_info("call %s for %s cancelled %s", h->call_id, h->aor,
 		 elsewhere ? "(answered elsewhere)" : "by the caller");
-	for (int i = 0; i < h->n_dev && !h->is_message; i++) {
-		struct held_dev *d = &h->dev[i];
-		if (elsewhere && d->pushed && !d->reached)
-			send_followup(h, d, "answered_elsewhere");
-		else if (!elsewhere && d->pushed && h->rt->cfg->push.missed_call_push)
-			send_followup(h, d, "missed");
-	}
-	held_end(h);
+	held_finish(h, elsewhere ? END_ELSEWHERE : END_CANCELLED, NULL);
 }
 
 static void held_done(void *ctx, struct proxy_txn *t)
 {
 	struct held *h = ctx;
 
-	held_end(h);
+	held_stop(h); /* the transaction is going away (answered, or shutdown) */
 	if (h->defer)
 		su_timer_destroy(h->defer);
 	free(h->call_id);
@@ -684,7 +770,7 @@ void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct
 		}
 	}
 
-	if (h->ended || proxy_txn_answered(t))
+	if (h->state != HELD_RINGING || proxy_txn_answered(t))
 		return;
 	if (is_message && rt->st && cfg->messages.store) {
 		if (proxy_txn_active_branches(t) == 0) {
@@ -711,7 +797,7 @@ void held_on_binding(struct router *rt, const struct binding *cb, enum registrar
 		struct held_dev *d = dev_by_id(h, binding_id(cb));
 
 		next = h->next;
-		if (h->ended)
+		if (h->state != HELD_RINGING)
 			continue;
 		if (ev == REGISTRAR_REMOVED) {
 			if (d && (d->branch < 0 || !proxy_txn_branch_active(h->t, d->branch))) {

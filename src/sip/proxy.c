@@ -51,6 +51,7 @@ struct proxy_txn {
 	su_timer_t *linger;
 	int holds;
 	bool sealed;
+	bool closed; /* proxy_txn_close() or a 6xx: no more branches */
 	bool final_sent;
 	bool got_2xx;
 	bool cancelled;
@@ -278,8 +279,10 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
 		}
 	} else {
 		note_final(t, status, msg);
-		if (status >= 600)
+		if (status >= 600) {
+			t->closed = true;
 			cancel_pending(t, NULL);
+		}
 	}
 
 	if (b->ended && !t->linger && b->orq) {
@@ -456,7 +459,7 @@ int proxy_txn_fork(struct proxy_txn *t, msg_t *msg, const char *route, tport_t *
 	url_string_t const *u = route ? URL_STRING_MAKE(route) : NULL;
 	int idx;
 
-	if (t->n_br >= PROXY_MAX_BRANCHES || t->final_sent) {
+	if (t->n_br >= PROXY_MAX_BRANCHES || t->final_sent || t->closed) {
 		msg_destroy(msg);
 		return -1;
 	}
@@ -523,6 +526,12 @@ void proxy_txn_seal(struct proxy_txn *t, int status_if_none, const char *phrase_
 	t->none_phrase = phrase_if_none;
 	check_complete(t);
 	txn_maybe_free(t);
+}
+
+void proxy_txn_close(struct proxy_txn *t, int status_if_none, const char *phrase_if_none)
+{
+	t->closed = true;
+	proxy_txn_seal(t, status_if_none, phrase_if_none);
 }
 
 void proxy_shutdown(void)

@@ -84,6 +84,26 @@ int main(void)
 	CHECK(q->body_len <= PUSH_APNS_MAX_PAYLOAD && q->body_len > PUSH_APNS_MAX_PAYLOAD - 16);
 	apns_req_cleanup(&r);
 
+	/* A call's follow-up: an alert where there is a remote token; for a
+	 * VoIP-only app a PushKit push saying the call ended (CallKit). */
+	CHECK(prepare(&r, PUSH_CANCEL, REMOTE, VOIP, NULL) == 0);
+	q = r.pdata;
+	CHECK(!r.voip && strcmp(r.token, REMOTE) == 0);
+	CHECK_STR(q->push_type, "alert");
+	apns_req_cleanup(&r);
+	CHECK(prepare(&r, PUSH_CANCEL, NULL, VOIP, NULL) == 0);
+	q = r.pdata;
+	CHECK(r.voip && strcmp(r.token, VOIP) == 0);
+	CHECK_STR(q->push_type, "voip");
+	CHECK_STR(q->topic, "org.example.app.voip");
+	b = body(&r);
+	CHECK_STR(json_string_value(json_object_get(b, "type")), "cancel");
+	CHECK_STR(json_string_value(json_object_get(b, "reason")), "missed");
+	CHECK_STR(json_string_value(json_object_get(b, "call-id")), "abc@host");
+	CHECK(json_object_get(json_object_get(b, "aps"), "alert") == NULL);
+	json_decref(b);
+	apns_req_cleanup(&r);
+
 	/* A Call-ID that is no header value becomes a digest in apns-collapse-id. */
 	CHECK(prepare(&r, PUSH_CANCEL, REMOTE, NULL, NULL) == 0);
 	CHECK_STR(((struct apns_req *)r.pdata)->collapse, "abc@host");
