@@ -96,7 +96,11 @@ void proxy_txn_close(struct proxy_txn *t, int status_if_none, const char *phrase
  */
 void proxy_txn_relay_deferred(struct proxy_txn *t, msg_t *msg);
 
-/* Cancel one pending INVITE branch (e.g. to a device's stale contact). */
+/*
+ * Cancel one pending INVITE branch (e.g. to a device's stale contact). The
+ * branch may get its final answer (a 503 when the connection it used has
+ * died) before this returns.
+ */
 void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason);
 
 /* True while the branch waits for its final response. */

@@ -228,6 +228,13 @@ static int contact_key_of(const char *uri, char *buf, size_t len)
 	return rc;
 }
 
+/*
+ * sofia reports the close to every pending slot, and again at each later
+ * error report on the same transport for as long as the slot is held (a
+ * half-closed connection is reported when its input ends and again when
+ * it is closed): the slot is released here, as nta does for its requests,
+ * so that no report reaches a binding freed in between.
+ */
 static void flow_closed(tp_stack_t *stack, tp_client_t *client, tport_t *tp, msg_t *msg,
 			int error)
 {
@@ -235,6 +242,8 @@ static void flow_closed(tp_stack_t *stack, tp_client_t *client, tport_t *tp, msg
 
 	if (b->tp == tp) {
 		log_debug("flow of binding %s closed", b->id);
+		if (b->pend)
+			tport_release(tp, b->pend, NULL, NULL, client, 0);
 		b->pend = 0;
 		tport_unref(b->tp);
 		b->tp = NULL;

@@ -32,6 +32,7 @@ struct branch {
 	int status; /* last status seen, 0 = none yet */
 	bool ended; /* final response received (or send failed) */
 	bool ignore; /* cancelled by us (stale contact): its final answer does not count */
+	bool in_cancel; /* inside nta_outgoing_tcancel() on orq: orq must outlive the call */
 };
 
 struct proxy_txn {
@@ -131,6 +132,37 @@ static void note_final(struct proxy_txn *t, int status, msg_t *msg)
 	t->best_status = status;
 }
 
+/* A branch that has its final answer lets go of its client transaction. */
+static void branch_drop_orq(struct proxy_txn *t, struct branch *b)
+{
+	if (b->ended && !t->linger && b->orq && !b->in_cancel) {
+		nta_outgoing_destroy(b->orq);
+		b->orq = NULL;
+	}
+}
+
+/*
+ * CANCEL one INVITE branch. nta may answer the branch from inside
+ * nta_outgoing_tcancel(): when the CANCEL goes over a connection that has
+ * just died, the send error is reported to every request pending on that
+ * connection, this one included, so branch_response() runs with a 503
+ * before tcancel returns, and tcancel goes on using the orq afterwards.
+ * The orq is therefore destroyed only once tcancel has returned, and the
+ * hold keeps the transaction itself alive meanwhile.
+ */
+static void branch_cancel(struct proxy_txn *t, struct branch *b, const char *reason)
+{
+	t->holds++;
+	b->in_cancel = true;
+	if (reason)
+		nta_outgoing_tcancel(b->orq, NULL, NULL, SIPTAG_REASON_STR(reason), TAG_END());
+	else
+		nta_outgoing_tcancel(b->orq, NULL, NULL, TAG_END());
+	b->in_cancel = false;
+	branch_drop_orq(t, b);
+	t->holds--;
+}
+
 static void cancel_pending(struct proxy_txn *t, const char *reason)
 {
 	if (t->method != sip_method_invite)
@@ -139,10 +171,7 @@ static void cancel_pending(struct proxy_txn *t, const char *reason)
 		struct branch *b = &t->br[i];
 		if (b->ended || !b->orq)
 			continue;
-		if (reason)
-			nta_outgoing_tcancel(b->orq, NULL, NULL, SIPTAG_REASON_STR(reason), TAG_END());
-		else
-			nta_outgoing_tcancel(b->orq, NULL, NULL, TAG_END());
+		branch_cancel(t, b, reason);
 	}
 }
 
@@ -285,10 +314,7 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
 		}
 	}
 
-	if (b->ended && !t->linger && b->orq) {
-		nta_outgoing_destroy(b->orq);
-		b->orq = NULL;
-	}
+	branch_drop_orq(t, b);
 	if (t->ops && t->ops->after_response && !b->ignore)
 		t->ops->after_response(t->ctx, t, (int)(b - t->br), status);
 	check_complete(t);
@@ -405,10 +431,8 @@ void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason
 		b->ended = true;
 		return;
 	}
-	if (reason)
-		nta_outgoing_tcancel(b->orq, NULL, NULL, SIPTAG_REASON_STR(reason), TAG_END());
-	else
-		nta_outgoing_tcancel(b->orq, NULL, NULL, TAG_END());
+	branch_cancel(t, b, reason);
+	txn_maybe_free(t);
 }
 
 bool proxy_txn_branch_active(struct proxy_txn *t, int branch)
