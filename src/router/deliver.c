@@ -25,6 +25,8 @@ struct delivery {
 	struct router *rt;
 	char aor[256];
 	char binding[32];
+	bool sending;    /* inside nta_outgoing_mcreate: its callback must not finish us */
+	int sync_status; /* a final status nta gave from inside mcreate */
 	int64_t msg_id;
 	nta_outgoing_t *orq;
 	uint32_t cseq;
@@ -83,6 +85,22 @@ static void delivery_finish(struct delivery *d)
 
 static void send_next(struct delivery *d);
 
+/* One delivery attempt ended with status: next message, or the round ends. */
+static void attempt_done(struct delivery *d, int status)
+{
+	nta_outgoing_destroy(d->orq);
+	d->orq = NULL;
+	if (status < 300) {
+		store_message_del(d->rt->st, d->msg_id);
+		d->delivered++;
+		send_next(d);
+		return;
+	}
+	log_info("stored message %lld for %s not taken (%d); kept for the next registration",
+		 (long long)d->msg_id, d->aor, status);
+	delivery_finish(d);
+}
+
 static int delivered(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *sip)
 {
 	struct delivery *d = (struct delivery *)magic;
@@ -90,17 +108,13 @@ static int delivered(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t con
 
 	if (status < 200)
 		return 0;
-	nta_outgoing_destroy(orq);
-	d->orq = NULL;
-	if (status < 300) {
-		store_message_del(d->rt->st, d->msg_id);
-		d->delivered++;
-		send_next(d);
+	if (d->sending) {
+		/* nta answered from inside nta_outgoing_mcreate (a send error):
+		 * send_next() finishes the attempt once mcreate has returned. */
+		d->sync_status = status;
 		return 0;
 	}
-	log_info("stored message %lld for %s not taken (%d); kept for the next registration",
-		 (long long)d->msg_id, d->aor, status);
-	delivery_finish(d);
+	attempt_done(d, status);
 	return 0;
 }
 
@@ -175,12 +189,17 @@ static void send_next(struct delivery *d)
 	}
 	store_message_attempt(rt->st, d->msg_id);
 	tp = binding_tport(b);
+	d->sending = true;
+	d->sync_status = 0;
 	d->orq = nta_outgoing_mcreate(sip_agent_nta(rt->sa), delivered, (nta_outgoing_magic_t *)d,
 				      URL_STRING_MAKE(binding_received(b)), msg,
 				      TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END());
+	d->sending = false;
 	if (!d->orq) {
 		log_warn("stored message %lld for %s could not be sent", (long long)d->msg_id, d->aor);
 		delivery_finish(d);
+	} else if (d->sync_status) {
+		attempt_done(d, d->sync_status);
 	}
 }
 
