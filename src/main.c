@@ -159,6 +159,7 @@ static int setup_signals(struct daemon *d)
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit makes writes fail (EFBIG), not the process */
 	d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sigfd < 0)
 		return -1;

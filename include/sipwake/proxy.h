@@ -97,6 +97,13 @@ void proxy_txn_close(struct proxy_txn *t, int status_if_none, const char *phrase
 void proxy_txn_relay_deferred(struct proxy_txn *t, msg_t *msg);
 
 /*
+ * Answer status instead of the response an on_response hook deferred (the
+ * hook dropped it), with Retry-After when retry_after is not NULL.
+ */
+void proxy_txn_answer_deferred(struct proxy_txn *t, int status, const char *phrase,
+			       const char *retry_after);
+
+/*
  * Cancel one pending INVITE branch (e.g. to a device's stale contact). The
  * branch may get its final answer (a 503 when the connection it used has
  * died) before this returns.

@@ -14,10 +14,12 @@
 #include <time.h>
 
 #include <openssl/rand.h>
+#include <sofia-sip/sip_tag.h>
 #include <sofia-sip/url.h>
 
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
+#include "sipwake/stats.h"
 
 static void before_poll(su_prepoll_magic_t *magic, su_root_t *root);
 
@@ -88,11 +90,38 @@ void registrar_write_begin(struct registrar *r)
 	if (!r->st || r->batch_open)
 		return;
 	if (store_begin(r->st) < 0)
-		return; /* autocommit then: each write durable on its own */
+		return; /* autocommit then: each write durable (or failed) on its own */
 	r->batch_open = true;
+	r->write_failed = false;
 	if (!r->commit_timer ||
 	    su_timer_set(r->commit_timer, commit_fired, (su_timer_arg_t *)r) < 0)
 		registrar_flush(r); /* no timer: never leave a batch open */
+}
+
+#define STORE_RETRY_AFTER "5" /* s a client waits before retrying a REGISTER we could not store */
+
+/* One REGISTER answer: the 2xx when its bindings are stored, else 500. */
+static void send_reply(struct proxy_txn *t, nta_incoming_t *irq, msg_t *msg, bool stored)
+{
+	if (stored && t) {
+		proxy_txn_relay_deferred(t, msg);
+		return;
+	}
+	if (stored) {
+		nta_incoming_mreply(irq, msg);
+		nta_incoming_destroy(irq);
+		return;
+	}
+	msg_destroy(msg);
+	stats_count("sipwake_register_total", "result", "store_failed", NULL);
+	if (t) {
+		proxy_txn_answer_deferred(t, 500, "Registration Not Stored", STORE_RETRY_AFTER);
+	} else {
+		nta_incoming_treply(irq, 500, "Registration Not Stored",
+				    SIPTAG_RETRY_AFTER_STR(STORE_RETRY_AFTER), TAG_END());
+		stats_sip_response(500);
+		nta_incoming_destroy(irq);
+	}
 }
 
 void registrar_reply_after_commit(struct registrar *r, struct proxy_txn *t, nta_incoming_t *irq,
@@ -101,12 +130,11 @@ void registrar_reply_after_commit(struct registrar *r, struct proxy_txn *t, nta_
 	struct deferred_reply *d = r->batch_open ? calloc(1, sizeof(*d)) : NULL;
 
 	if (!d) {
-		if (t) {
-			proxy_txn_relay_deferred(t, msg);
-		} else {
-			nta_incoming_mreply(irq, msg);
-			nta_incoming_destroy(irq);
-		}
+		/* No batch (or no memory for the queue): the writes went one by one. */
+		if (r->batch_open)
+			registrar_flush(r);
+		send_reply(t, irq, msg, !r->write_failed);
+		r->write_failed = false;
 		return;
 	}
 	d->t = t;
@@ -119,25 +147,28 @@ void registrar_reply_after_commit(struct registrar *r, struct proxy_txn *t, nta_
 void registrar_flush(struct registrar *r)
 {
 	struct deferred_reply *d;
+	bool stored;
 
 	if (r->batch_open) {
 		r->batch_open = false;
 		if (r->commit_timer)
 			su_timer_reset(r->commit_timer);
-		if (store_commit(r->st) < 0)
-			log_error("bindings not committed to the store; they live in memory until "
-				  "the next registration");
+		if (r->write_failed) {
+			store_rollback(r->st);
+		} else if (store_commit(r->st) < 0) {
+			r->write_failed = true;
+		}
 	}
+	stored = !r->write_failed;
+	if (!stored)
+		log_error("binding writes could not be stored: their REGISTERs are answered 500 "
+			  "(the phones retry); memory keeps the newest state until then");
+	r->write_failed = false;
 	while ((d = r->replies)) {
 		r->replies = d->next;
 		if (!r->replies)
 			r->replies_tail = &r->replies;
-		if (d->t) {
-			proxy_txn_relay_deferred(d->t, d->msg);
-		} else {
-			nta_incoming_mreply(d->irq, d->msg);
-			nta_incoming_destroy(d->irq);
-		}
+		send_reply(d->t, d->irq, d->msg, stored);
 		free(d);
 	}
 }
@@ -411,7 +442,20 @@ int binding_save(struct registrar *r, struct binding *b)
 	if (!r->st)
 		return 0;
 	registrar_write_begin(r);
-	return store_binding_put(r->st, &sb);
+	if (store_binding_put(r->st, &sb) < 0) {
+		r->write_failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+void binding_unsave(struct registrar *r, const char *id)
+{
+	if (!r->st)
+		return;
+	registrar_write_begin(r);
+	if (store_binding_del(r->st, id) < 0)
+		r->write_failed = true;
 }
 
 static char *dup_or_null(const char *s)
@@ -516,10 +560,7 @@ void registrar_remove(struct registrar *r, struct binding *b, const char *why)
 		 b->pn_key ? ", push token " : "",
 		 b->pn_key ? log_token(b->pn.token ? b->pn.token : b->pn.voip_token, tok) : "");
 	index_del(r, b);
-	if (r->st) {
-		registrar_write_begin(r);
-		store_binding_del(r->st, b->id);
-	}
+	binding_unsave(r, b->id);
 	registrar_notify(r, b, REGISTRAR_REMOVED);
 	binding_free(b);
 }

@@ -86,6 +86,7 @@ struct registrar {
 	 * each REGISTER waits in `replies` until its bindings are committed. */
 	su_timer_t *commit_timer;
 	bool batch_open;
+	bool write_failed; /* a binding write failed since the last flush: its REGISTERs get 500 */
 	struct deferred_reply *replies, **replies_tail;
 };
 
@@ -106,9 +107,16 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 struct binding *registrar_match(struct registrar *r, const char *aor, const char *instance,
 				const char *pn_key, const char *contact_key);
 int binding_save(struct registrar *r, struct binding *b);
+/* Delete a binding's row (in the current batch); a failure fails the batch's answers. */
+void binding_unsave(struct registrar *r, const char *id);
 /* Join (or open) the current write batch before any store write. */
 void registrar_write_begin(struct registrar *r);
-/* Send msg (a REGISTER 2xx) once the current batch is committed (now if none). */
+/*
+ * Send msg (a REGISTER 2xx) once the current batch is committed (now if
+ * none). If a write of the batch or its commit failed, msg is dropped and
+ * the REGISTER is answered 500 with Retry-After instead (SPEC 8: nothing
+ * is acknowledged that is not stored). Takes msg.
+ */
 void registrar_reply_after_commit(struct registrar *r, struct proxy_txn *t, nta_incoming_t *irq,
 				  msg_t *msg);
 void binding_free(struct binding *b);

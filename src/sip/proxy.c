@@ -414,6 +414,18 @@ void proxy_txn_relay_deferred(struct proxy_txn *t, msg_t *msg)
 	txn_maybe_free(t);
 }
 
+void proxy_txn_answer_deferred(struct proxy_txn *t, int status, const char *phrase,
+			       const char *retry_after)
+{
+	if (!t->irq_gone) {
+		nta_incoming_treply(t->irq, status, phrase,
+				    TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(retry_after)), TAG_END());
+		stats_sip_response(status);
+	}
+	t->holds--;
+	txn_maybe_free(t);
+}
+
 void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason)
 {
 	struct branch *b;

@@ -23,8 +23,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* How long a write waits for another connection's lock before failing. */
-#define STORE_BUSY_TIMEOUT_MS 5000
+/*
+ * How long a write waits for another connection's lock (a backup, the
+ * sqlite3 shell) before failing. Short: the daemon's loop waits with it,
+ * and a failed write is answered 500 with Retry-After, never acknowledged.
+ */
+#define STORE_BUSY_TIMEOUT_MS 100
 
 /*
  * Schema migrations: entry i brings the database from version i to i + 1.
