@@ -838,6 +838,61 @@ static void check_rules(struct load_ctx *ctx)
 
 /* ---- entry points ------------------------------------------------------- */
 
+#define MAX_INCLUDE_DEPTH 10 /* libconfig's own limit */
+
+/*
+ * libconfig 1.5 exits the process (its scanner's fatal error, status 2)
+ * when an @include names something it cannot read as a file, a directory
+ * say: at --check that is the wrong exit status, on a SIGHUP it kills a
+ * running daemon. So every @include is checked before libconfig sees the
+ * file: it must name a regular, readable file (recursively). 0, or -1
+ * with "file:line: ..." printed.
+ */
+static int check_includes(const char *file, const char *dir, int depth)
+{
+	FILE *in = fopen(file, "r");
+	char line[4096];
+	int lineno = 0, rc = 0;
+
+	if (!in)
+		return 0; /* libconfig reports what cannot be opened, with its line */
+	while (rc == 0 && fgets(line, sizeof(line), in)) {
+		char *p = line, *end, *inc;
+		struct stat st;
+
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "@include", 8) != 0)
+			continue;
+		p = strchr(p + 8, '"');
+		end = p ? strchr(p + 1, '"') : NULL;
+		if (!end)
+			continue; /* libconfig's syntax error, with its line */
+		*end = '\0';
+		p++;
+		if (p[0] == '/' || !dir) {
+			inc = xstrdup(p);
+		} else {
+			inc = xmalloc(strlen(dir) + strlen(p) + 2);
+			sprintf(inc, "%s/%s", dir, p);
+		}
+		if (depth >= MAX_INCLUDE_DEPTH) {
+			fprintf(stderr, "%s:%d: @include \"%s\": includes nested too deeply\n", file,
+				lineno, p);
+			rc = -1;
+		} else if (stat(inc, &st) == 0 && !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "%s:%d: @include \"%s\": not a regular file\n", file, lineno, p);
+			rc = -1;
+		} else if (stat(inc, &st) == 0) {
+			rc = check_includes(inc, dir, depth + 1);
+		}
+		free(inc);
+	}
+	fclose(in);
+	return rc;
+}
+
 int config_load(struct sw_config *cfg, const char *path)
 {
 	struct sw_config tmp;
@@ -861,6 +916,8 @@ int config_load(struct sw_config *cfg, const char *path)
 		config_set_include_dir(&cf, dir);
 	}
 
+	if (check_includes(path, slash ? dir : NULL, 0) < 0)
+		goto out;
 	if (!config_read_file(&cf, path)) {
 		int err = errno;
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)

@@ -691,6 +691,23 @@ static void test_include(void)
 	free(errs);
 	config_cleanup(&cfg);
 
+	/* A directory (libconfig's scanner would exit(2)): file:line, and we are still here. */
+	rc = load_text(OK_SIP "@include \".\"\n", &cfg, &errs);
+	CHECK_MSG(rc == -1, "@include of a directory accepted");
+	snprintf(want, sizeof(want), "%s:%d: @include \".\": not a regular file", conf_path,
+		 count_lines(OK_SIP) + 1);
+	CHECK_MSG(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+	write_file(tmp_path("nested.inc"), "# nested\n  @include \"/\"\n", 0600);
+	rc = load_text(OK_SIP "@include \"nested.inc\"\n", &cfg, &errs);
+	CHECK_MSG(rc == -1, "nested @include of a directory accepted");
+	snprintf(want, sizeof(want), "%s:2: @include \"/\": not a regular file",
+		 tmp_path("nested.inc"));
+	CHECK_MSG(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	config_cleanup(&cfg);
+
 	write_file(tmp_path("push.inc"), "push: { call_timeout = 9; };\n", 0600);
 	rc = load_text(OK_SIP "@include \"push.inc\"\n", &cfg, &errs);
 	CHECK_MSG(rc == 0, "include rejected:\n%s", errs);
