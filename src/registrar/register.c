@@ -11,6 +11,9 @@
 #include "registrar_int.h"
 
 #include <stdio.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -76,13 +79,51 @@ static void reg_req_free(struct reg_req *q)
 	free(q);
 }
 
+/* A delta-seconds value (RFC 3261 25.1: any digits); beyond INT_MAX means "as long as allowed". */
+static int expires_value(const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE || v > INT_MAX)
+		return INT_MAX;
+	return (int)v;
+}
+
+/* The expiry a contact asks for, -1 when it is not a number. */
 static int requested_expires(const sip_t *sip, const sip_contact_t *m)
 {
 	if (m->m_expires)
-		return (int)strtoul(m->m_expires, NULL, 10);
+		return expires_value(m->m_expires);
 	if (sip->sip_expires)
-		return (int)sip->sip_expires->ex_delta;
+		return sip->sip_expires->ex_delta > INT_MAX ? INT_MAX : (int)sip->sip_expires->ex_delta;
 	return DEFAULT_EXPIRES;
+}
+
+/*
+ * A q-value (RFC 3261 25.1: "0" ["." 0*3DIGIT] / "1" ["." 0*3("0")]) in
+ * thousandths, -1 if it is none (1e999, nan, 2, -0.5); digits past the
+ * third are ignored.
+ */
+static int q_value(const char *s)
+{
+	int q = 0, scale = 100;
+
+	if (s[0] != '0' && s[0] != '1')
+		return -1;
+	q = (s[0] - '0') * 1000;
+	s++;
+	if (*s == '.') {
+		for (s++; isdigit((unsigned char)*s); s++, scale /= 10)
+			q += (*s - '0') * scale; /* digits past the third add 0 */
+	}
+	if (*s || q > 1000)
+		return -1;
+	return q;
 }
 
 static bool provider_configured(struct registrar *r, const struct pn_identity *pn)
@@ -116,6 +157,10 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 		snprintf(phrase, plen, "Bad To header");
 		return 400;
 	}
+	if (sip->sip_to->a_url->url_type != url_sip && sip->sip_to->a_url->url_type != url_sips) {
+		snprintf(phrase, plen, "Unsupported URI Scheme");
+		return 416;
+	}
 	if (!sip_agent_serves_domain(r->sa, sip->sip_to->a_url->url_host)) {
 		snprintf(phrase, plen, "Domain not served here");
 		return 403;
@@ -145,6 +190,10 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 			snprintf(phrase, plen, "Too many contacts");
 			return 403;
 		}
+		if (m->m_url->url_type != url_sip && m->m_url->url_type != url_sips) {
+			snprintf(phrase, plen, "Unsupported URI Scheme in Contact");
+			return 416;
+		}
 		c = &q->c[q->n++];
 		c->uri = url_as_string(NULL, m->m_url);
 		if (!c->uri) {
@@ -159,11 +208,11 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 		inst = msg_params_find(m->m_params, "+sip.instance=");
 		if (inst)
 			c->instance = strndup(inst, 300);
-		c->q = 1000;
-		if (m->m_q)
-			c->q = (int)(strtod(m->m_q, NULL) * 1000.0 + 0.5);
-		if (c->q < 0 || c->q > 1000)
-			c->q = 1000;
+		c->q = m->m_q ? q_value(m->m_q) : 1000;
+		if (c->q < 0) {
+			snprintf(phrase, plen, "Bad q-value in Contact");
+			return 400;
+		}
 
 		st = params ? (int)pn_parse(params, &c->pn, err, sizeof(err)) : PN_PARSE_NONE;
 		if (st == PN_PARSE_BAD) {
@@ -184,6 +233,10 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 			c->pn_key = pn_identity_key(&c->pn);
 
 		c->expires = requested_expires(sip, m);
+		if (c->expires < 0) {
+			snprintf(phrase, plen, "Bad expires parameter in Contact");
+			return 400;
+		}
 		if (c->expires > 0 && c->expires < cfg->registrar.min_expires) {
 			*min_expires = cfg->registrar.min_expires;
 			snprintf(phrase, plen, "Interval Too Brief");
@@ -295,6 +348,20 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 	msg_t *resp;
 	sip_t *rsip;
 
+	/* RFC 3261 10.3 step 7: a binding from this Call-ID changes only with a higher CSeq. */
+	for (int i = 0; !q->wildcard && i < q->n; i++) {
+		struct reg_contact *c = &q->c[i];
+		struct binding *old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
+		if (old && old->call_id && q->call_id && !strcmp(old->call_id, q->call_id) &&
+		    q->cseq <= old->cseq) {
+			log_info("REGISTER for %s refused: CSeq %u not above the binding's %u", q->aor,
+				 q->cseq, old->cseq);
+			nta_incoming_treply(irq, 400, "CSeq Out of Order", TAG_END());
+			stats_sip_response(400);
+			nta_incoming_destroy(irq);
+			return 0;
+		}
+	}
 	if (q->wildcard) {
 		registrar_remove_aor(r, q->aor, "unregistered (*)");
 	} else {
@@ -389,8 +456,9 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 			if (!c)
 				continue;
 			seen[c - q->c] = 1;
-			granted = m->m_expires ? (int)strtoul(m->m_expires, NULL, 10)
-			       : sip->sip_expires ? (int)sip->sip_expires->ex_delta : c->expires;
+			granted = requested_expires(sip, m);
+			if (granted < 0 || (!m->m_expires && !sip->sip_expires))
+				granted = c->expires;
 			apply_contact(r, q, c, granted, now);
 			/* The client must see its own Contact again. */
 			orig = url_make(msg_home(msg), c->uri);

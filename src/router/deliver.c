@@ -125,14 +125,19 @@ static msg_t *build_message(struct delivery *d, struct binding *b, const struct 
 	sip_t *sip = msg ? sip_object(msg) : NULL;
 	su_home_t *home;
 	sip_request_t *rq;
+	url_t *target;
 	char cseq[32];
 
 	if (!sip)
 		goto fail;
 	home = msg_home(msg);
 	/* The Contact may be long (push parameters): no fixed-size buffer here. */
-	rq = sip_request_create(home, SIP_METHOD_MESSAGE,
-				(url_string_t const *)binding_contact(b), NULL);
+	target = url_make(home, binding_contact(b));
+	if (target)
+		target->url_headers = NULL; /* URI headers of a Contact are not obeyed */
+	rq = target ? sip_request_create(home, SIP_METHOD_MESSAGE, (url_string_t const *)target,
+					 NULL)
+		    : NULL;
 	snprintf(cseq, sizeof(cseq), "%u MESSAGE", ++d->cseq);
 	if (!rq)
 		goto fail;

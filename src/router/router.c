@@ -228,6 +228,7 @@ static int set_request_uri(msg_t *msg, sip_t *sip, const char *uri)
 
 	if (!u)
 		return -1;
+	u->url_headers = NULL; /* "?Route=..." in a registered Contact is not ours to obey */
 	*sip->sip_request->rq_url = *u;
 	msg_fragment_clear(sip->sip_request->rq_common);
 	return 0;
@@ -526,6 +527,17 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 		}
 		if (irq)
 			nta_incoming_destroy(irq);
+		return 0;
+	}
+	if (irq && m != sip_method_ack && m != sip_method_cancel && sip->sip_proxy_require &&
+	    !(m == sip_method_register && config_standalone(rt->cfg))) {
+		/* RFC 3261 16.3 step 5: we support no proxy extension (as registrar we ignore it). */
+		char *opts = sip_header_as_string(NULL, (sip_header_t *)sip->sip_proxy_require);
+		nta_incoming_treply(irq, SIP_420_BAD_EXTENSION,
+				    TAG_IF(opts, SIPTAG_UNSUPPORTED_STR(opts)), TAG_END());
+		stats_sip_response(420);
+		su_free(NULL, opts);
+		nta_incoming_destroy(irq);
 		return 0;
 	}
 	if (m == sip_method_ack) {

@@ -268,7 +268,7 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 	 */
 	idle_ms = ((unsigned)cfg->registrar.max_expires + 120u) * 1000u;
 	a->nta = nta_agent_create(root, (url_string_t *)-1, agent_message, (nta_agent_magic_t *)a,
-				  NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(1),
+				  NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(2) /* answers go where the request came from */,
 				  NTATAG_CLIENT_RPORT(1), NTATAG_PASS_408(1), NTATAG_MERGE_482(0),
 				  NTATAG_MAXSIZE(256 * 1024) /* also bounds buffered TCP input */,
 				  TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1),
