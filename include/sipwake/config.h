@@ -38,6 +38,7 @@ struct sw_config {
 		int max_expires;
 		int push_max_expires;
 		int max_contacts_per_aor;
+		int max_bindings;
 	} registrar;
 	struct {
 		char *database;
@@ -69,6 +70,7 @@ struct sw_config {
 		bool store;
 		int max_age;
 		int max_per_aor;
+		int max_total;
 		int max_body;
 	} messages;
 	struct {

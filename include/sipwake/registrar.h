@@ -20,6 +20,10 @@
 
 /* Name of the Contact URI parameter that carries a binding id upstream. */
 #define REGISTRAR_ID_PARAM "swb"
+/* Most bindings of one AOR (the bound of registrar.max_contacts_per_aor). */
+#define REGISTRAR_MAX_CONTACTS 32
+/* Longest Contact URI stored (push tokens of 4096 bytes fit; 400 beyond). */
+#define REGISTRAR_MAX_CONTACT_LEN 8192
 
 struct registrar;
 struct binding;

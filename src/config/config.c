@@ -582,9 +582,10 @@ static int is_sip_uri(const char *s)
 	return (strncmp(s, "sip:", 4) == 0 && s[4]) || (strncmp(s, "sips:", 5) == 0 && s[5]);
 }
 
-static int is_http_url(const char *s)
+/* Push credentials and tokens never travel in clear: https:// only. */
+static int is_https_url(const char *s)
 {
-	return (strncmp(s, "https://", 8) == 0 && s[8]) || (strncmp(s, "http://", 7) == 0 && s[7]);
+	return strncmp(s, "https://", 8) == 0 && s[8];
 }
 
 static int has_space(const char *s)
@@ -700,13 +701,13 @@ static void check_urls(struct load_ctx *ctx)
 
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		v = str_of(ctx, required[i]);
-		if (v && !is_http_url(v))
-			report_key(ctx, required[i], "\"%s\" is not an https:// (or http://) URL",
+		if (v && !is_https_url(v))
+			report_key(ctx, required[i], "\"%s\" is not an https:// URL",
 				   v);
 	}
 	v = str_of(ctx, "push.fcm.token_url");
-	if (nonempty(v) && !is_http_url(v))
-		report_key(ctx, "push.fcm.token_url", "\"%s\" is not an https:// (or http://) URL",
+	if (nonempty(v) && !is_https_url(v))
+		report_key(ctx, "push.fcm.token_url", "\"%s\" is not an https:// URL",
 			   v);
 	v = str_of(ctx, "sip.advertised_host");
 	if (v && (has_space(v) || is_sip_uri(v)))

@@ -88,8 +88,10 @@ const struct config_option config_options[] = {
 	    "longest registration granted to contacts without push parameters, s"),
 	INT("registrar.push_max_expires", registrar.push_max_expires, 604800, 1, YEAR, 0,
 	    "longest registration granted to contacts with push parameters, s"),
-	INT("registrar.max_contacts_per_aor", registrar.max_contacts_per_aor, 12, 1, 1000, 0,
-	    "most bindings kept for one address of record"),
+	INT("registrar.max_contacts_per_aor", registrar.max_contacts_per_aor, 12, 1, 32, 0,
+	    "most bindings kept for one address of record (the least recently refreshed goes)"),
+	INT("registrar.max_bindings", registrar.max_bindings, 1000000, 1, 100000000, 0,
+	    "most bindings in all; a REGISTER that would add one more gets 503 with Retry-After"),
 
 	STR("storage.database", storage.database, "/var/lib/sipwake/sipwake.db", 0,
 	    "SQLite database of bindings and stored messages"),
@@ -133,7 +135,9 @@ const struct config_option config_options[] = {
 	INT("messages.max_age", messages.max_age, 604800, 1, YEAR, 0,
 	    "s a stored MESSAGE is retried before it is dropped"),
 	INT("messages.max_per_aor", messages.max_per_aor, 1000, 1, 1000000, 0,
-	    "most stored MESSAGEs for one address of record"),
+	    "most stored MESSAGEs for one address of record (480 Mailbox Full beyond)"),
+	INT("messages.max_total", messages.max_total, 100000, 1, 100000000, 0,
+	    "most stored MESSAGEs in all (503 with Retry-After beyond)"),
 	INT("messages.max_body", messages.max_body, 65536, 1, 1048576, 0,
 	    "largest MESSAGE body accepted, bytes (413 beyond)"),
 
@@ -288,8 +292,8 @@ void config_write_reference(FILE *out)
 	      "- `push.apns.key_file` needs `push.apns.key_id` and `push.apns.team_id`\n"
 	      "  (10 letters or digits each); `push.apns.certificate` needs\n"
 	      "  `push.apns.private_key`; token and certificate auth exclude each other.\n"
-	      "- Push endpoint URLs start with `https://` or `http://`; `push.fcm.token_url`\n"
-	      "  may be empty.\n"
+	      "- Push endpoint URLs start with `https://` (credentials and tokens never go\n"
+	      "  in clear); `push.fcm.token_url` may be empty.\n"
 	      "- Every file named (certificates, keys, CA bundles, the service account)\n"
 	      "  must exist and be readable by sipwaked. Key files (`sip.tls.private_key`,\n"
 	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`)\n"
@@ -302,6 +306,30 @@ void config_write_reference(FILE *out)
 	      "A check that fails on a key the file does not set (its default applies)\n"
 	      "is reported at the line of the enclosing group, or as `FILE: KEY: REASON`\n"
 	      "when the file has neither. Note that the default `sip.listen` has a\n"
-	      "`sips:` listener, so a file that sets no listeners needs the TLS keys.\n",
+	      "`sips:` listener, so a file that sets no listeners needs the TLS keys.\n"
+	      "\n"
+	      "## Limits\n"
+	      "\n"
+	      "Everything the network can make sipwaked hold is bounded. What happens\n"
+	      "at each bound:\n"
+	      "\n"
+	      "| What | Bound | When it is reached |\n"
+	      "|---|---|---|\n"
+	      "| one SIP message (UDP datagram, or each message of a TCP/TLS stream) | 256 KiB | 413, or the connection is closed; logged at debug |\n"
+	      "| a repeated single-instance header | one instance | 400 naming the header (an ACK is dropped); a response: 502 |\n"
+	      "| requests per second from one source address | `sip.max_requests_per_source` | 503 with Retry-After: 1; logged once a minute per source |\n"
+	      "| source addresses tracked by that limit | 100,000 (a source idle 2 s is forgotten) | new sources pass untracked; `sipwake_ratelimit_untracked_total`, logged once a minute |\n"
+	      "| contacts in one REGISTER, bindings of one AOR | `registrar.max_contacts_per_aor` (at most 32) | a REGISTER with more: 403; a new binding beyond it evicts the least recently refreshed |\n"
+	      "| bindings in all | `registrar.max_bindings` | 503 Registrar Full with Retry-After: 60; `sipwake_register_total{result=\"full\"}`, logged once a minute |\n"
+	      "| length of a Contact URI | 8 KiB | 400 Contact too long |\n"
+	      "| push token (`pn-prid`) | 4096 bytes | 400 naming the parameter |\n"
+	      "| stored MESSAGEs of one AOR | `messages.max_per_aor` | 480 Mailbox Full; `sipwake_messages_refused_total{reason=\"max_per_aor\"}`, logged |\n"
+	      "| stored MESSAGEs in all | `messages.max_total` | 503 Message Store Full with Retry-After: 60; `sipwake_messages_refused_total{reason=\"max_total\"}`, logged |\n"
+	      "| a MESSAGE body | `messages.max_body` | 413 |\n"
+	      "| a stored MESSAGE's age | `messages.max_age` | dropped (purged within a minute) |\n"
+	      "| pushes to one device | one per kind per `push.min_interval` | a second call waits for the device the first push is waking |\n"
+	      "| branches of one call | 64 (every binding, plus a new branch per re-registration) | no further branch |\n"
+	      "| a store write | 100 ms waiting for another process's lock | the REGISTER gets 500 with Retry-After: 5, the MESSAGE 500 with Retry-After: 10; logged |\n"
+	      "| control-socket request line | 4 KiB | error answer, connection closed |\n",
 	      out);
 }

@@ -670,7 +670,9 @@ void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg
 	}
 	for (int i = 0; i < p.n; i++)
 		registrar_remove(r, p.expired[i], "expired");
-	if (r->st && p.n) {
+	/* Expired rows (bindings, and stored messages past messages.max_age) go
+	 * when a binding expired, and once a minute in any case. */
+	if (r->st && (p.n || ++r->purge_ticks % 60 == 0)) {
 		registrar_write_begin(r);
 		store_purge(r->st, p.now);
 	}
@@ -720,9 +722,12 @@ size_t registrar_lookup(struct registrar *r, const char *aor, struct binding **o
 
 	if (!a)
 		return 0;
-	for (struct binding *b = a->head; b && n < max; b = b->next) {
-		/* insertion sort by q, highest first */
-		size_t i = n++;
+	for (struct binding *b = a->head; b && max > 0; b = b->next) {
+		/* the best max by q, highest first: insertion into a bounded sorted list */
+		size_t i;
+		if (n == max && out[n - 1]->q >= b->q)
+			continue;
+		i = n < max ? n++ : n - 1;
 		while (i > 0 && out[i - 1]->q < b->q) {
 			out[i] = out[i - 1];
 			i--;

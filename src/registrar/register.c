@@ -30,7 +30,6 @@
 #include "sipwake/proxy.h"
 #include "sipwake/stats.h"
 
-#define REG_MAX_CONTACTS 32
 #define DEFAULT_EXPIRES 3600
 
 struct reg_contact {
@@ -58,7 +57,7 @@ struct reg_req {
 	bool wildcard;
 	bool passthrough; /* a downstream push server handles it: forward unchanged */
 	int n;
-	struct reg_contact c[REG_MAX_CONTACTS];
+	struct reg_contact c[REGISTRAR_MAX_CONTACTS];
 };
 
 static void reg_req_free(struct reg_req *q)
@@ -186,7 +185,7 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 			q->wildcard = true;
 			return 0;
 		}
-		if (q->n >= REG_MAX_CONTACTS || q->n >= cfg->registrar.max_contacts_per_aor) {
+		if (q->n >= REGISTRAR_MAX_CONTACTS || q->n >= cfg->registrar.max_contacts_per_aor) {
 			snprintf(phrase, plen, "Too many contacts");
 			return 403;
 		}
@@ -201,6 +200,10 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 			return 500;
 		}
 		/* url_as_string allocates from the NULL home = malloc */
+		if (strlen(c->uri) > REGISTRAR_MAX_CONTACT_LEN) {
+			snprintf(phrase, plen, "Contact too long");
+			return 400;
+		}
 		if (registrar_contact_key(m->m_url, c->ckey, sizeof(c->ckey)) < 0) {
 			snprintf(phrase, plen, "Bad Contact");
 			return 400;
@@ -342,7 +345,7 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 {
 	int64_t now = time(NULL);
 	su_home_t home[1] = {SU_HOME_INIT(home)};
-	struct binding *list[64];
+	struct binding *list[REGISTRAR_MAX_CONTACTS];
 	size_t n;
 	char *contacts = NULL;
 	msg_t *resp;
@@ -369,7 +372,7 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 			apply_contact(r, q, &q->c[i], q->c[i].expires, now);
 	}
 
-	n = registrar_lookup(r, q->aor, list, 64);
+	n = registrar_lookup(r, q->aor, list, REGISTRAR_MAX_CONTACTS);
 	for (size_t i = 0; i < n; i++) {
 		const struct binding *b = list[i];
 		contacts = su_sprintf(home, "%s%s<%s>;expires=%lld%s%s", contacts ? contacts : "",
@@ -421,7 +424,7 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 	struct registrar *r = q->r;
 	int status = sip->sip_status->st_status;
 	int64_t now = time(NULL);
-	char seen[REG_MAX_CONTACTS] = {0};
+	char seen[REGISTRAR_MAX_CONTACTS] = {0};
 
 	if (path_rejected(sip) && !q->retried) {
 		if (!r->masquerade)
@@ -621,7 +624,7 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 {
 	struct reg_req *q = calloc(1, sizeof(*q));
 	char phrase[256] = "";
-	int min_expires = 0;
+	int min_expires = 0, added = 0;
 	int status;
 
 	if (!q)
@@ -679,7 +682,22 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 				c->old_uri = strdup(binding_contact(old));
 		} else {
 			registrar_new_id(c->id);
+			if (c->expires > 0)
+				added++;
 		}
+	}
+	if (added && r->count + (size_t)added > (size_t)r->cfg->registrar.max_bindings) {
+		if (time(NULL) - r->full_warned >= 60) {
+			r->full_warned = time(NULL);
+			log_warn("registrar.max_bindings (%d) reached: new registrations get 503",
+				 r->cfg->registrar.max_bindings);
+		}
+		stats_count("sipwake_register_total", "result", "full", NULL);
+		nta_incoming_treply(irq, 503, "Registrar Full", SIPTAG_RETRY_AFTER_STR("60"), TAG_END());
+		stats_sip_response(503);
+		nta_incoming_destroy(irq);
+		reg_req_free(q);
+		return 0;
 	}
 	if (config_standalone(r->cfg)) {
 		register_local(r, irq, q);

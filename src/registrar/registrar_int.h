@@ -87,6 +87,8 @@ struct registrar {
 	su_timer_t *commit_timer;
 	bool batch_open;
 	bool write_failed; /* a binding write failed since the last flush: its REGISTERs get 500 */
+	int64_t full_warned; /* when "max_bindings reached" was last logged */
+	unsigned purge_ticks;
 	struct deferred_reply *replies, **replies_tail;
 };
 

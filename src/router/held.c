@@ -35,6 +35,7 @@
 #include <sofia-sip/sip_util.h>
 
 #include "sipwake/log.h"
+#include "sipwake/stats.h"
 
 #define HELD_MAX_DEV MAX_FORK
 #define MESSAGE_WAIT_MS 3000    /* how long live devices get before a MESSAGE is stored */
@@ -55,11 +56,12 @@ enum held_end {
 	END_TIMEOUT,     /* push.call_timeout: 480, ringing branches cancelled */
 	END_UNAVAILABLE, /* every device failed: 480 (or the best response) */
 	END_MAILBOX,     /* MESSAGE not stored: max_per_aor reached (480) */
+	END_STORE_FULL,  /* MESSAGE not stored: messages.max_total reached (503) */
 	END_STORE_ERROR, /* MESSAGE not stored: the store failed (500) */
 };
 static const char *const end_name[] = {"answered",  "declined",     "cancelled",
 				       "answered elsewhere", "timeout", "unavailable",
-				       "mailbox full", "store error"};
+				       "mailbox full", "store full", "store error"};
 
 struct held_dev {
 	struct held *h;
@@ -305,6 +307,9 @@ static void held_finish(struct held *h, enum held_end why, const struct held_dev
 	case END_MAILBOX:
 		proxy_txn_reply(t, 480, "Mailbox Full", TAG_END());
 		break;
+	case END_STORE_FULL:
+		proxy_txn_reply(t, 503, "Message Store Full", SIPTAG_RETRY_AFTER_STR("60"), TAG_END());
+		break;
 	case END_STORE_ERROR:
 		proxy_txn_reply(t, SIP_500_INTERNAL_SERVER_ERROR, SIPTAG_RETRY_AFTER_STR("10"),
 				TAG_END());
@@ -498,15 +503,23 @@ static void store_message(struct held *h)
 		.received = now,
 		.expires = now + cfg->messages.max_age,
 	};
-	int count;
+	int count, total;
 
 	if (h->state != HELD_RINGING || proxy_txn_answered(h->t))
 		return;
 	count = store_message_count(h->rt->st, h->aor);
-	if (count < 0 || count >= cfg->messages.max_per_aor) {
-		log_warn("MESSAGE for %s not stored: %s", h->aor,
-			 count < 0 ? "store error" : "max_per_aor reached");
-		held_finish(h, count < 0 ? END_STORE_ERROR : END_MAILBOX, NULL);
+	total = count < 0 ? -1 : store_message_count(h->rt->st, NULL);
+	if (count < 0 || total < 0) {
+		held_finish(h, END_STORE_ERROR, NULL);
+		return;
+	}
+	if (count >= cfg->messages.max_per_aor || total >= cfg->messages.max_total) {
+		bool aor_full = count >= cfg->messages.max_per_aor;
+		log_warn("MESSAGE for %s not stored: %s reached", h->aor,
+			 aor_full ? "messages.max_per_aor" : "messages.max_total");
+		stats_count("sipwake_messages_refused_total", "reason",
+			    aor_full ? "max_per_aor" : "max_total", NULL);
+		held_finish(h, aor_full ? END_MAILBOX : END_STORE_FULL, NULL);
 		return;
 	}
 	/* The 202 promises durability: no binding batch may hold this write. */

@@ -2,8 +2,12 @@
 /*
  * Per-source request limit (SPEC 8): a token bucket per source address,
  * sip.max_requests_per_source tokens a second, bursts of twice that. The
- * upstream server is exempt (it carries every call of the PBX). Buckets
- * idle for a minute are dropped every 10 s so the table stays small.
+ * upstream server is exempt (it carries every call of the PBX). A bucket
+ * left alone for IDLE_MS has refilled to its burst, the state of a source
+ * never seen: every such bucket is dropped every 10 s, so the table holds
+ * only the sources of the last few seconds, and never more than
+ * MAX_SOURCES (beyond that a new source is let through untracked, counted,
+ * and logged once a minute).
  */
 #include "router_int.h"
 
@@ -14,9 +18,12 @@
 
 #include "sipwake/clock.h"
 #include "sipwake/log.h"
+#include "sipwake/stats.h"
 
-#define IDLE_MS 60000
+#define IDLE_MS 2000 /* a full refill: twice the rate, at the rate */
 #define SWEEP_MS 10000
+#define WARN_MS 60000
+#define MAX_SOURCES 100000
 
 struct bucket {
 	double tokens;
@@ -26,17 +33,28 @@ struct bucket {
 
 struct sweep {
 	int64_t now;
-	char *idle[256];
-	int n;
+	char **idle;
+	size_t n, cap;
 };
 
 static void find_idle(void *ctx, const char *key, void *value)
 {
 	struct sweep *s = ctx;
 	struct bucket *b = value;
+	char *k;
 
-	if (s->now - b->last_ms > IDLE_MS && s->n < 256)
-		s->idle[s->n++] = strdup(key);
+	if (s->now - b->last_ms <= IDLE_MS)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		char **l = realloc(s->idle, cap * sizeof(*l));
+		if (!l)
+			return; /* the next sweep gets it */
+		s->idle = l;
+		s->cap = cap;
+	}
+	if ((k = strdup(key)))
+		s->idle[s->n++] = k;
 }
 
 static void sweep(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
@@ -45,10 +63,12 @@ static void sweep(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 	struct sweep s = {.now = (int64_t)clock_now_ms()};
 
 	strmap_each(rt->buckets, find_idle, &s);
-	for (int i = 0; i < s.n; i++) {
+	for (size_t i = 0; i < s.n; i++) {
 		free(strmap_del(rt->buckets, s.idle[i]));
 		free(s.idle[i]);
 	}
+	rt->n_buckets -= s.n < rt->n_buckets ? s.n : rt->n_buckets;
+	free(s.idle);
 }
 
 int ratelimit_init(struct router *rt)
@@ -91,12 +111,22 @@ bool ratelimit_allow(struct router *rt, msg_t *msg, bool from_upstream)
 		return true;
 	now = (int64_t)clock_now_ms();
 	b = strmap_get(rt->buckets, ip);
+	if (!b && rt->n_buckets >= MAX_SOURCES) {
+		stats_count("sipwake_ratelimit_untracked_total", NULL);
+		if (now - rt->full_warned_ms > WARN_MS) {
+			rt->full_warned_ms = now;
+			log_warn("rate limit: %d sources tracked already; new ones pass untracked",
+				 MAX_SOURCES);
+		}
+		return true;
+	}
 	if (!b) {
 		b = calloc(1, sizeof(*b));
 		if (!b || strmap_put(rt->buckets, ip, b) < 0) {
 			free(b);
 			return true;
 		}
+		rt->n_buckets++;
 		b->tokens = 2.0 * rate;
 		b->last_ms = now;
 	}
@@ -108,7 +138,7 @@ bool ratelimit_allow(struct router *rt, msg_t *msg, bool from_upstream)
 		b->tokens -= 1.0;
 		return true;
 	}
-	if (now - b->warned_ms > IDLE_MS) {
+	if (now - b->warned_ms > WARN_MS) {
 		b->warned_ms = now;
 		log_warn("source %s exceeds %d requests/s: answering 503", ip, rate);
 	}

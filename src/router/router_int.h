@@ -14,7 +14,7 @@
 #include "sipwake/strmap.h"
 
 #define MAX_UPSTREAM_ADDRS 8
-#define MAX_FORK 16
+#define MAX_FORK REGISTRAR_MAX_CONTACTS /* every binding of an AOR */
 #define DIALOG_PARAM "swd"  /* dialog token in our Record-Route towards a client */
 #define DIALOG_MAC_HEX 16   /* hex digits of its MAC */
 #define DIALOG_SECRET_LEN 32
@@ -38,6 +38,8 @@ struct router {
 	unsigned n_held;
 	unsigned char secret[DIALOG_SECRET_LEN]; /* keys the dialog tokens (store: "dialog") */
 	struct strmap *buckets; /* source address -> rate-limit bucket */
+	size_t n_buckets;
+	int64_t full_warned_ms;
 	su_timer_t *sweep;
 };
 

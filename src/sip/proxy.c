@@ -23,7 +23,7 @@
 #include "sipwake/log.h"
 #include "sipwake/stats.h"
 
-#define PROXY_MAX_BRANCHES 32
+#define PROXY_MAX_BRANCHES 64 /* every binding of an AOR, and a new branch when one re-registers */
 #define PROXY_LINGER_MS (64 * 500) /* 64*T1: 2xx retransmissions and forks */
 
 struct branch {

@@ -488,7 +488,7 @@ static void test_single_errors(void)
 	EXPECT_ONE(OK_SIP "upstream: { uri = \"pbx.example.com\"; };\n", 2, "upstream.uri",
 		   "\"pbx.example.com\" is not a sip: or sips: URI");
 	EXPECT_ONE(OK_SIP "push: { fcm: { url = \"fcm.googleapis.com\"; }; };\n", 2, "push.fcm.url",
-		   "\"fcm.googleapis.com\" is not an https:// (or http://) URL");
+		   "\"fcm.googleapis.com\" is not an https:// URL");
 	EXPECT_ONE(OK_SIP "push: { apns: { key_id = \"ABC\"; }; };\n", 2, "push.apns.key_id",
 		   "\"ABC\" is not an Apple key ID");
 	EXPECT_ONE(OK_SIP "admin: { socket = \"\"; };\n", 2, "admin.socket", "must not be empty");
@@ -643,7 +643,7 @@ static void test_many_errors(void)
 	expect_error(errs, 2, "sip.listen", "\"udp:127.0.0.1\" is not a sip: or sips: URI");
 	expect_error(errs, 3, "sip.domain", "unknown key (did you mean sip.domains?)");
 	expect_error(errs, 6, "registrar.min_expires", "must be an integer, not a string");
-	expect_error(errs, 7, "registrar.max_contacts_per_aor", "0 is out of range (1 to 1000)");
+	expect_error(errs, 7, "registrar.max_contacts_per_aor", "0 is out of range (1 to 32)");
 	expect_error(errs, 10, "push.provisional", "\"183\" is not one of");
 	expect_error(errs, 11, "push.missed_call_push", "must be true or false, not a string");
 	expect_error(errs, 13, "bogus", "unknown key");
