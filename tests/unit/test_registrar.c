@@ -220,6 +220,25 @@ static void test_limit(struct fixture *f)
 	CHECK(registrar_find_id(f->r, first_id) == NULL); /* the oldest went */
 }
 
+/* A lookup for fewer bindings than the AOR has returns the best by q, not the first. */
+static void test_lookup_best(struct fixture *f)
+{
+	const char *aor = "sip:erin@example.com";
+	struct binding *list[8];
+	/* The best registered first: it ends last in the AOR's list (the fixture keeps 3). */
+	static const int qs[] = {1000, 100, 200};
+	char uri[64];
+
+	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		snprintf(uri, sizeof(uri), "sip:erin@192.0.2.%zu:5060", 10 + i);
+		CHECK(bind_contact(f, aor, uri, NULL, qs[i], 500 + (int64_t)i) != NULL);
+	}
+	CHECK(registrar_lookup(f->r, aor, list, 2) == 2);
+	CHECK_MSG(list[0]->q == 1000 && list[1]->q == 200, "got q %d, %d", list[0]->q, list[1]->q);
+	CHECK(registrar_lookup(f->r, aor, list, 8) == 3);
+	CHECK(list[0]->q == 1000 && list[1]->q == 200 && list[2]->q == 100);
+}
+
 static void test_remove_pn(struct fixture *f)
 {
 	struct pn_identity pn = {0};
@@ -268,6 +287,7 @@ int main(void)
 		test_matching(&f);
 		test_token_moves(&f);
 		test_limit(&f);
+		test_lookup_best(&f);
 		test_remove_pn(&f);
 		test_reload(&f);
 	}
