@@ -22,7 +22,9 @@ UNIT = os.path.join(SRC, "packaging", "systemd", "sipwake.service")
 REQUIRED = [
     "Type=notify", "User=sipwake", "Group=sipwake", "RuntimeDirectory=sipwake",
     "StateDirectory=sipwake", "ConfigurationDirectory=sipwake",
-    "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "NoNewPrivileges=yes",
+    "ExecReload=/usr/bin/sipwakectl -c /etc/sipwake/sipwake.conf reload",
+    "Restart=on-failure", "RestartPreventExitStatus=78", "StateDirectoryMode=0750",
+    "NoNewPrivileges=yes",
     "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
     "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "UMask=0077",
     "ExecStart=/usr/sbin/sipwaked -c /etc/sipwake/sipwake.conf",
@@ -40,6 +42,12 @@ def main():
         check(any(l.startswith(want) for l in lines), "unit has " + want)
     check(any(l.startswith("RestrictAddressFamilies=") and "AF_UNIX" in l for l in lines),
           "unit restricts address families (AF_UNIX kept for the control socket)")
+    # A config error must not loop: no ExecStartPre check whose failure
+    # RestartPreventExitStatus cannot see; the daemon's own 78 stops it.
+    check(not any(l.startswith("ExecStartPre=") for l in lines),
+          "no ExecStartPre (a failing one restarts forever)")
+    # What ExecReload runs (sipwakectl reload) exits 1 when the daemon keeps
+    # its configuration because the new file has errors: test_admin checks that.
 
     tool = shutil.which("systemd-analyze")
     if not tool:
@@ -49,7 +57,8 @@ def main():
         try:
             unit = os.path.join(tmp, "sipwake.service")
             with open(unit, "w") as f:
-                f.write(text.replace("/usr/sbin/sipwaked", SIPWAKED))
+                f.write(text.replace("/usr/sbin/sipwaked", SIPWAKED).replace(
+                    "/usr/bin/sipwakectl", os.path.join(os.path.dirname(SIPWAKED), "sipwakectl")))
             env = dict(os.environ, MANPATH=os.path.join(SRC, "docs", "man"))
             r = subprocess.run([tool, "verify", unit], capture_output=True, text=True,
                                env=env, timeout=120)
