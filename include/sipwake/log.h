@@ -53,4 +53,12 @@ int log_enabled(int level);
 #define LOG_TOKEN_BUFSZ 16
 const char *log_token(const char *token, char buf[LOG_TOKEN_BUFSZ]);
 
+/*
+ * Shorten, in place, every push token in SIP text (the values of pn-prid
+ * and pn-tok, each part of a Linphone two-token value) the way log_token()
+ * does, so that a message trace never shows a whole token. The text only
+ * gets shorter.
+ */
+void log_mask_tokens(char *text);
+
 #endif

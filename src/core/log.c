@@ -132,3 +132,59 @@ const char *log_token(const char *token, char buf[LOG_TOKEN_BUFSZ])
 	snprintf(buf, LOG_TOKEN_BUFSZ, "%.4s...%.4s", token, token + len - 4);
 	return buf;
 }
+
+/* Shorten one token of len bytes at p in place; returns the new length. */
+static size_t mask_one(char *p, size_t len)
+{
+	char tok[LOG_TOKEN_BUFSZ], *copy;
+	size_t n;
+
+	if (len == 0)
+		return 0;
+	copy = strndup(p, len);
+	if (!copy) {
+		memset(p, '*', len);
+		return len;
+	}
+	log_token(copy, tok);
+	free(copy);
+	n = strlen(tok);
+	if (n > len)
+		n = len;
+	memcpy(p, tok, n);
+	return n;
+}
+
+void log_mask_tokens(char *text)
+{
+	static const char *const names[] = {"pn-prid=", "pn-tok="};
+
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		size_t nl = strlen(names[k]);
+		for (char *p = strcasestr(text, names[k]); p; p = strcasestr(p, names[k])) {
+			char *v = p + nl;
+			size_t vlen = strcspn(v, ";>, \t\r\n\"?");
+			char *w = v, *end = v + vlen;
+
+			/* "T1:remote&T2:voip": each token up to its ':' service, each part up to '&' */
+			while (v < end) {
+				size_t part = strcspn(v, "&");
+				size_t tlen, kept;
+				if (v + part > end)
+					part = (size_t)(end - v);
+				tlen = strcspn(v, ":&");
+				if (tlen > part)
+					tlen = part;
+				kept = mask_one(v, tlen);
+				memmove(w, v, kept);
+				memmove(w + kept, v + tlen, part - tlen);
+				w += kept + (part - tlen);
+				v += part;
+				if (v < end && *v == '&')
+					*w++ = *v++;
+			}
+			memmove(w, end, strlen(end) + 1);
+			p = w;
+		}
+	}
+}

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_util.h>
+#include <sofia-sip/su_log.h>
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
@@ -247,6 +249,50 @@ bool sip_agent_input_pending(struct sip_agent *a)
 	return false;
 }
 
+/*
+ * Everything sofia logs (its errors, and the message trace of
+ * log.sip_trace or TPORT_LOG=1) goes through our log with push tokens
+ * shortened. sofia writes a trace in pieces ("recv 420 bytes from ..."
+ * then each message line, indented, in two or more calls), so pieces are
+ * gathered into whole lines first; trace lines go out at info, the rest
+ * at debug.
+ */
+static void sofia_line(char *line)
+{
+	bool trace = !strncmp(line, "recv ", 5) || !strncmp(line, "send ", 5) ||
+		     !strncmp(line, "   ", 3);
+
+	log_mask_tokens(line);
+	log_msg(trace ? SW_LOG_INFO : SW_LOG_DEBUG, "%s", line);
+}
+
+static void sofia_log(void *stream, char const *fmt, va_list ap)
+{
+	static char line[4096];
+	static size_t len;
+	char piece[4096];
+	int n = vsnprintf(piece, sizeof(piece), fmt, ap);
+
+	if (n <= 0)
+		return;
+	if ((size_t)n >= sizeof(piece))
+		n = (int)sizeof(piece) - 1;
+	for (int k = 0; k < n; k++) {
+		char c = piece[k];
+		if (c == '\n' || len == sizeof(line) - 1) {
+			line[len] = '\0';
+			if (len && line[len - 1] == '\r')
+				line[--len] = '\0';
+			if (len)
+				sofia_line(line);
+			len = 0;
+			if (c == '\n')
+				continue;
+		}
+		line[len++] = c;
+	}
+}
+
 int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg)
 {
 	struct sip_agent *a;
@@ -257,6 +303,7 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 	a = su_home_new(sizeof(*a));
 	if (!a)
 		return -1;
+	su_log_redirect(su_log_default, sofia_log, NULL);
 	a->root = root;
 	a->cfg = cfg;
 
@@ -271,8 +318,7 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 				  NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(2) /* answers go where the request came from */,
 				  NTATAG_CLIENT_RPORT(1), NTATAG_PASS_408(1), NTATAG_MERGE_482(0),
 				  NTATAG_MAXSIZE(256 * 1024) /* also bounds buffered TCP input */,
-				  TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1),
-				  TPTAG_LOG(cfg->log.sip_trace), TAG_END());
+				  TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1), TAG_END());
 	if (!a->nta) {
 		log_error("cannot create the SIP agent: %s", strerror(errno));
 		goto out;
@@ -311,6 +357,7 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 	}
 	collect_own(a);
 	find_udp_sockets(a);
+	sip_agent_set_trace(a, cfg->log.sip_trace);
 	rc = 0;
 out:
 	if (rc < 0) {
@@ -356,9 +403,10 @@ const struct sw_config *sip_agent_config(struct sip_agent *a)
 
 void sip_agent_set_trace(struct sip_agent *a, bool on)
 {
-	for (tport_t *tp = tport_primaries(nta_agent_tports(a->nta)); tp; tp = tport_next(tp))
-		tport_set_params(tp, TPTAG_LOG(on), TAG_END());
+	/* sofia reads TPTAG_LOG only on the master transport (tport_open_log). */
+	tport_set_params(nta_agent_tports(a->nta), TPTAG_LOG(on), TAG_END());
 }
+
 
 static const char *default_port(const url_t *u)
 {

@@ -6,25 +6,37 @@
  * iOS phones reconnect over TLS after every wake-up.
  *
  * This file is linked into sipwaked itself (not the layer library) and
- * interposes SSL_shutdown(). When the caller is libsofia-sip, the only
- * place it calls it is tls_free(), which then does BIO_free(bio) and, for
+ * interposes SSL_shutdown(). When the caller is sofia's tls_free() (the
+ * return address lies inside that function of libsofia-sip: dladdr1 gives
+ * its symbol and size), tls_free then does BIO_free(bio) and, for
  * connections, SSL_CTX_free(ctx) on the shared context. So: take one more
  * reference on the BIO and on the context (those two calls release them),
- * then SSL_free() the connection. SSL objects of anybody else (libcurl
- * closes its own with SSL_free) pass through untouched.
+ * then SSL_free() the connection. Any other caller passes through
+ * untouched: libcurl (it frees its own) and sofia's other caller,
+ * stun_process_error_response(), whose SSL is not ours to free. This
+ * relies on 1.12.11's tls_free() never freeing the SSL itself; a sofia that
+ * does needs this file removed (the TLS test under LeakSanitizer and
+ * AddressSanitizer tells either way).
  */
 #include <dlfcn.h>
+#include <link.h>
 #include <string.h>
 
 #include <openssl/ssl.h>
 
 typedef int ssl_shutdown_fn(SSL *s);
 
-static int called_from_sofia(const void *ret)
+/* True when ret is inside libsofia-sip's tls_free() (not merely near it). */
+static int called_from_tls_free(const void *ret)
 {
 	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
 
-	return dladdr(ret, &info) && info.dli_fname && strstr(info.dli_fname, "libsofia-sip");
+	if (!dladdr1(ret, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_fname ||
+	    !strstr(info.dli_fname, "libsofia-sip") || !info.dli_sname || !sym ||
+	    strcmp(info.dli_sname, "tls_free") != 0)
+		return 0;
+	return (const char *)ret - (const char *)info.dli_saddr < (ptrdiff_t)sym->st_size;
 }
 
 int SSL_shutdown(SSL *s)
@@ -37,7 +49,7 @@ int SSL_shutdown(SSL *s)
 	if (!real)
 		return -1;
 	rc = real(s);
-	if (s && called_from_sofia(__builtin_return_address(0))) {
+	if (s && called_from_tls_free(__builtin_return_address(0))) {
 		BIO *rbio = SSL_get_rbio(s);
 		BIO *wbio = SSL_get_wbio(s);
 		SSL_CTX *ctx = SSL_get_SSL_CTX(s);
