@@ -119,6 +119,10 @@ static int reload(void *ctx)
 		apply_log_settings(d);
 		if (d->push && push_reload(d->push, &d->cfg) < 0)
 			log_error("push credentials not reloaded; keeping the previous ones");
+		/* A provider added or removed changes which REGISTERs get 555. */
+		if (d->push)
+			registrar_set_push_support(d->reg, push_provider_enabled(d->push, PN_APNS),
+						   push_provider_enabled(d->push, PN_FCM));
 		log_notice("configuration reloaded from %s", d->config_path);
 		rc = 0;
 	} else {

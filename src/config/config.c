@@ -23,6 +23,7 @@
 #include <sys/un.h>
 
 #include "options.h"
+#include "sipwake/keyfile.h"
 #include "sipwake/log.h"
 
 #define NAME_MAX_LEN 256 /* longest dotted key we look at */
@@ -817,8 +818,9 @@ static void check_files(struct load_ctx *ctx)
 			report_key(ctx, o->name, "cannot stat %s: %s", path, strerror(errno));
 		} else if (!S_ISREG(st.st_mode)) {
 			report_key(ctx, o->name, "%s is not a regular file", path);
-		} else if ((o->flags & CONFIG_F_SECRET) && (st.st_mode & S_IROTH)) {
-			report_key(ctx, o->name, "%s is world-readable; chmod o-r it", path);
+		} else if ((o->flags & CONFIG_F_SECRET) && !keyfile_mode_ok(st.st_mode)) {
+			report_key(ctx, o->name, "%s is accessible by others (mode %03o); chmod o-rwx it",
+				   path, (unsigned)(st.st_mode & 0777));
 		}
 		close(fd);
 	}

@@ -68,7 +68,7 @@ const struct config_option config_options[] = {
 	STR("sip.tls.certificate", sip.tls.certificate, "", F,
 	    "PEM certificate (chain) of the sips: listener"),
 	STR("sip.tls.private_key", sip.tls.private_key, "", K,
-	    "PEM private key of that certificate; must not be world-readable"),
+	    "PEM private key of that certificate; not readable or writable by others"),
 	STR("sip.tls.ca_file", sip.tls.ca_file, "", F,
 	    "CA bundle used to verify client certificates (\"\" = system default)"),
 	BOOL("sip.tls.verify_client", sip.tls.verify_client, 0, 0,
@@ -107,7 +107,7 @@ const struct config_option config_options[] = {
 	INT("push.min_interval", push.min_interval, 2, 0, 3600, R,
 	    "s between two pushes of the same kind to one device (battery-drain guard)"),
 	STR("push.apns.key_file", push.apns.key_file, "", K | R,
-	    "APNs token auth: .p8 signing key (ES256); must not be world-readable"),
+	    "APNs token auth: .p8 signing key (ES256); not readable or writable by others"),
 	STR("push.apns.key_id", push.apns.key_id, "", R,
 	    "APNs token auth: 10-character key ID of key_file"),
 	STR("push.apns.team_id", push.apns.team_id, "", R,
@@ -115,7 +115,7 @@ const struct config_option config_options[] = {
 	STR("push.apns.certificate", push.apns.certificate, "", F | R,
 	    "APNs certificate auth: PEM client certificate (instead of key_file)"),
 	STR("push.apns.private_key", push.apns.private_key, "", K | R,
-	    "APNs certificate auth: PEM private key; must not be world-readable"),
+	    "APNs certificate auth: PEM private key; not readable or writable by others"),
 	STR("push.apns.url", push.apns.url, "https://api.push.apple.com", R,
 	    "APNs production endpoint (pn-provider=apns)"),
 	STR("push.apns.sandbox_url", push.apns.sandbox_url, "https://api.sandbox.push.apple.com", R,
@@ -123,7 +123,7 @@ const struct config_option config_options[] = {
 	STR("push.apns.ca_file", push.apns.ca_file, "", F | R,
 	    "extra CA bundle trusted for APNs (tests, private relays)"),
 	STR("push.fcm.service_account", push.fcm.service_account, "", K | R,
-	    "Google service-account JSON enabling FCM HTTP v1; must not be world-readable"),
+	    "Google service-account JSON enabling FCM HTTP v1; not readable or writable by others"),
 	STR("push.fcm.url", push.fcm.url, "https://fcm.googleapis.com", R, "FCM HTTP v1 endpoint"),
 	STR("push.fcm.token_url", push.fcm.token_url, "", R,
 	    "OAuth2 token endpoint (\"\" = token_uri of the service account)"),
@@ -234,7 +234,7 @@ static void put_range(FILE *out, const struct config_option *o)
 		for (const char *const *p = o->values; *p; p++)
 			fprintf(out, "%s`\"%s\"`", p == o->values ? "" : ", ", *p);
 	} else if (o->flags & CONFIG_F_SECRET) {
-		fputs("readable file, not world-readable", out);
+		fputs("readable file, no access for others", out);
 	} else if (o->flags & CONFIG_F_FILE) {
 		fputs("readable file", out);
 	}
@@ -297,7 +297,7 @@ void config_write_reference(FILE *out)
 	      "- Every file named (certificates, keys, CA bundles, the service account)\n"
 	      "  must exist and be readable by sipwaked. Key files (`sip.tls.private_key`,\n"
 	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`)\n"
-	      "  must not be world-readable: `chmod o-r` them. Give absolute paths.\n"
+	      "  must not be readable or writable by others: `chmod o-rwx` them. Give absolute paths.\n"
 	      "- `storage.database` is not empty; `admin.socket` is not empty and fits in a\n"
 	      "  Unix socket address (at most 107 bytes).\n"
 	      "- `admin.metrics_listen`, when set, is `IPV4:PORT` or `[IPV6]:PORT` with a\n"

@@ -21,7 +21,7 @@ enum config_type {
 /* Flags of one option. */
 #define CONFIG_F_RELOAD 0x01 /* applied by config_reload() (SIGHUP) */
 #define CONFIG_F_FILE 0x02   /* names a file that must exist and be readable */
-#define CONFIG_F_SECRET 0x04 /* ... and must not be world-readable (key files) */
+#define CONFIG_F_SECRET 0x04 /* ... and no access for others (key files: keyfile.h) */
 
 struct config_option {
 	const char *name; /* dotted path, e.g. "push.apns.key_id" */

@@ -6,6 +6,7 @@
  * UUIDs for apns-id.
  */
 #include "push_int.h"
+#include "sipwake/keyfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -100,7 +101,7 @@ int push_key_file_check(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: not a regular file", path);
 		return -1;
 	}
-	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+	if (!keyfile_mode_ok(st.st_mode)) {
 		snprintf(err, errlen, "%s: key file is accessible by others (mode %03o); "
 			 "chmod o-rwx it", path, (unsigned)(st.st_mode & 0777));
 		return -1;

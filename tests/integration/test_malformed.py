@@ -30,6 +30,8 @@ says pn-provider=apns (and apns.dev) with 555 (RFC 8599 "Push Notification
 Service Not Supported"). Both daemons exit 0 on SIGTERM at the end.
 """
 import os
+import signal
+import time
 
 import swlib
 import calls
@@ -166,6 +168,24 @@ def main(t):
                       555)
         send_case(t, tr, edge2, "REGISTER pn-provider=fcm still accepted",
                   lambda c: register_bytes(c, "fcmok-" + tr, swlib.push_params("fcm")), 200)
+
+    t.section("a reload that adds APNs ends the 555 answers")
+    sw2.config = swlib.sipwake_config(d2, port2, fcm=True, apns=True)
+    sw2.write_config()
+    sw2.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    final = None
+    while time.monotonic() < deadline:
+        final = send_case(t, "udp", edge2, "REGISTER pn-provider=apns after the reload",
+                          lambda c: register_bytes(
+                              c, "apnsnow", ";pn-provider=apns;pn-prid=%s;pn-param=%s" % (
+                                  HEX64, APNS_TOPIC)), "any")
+        if final is not None and final.status == 200:
+            break
+        time.sleep(0.2)
+    t.check(final is not None and final.status == 200,
+            "after the reload a REGISTER for APNs is accepted (200, not a stale 555)",
+            final.summary() if final is not None else "no final response")
 
     t.section("shutdown")
     t.check(sw.alive() and sw2.alive(), "both daemons still running")
