@@ -28,10 +28,13 @@ struct sw_config {
 			char *ca_file;
 			bool verify_client;
 		} tls;
+		char *resolv_conf;
 	} sip;
 	struct {
 		char *uri; /* "" = standalone mode */
 		bool hide_push_params;
+		bool tls_verify;
+		char *ca_file;
 	} upstream;
 	struct {
 		int min_expires;

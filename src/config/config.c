@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -608,6 +609,27 @@ static void check_int_order(struct load_ctx *ctx, const char *lo, const char *hi
 			   hi, *b);
 }
 
+/* True when a sip:/sips: URI's host is an IPv4 or IPv6 literal. */
+static bool uri_host_is_ip(const char *uri)
+{
+	const char *h = strchr(uri, ':') + 1;
+	const char *at = strchr(h, '@');
+	char host[64];
+	size_t n;
+	unsigned char buf[16];
+
+	if (at)
+		h = at + 1;
+	if (*h == '[')
+		return true;
+	n = strcspn(h, ":;?>");
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	return inet_pton(AF_INET, host, buf) == 1;
+}
+
 static void check_listen(struct load_ctx *ctx)
 {
 	char *const *listen = usable(ctx, "sip.listen") ? ctx->cfg->sip.listen : NULL;
@@ -631,6 +653,26 @@ static void check_listen(struct load_ctx *ctx)
 			report_elem(ctx, "sip.listen", i,
 				    "\"%s\" needs sip.tls.certificate and sip.tls.private_key", l);
 		}
+	}
+	{
+		const char *up = str_of(ctx, "upstream.uri");
+		bool tls_listener = false;
+		for (size_t i = 0; i < n; i++)
+			tls_listener |= strncmp(listen[i], "sips:", 5) == 0 ||
+					strcasestr(listen[i], "transport=tls") != NULL;
+		bool up_tls = nonempty(up) &&
+			      (strncmp(up, "sips:", 5) == 0 || strcasestr(up, "transport=tls"));
+		const bool *verify = usable(ctx, "upstream.tls_verify") ? &ctx->cfg->upstream.tls_verify
+									 : NULL;
+		if (up_tls && !tls_listener)
+			report_key(ctx, "upstream.uri",
+				   "a TLS upstream needs a sips: listener in sip.listen (its "
+				   "connections start from there)");
+		else if (up_tls && verify && *verify && uri_host_is_ip(up))
+			report_key(ctx, "upstream.uri",
+				   "\"%s\": a TLS upstream is verified by the host name in its "
+				   "certificate; name it by that DNS name (or set upstream.tls_verify "
+				   "= false)", up);
 	}
 	if (nonempty(cert) && key && !key[0])
 		report_key(ctx, "sip.tls.certificate", "needs sip.tls.private_key");

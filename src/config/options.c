@@ -73,6 +73,9 @@ const struct config_option config_options[] = {
 	    "CA bundle used to verify client certificates (\"\" = system default)"),
 	BOOL("sip.tls.verify_client", sip.tls.verify_client, 0, 0,
 	     "require and verify a client certificate on sips: connections"),
+	STR("sip.resolv_conf", sip.resolv_conf, "", F,
+	    "resolver configuration (resolv.conf format) for the SIP hosts sofia-sip looks up "
+	    "(\"\" = /etc/resolv.conf)"),
 	INT("sip.max_requests_per_source", sip.max_requests_per_source, 200, 0, 1000000, R,
 	    "requests per second accepted from one source address, bursts of twice that "
 	    "(0 = no limit); the upstream server is exempt; beyond it: 503 with Retry-After"),
@@ -81,6 +84,11 @@ const struct config_option config_options[] = {
 	    "upstream registrar/proxy, sip: or sips: URI (\"\" = standalone: sipwake registers)"),
 	BOOL("upstream.hide_push_params", upstream.hide_push_params, 1, 0,
 	     "strip pn-* parameters from Contacts sent upstream"),
+	BOOL("upstream.tls_verify", upstream.tls_verify, 1, 0,
+	     "a TLS upstream (sips: or transport=tls) must present a certificate that a trusted CA "
+	     "signed for its host name; otherwise nothing is sent to it"),
+	STR("upstream.ca_file", upstream.ca_file, "", F,
+	    "CA bundle trusted for the upstream's certificate (\"\" = the system's trust store)"),
 
 	INT("registrar.min_expires", registrar.min_expires, 60, 1, DAY, 0,
 	    "shortest registration interval accepted, s"),

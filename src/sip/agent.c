@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_util.h>
+#include <sofia-sip/sresolv.h>
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
@@ -104,7 +106,49 @@ static int agent_message(nta_agent_magic_t *magic, nta_agent_t *nta, msg_t *msg,
 	return 0;
 }
 
-/* Write key + certificate into a private directory in sofia's layout. */
+/*
+ * sofia's resolver (sres) takes its port from this variable of
+ * libsofia-sip (53; its own tests change it) and 1.12.11's resolv.conf
+ * parser has no "port" option. A sip.resolv_conf may say "port N" (a DNS
+ * server on another port, as the tests run on loopback): we apply it.
+ */
+extern uint16_t _sres_default_port;
+
+static void apply_resolv_port(const char *path)
+{
+	FILE *f = path && path[0] ? fopen(path, "r") : NULL;
+	char line[256];
+	unsigned port;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " port %u", &port) == 1 && port > 0 && port < 65536)
+			_sres_default_port = (uint16_t)port;
+	fclose(f);
+}
+
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt" /* Debian's ca-certificates */
+
+/* True when the upstream is reached over TLS (sips: or transport=tls). */
+static bool upstream_tls(const struct sw_config *cfg)
+{
+	return !config_standalone(cfg) && !strcmp(sip_uri_proto(cfg->upstream.uri), "tls");
+}
+
+/* True when sipwake checks the upstream's certificate (SPEC 3: upstream.tls_verify). */
+static bool verify_upstream(const struct sw_config *cfg)
+{
+	return upstream_tls(cfg) && cfg->upstream.tls_verify;
+}
+
+/*
+ * Write key + certificate into a private directory in sofia's layout.
+ * sofia has one CA file per TLS transport, for both directions: it holds
+ * the CAs clients are checked against (sip.tls.ca_file, else our own
+ * certificate) and, when the upstream is checked, the CAs trusted for it
+ * (upstream.ca_file, else the system's trust store).
+ */
 static int make_tls_dir(struct sip_agent *a)
 {
 	const struct sw_config *cfg = a->cfg;
@@ -118,7 +162,7 @@ static int make_tls_dir(struct sip_agent *a)
 		return -1;
 	}
 	for (int i = 0; i < 2; i++) {
-		const char *srcs[2];
+		const char *srcs[3];
 		int n = 0;
 		char path[128];
 		FILE *out;
@@ -130,6 +174,10 @@ static int make_tls_dir(struct sip_agent *a)
 			srcs[n++] = (cfg->sip.tls.ca_file && cfg->sip.tls.ca_file[0])
 					    ? cfg->sip.tls.ca_file
 					    : cfg->sip.tls.certificate;
+			if (verify_upstream(cfg))
+				srcs[n++] = (cfg->upstream.ca_file && cfg->upstream.ca_file[0])
+						    ? cfg->upstream.ca_file
+						    : SYSTEM_CA_BUNDLE;
 		}
 		snprintf(path, sizeof(path), "%s/%s", a->tls_dir, names[i]);
 		out = fopen(path, "w");
@@ -296,7 +344,7 @@ static void sofia_log(void *stream, char const *fmt, va_list ap)
 int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg)
 {
 	struct sip_agent *a;
-	unsigned idle_ms;
+	unsigned idle_ms, verify_policy;
 	bool need_tls = false;
 	int rc = -1;
 
@@ -304,6 +352,7 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 	if (!a)
 		return -1;
 	su_log_redirect(su_log_default, sofia_log, NULL);
+	apply_resolv_port(cfg->sip.resolv_conf);
 	a->root = root;
 	a->cfg = cfg;
 
@@ -318,6 +367,8 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 				  NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(2) /* answers go where the request came from */,
 				  NTATAG_CLIENT_RPORT(1), NTATAG_PASS_408(1), NTATAG_MERGE_482(0),
 				  NTATAG_MAXSIZE(256 * 1024) /* also bounds buffered TCP input */,
+				  TAG_IF(cfg->sip.resolv_conf && cfg->sip.resolv_conf[0],
+					 SRESTAG_RESOLV_CONF(cfg->sip.resolv_conf)),
 				  TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1), TAG_END());
 	if (!a->nta) {
 		log_error("cannot create the SIP agent: %s", strerror(errno));
@@ -328,17 +379,20 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 			need_tls = true;
 	if (need_tls && make_tls_dir(a) < 0)
 		goto out;
+	/* Outgoing TLS (the upstream): a CA we trust signed it, for its host name. */
+	verify_policy = (cfg->sip.tls.verify_client ? TPTLS_VERIFY_IN : TPTLS_VERIFY_NONE) |
+			(verify_upstream(cfg) ? TPTLS_VERIFY_SUBJECTS_OUT : TPTLS_VERIFY_NONE);
+	if (upstream_tls(cfg) && !cfg->upstream.tls_verify)
+		log_warn("upstream.tls_verify = false: the upstream's certificate is not checked");
 
 	for (char **l = cfg->sip.listen; l && *l; l++) {
 		bool tls = !strcmp(sip_uri_proto(*l), "tls");
 		int r;
 
 		if (tls)
-			r = nta_agent_add_tport(
-				a->nta, URL_STRING_MAKE(*l), TPTAG_CERTIFICATE(a->tls_dir),
-				TPTAG_TLS_VERIFY_POLICY(cfg->sip.tls.verify_client ? TPTLS_VERIFY_IN
-										   : TPTLS_VERIFY_NONE),
-				TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1), TAG_END());
+			r = nta_agent_add_tport(a->nta, URL_STRING_MAKE(*l), TPTAG_CERTIFICATE(a->tls_dir),
+						TPTAG_TLS_VERIFY_POLICY(verify_policy),
+						TPTAG_IDLE(idle_ms), TPTAG_SDWN_ERROR(1), TAG_END());
 		else
 			r = nta_agent_add_tport(a->nta, URL_STRING_MAKE(*l), TPTAG_IDLE(idle_ms),
 						TPTAG_SDWN_ERROR(1), TAG_END());

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -826,6 +827,73 @@ class Sipwaked:
             _forget(self.proc)
 
 
+class LoopbackDns:
+    """A DNS server on 127.0.0.1 for sofia's resolver (sip.resolv_conf): A
+    records for the names given, NXDOMAIN for any other name, no answer for
+    other record types (NAPTR, SRV, AAAA) of those names. A thread, stopped
+    with stop(); queries are counted per name."""
+
+    def __init__(self, names):
+        self.names = {n.lower().rstrip("."): ip for n, ip in names.items()}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.queries = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def resolv_conf(self, path):
+        with open(path, "w") as f:
+            f.write("nameserver %s\nport %d\n" % (LOOPBACK, self.port))
+        return path
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except (socket.timeout, OSError):
+                continue
+            if len(data) < 17:
+                continue
+            labels, i = [], 12
+            while i < len(data) and data[i]:
+                labels.append(data[i + 1:i + 1 + data[i]].decode("ascii", "replace"))
+                i += 1 + data[i]
+            qtype = int.from_bytes(data[i + 1:i + 3], "big")
+            question = data[12:i + 5]
+            name = ".".join(labels).lower()
+            self.queries.append((name, qtype))
+            ip = self.names.get(name)
+            answers = b""
+            flags = 0x8180 if ip else 0x8183  # NOERROR / NXDOMAIN
+            if ip and qtype == 1:
+                answers = (b"\xc0\x0c" + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") +
+                           (60).to_bytes(4, "big") + (4).to_bytes(2, "big") +
+                           socket.inet_aton(ip))
+            head = (data[:2] + flags.to_bytes(2, "big") + (1).to_bytes(2, "big") +
+                    (1 if answers else 0).to_bytes(2, "big") + b"\x00\x00\x00\x00")
+            try:
+                self.sock.sendto(head + question + answers, addr)
+            except OSError:
+                pass
+
+    def stop(self):
+        self._stop = True
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def closed_resolv_conf(workdir):
+    """A resolv.conf for sofia naming a closed loopback port: a test daemon
+    never sends a DNS query off this machine; a lookup just fails."""
+    path = os.path.join(workdir, "resolv.conf")
+    with open(path, "w") as f:
+        f.write("nameserver %s\nport %d\n" % (LOOPBACK, free_port()))
+    return path
+
+
 def sipwake_config(workdir, port, upstream_uri="", fcm=True, apns=False, extra=None,
                    domains=(DOMAIN,)):
     """The config dict the tests run sipwaked with: UDP+TCP on 127.0.0.1:port,
@@ -839,6 +907,7 @@ def sipwake_config(workdir, port, upstream_uri="", fcm=True, apns=False, extra=N
                        "sip:%s:%d;transport=tcp" % (LOOPBACK, port)],
             "advertised_host": LOOPBACK,
             "domains": list(domains),
+            "resolv_conf": closed_resolv_conf(workdir),
         },
         "upstream": {"uri": upstream_uri, "hide_push_params": True},
         "storage": {"database": os.path.join(workdir, "sipwake.db")},

@@ -255,7 +255,7 @@ def run_with_fcm(tmp, log, pki, sa, fcm):
     os.chmod(sa, 0o644)
     r = subprocess.run([SIPWAKED, "-c", conf, "--check"], capture_output=True, text=True,
                        timeout=30)
-    check(r.returncode == 78 and "world-readable" in r.stderr,
+    check(r.returncode == 78 and "accessible by others" in r.stderr,
           "world-readable service account refused (exit 78)")
     os.chmod(sa, 0o600)
     bad = os.path.join(tmp, "bad.conf")
