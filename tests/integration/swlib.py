@@ -382,6 +382,23 @@ def build_request(method, ruri, transport, local, headers=(), body="", via_branc
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 
+def next_stream_message(buf):
+    """Frame a SIP stream (TCP/TLS): (bytes of the first whole message, rest),
+    or (None, buf) while it is incomplete. Keep-alive CRLFs in front are
+    dropped; the body is Content-Length (or l) bytes."""
+    while buf.startswith(b"\r\n"):
+        buf = buf[2:]
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None, buf
+    head = buf[:end].decode("utf-8", "replace")
+    m = re.search(r"^(?:content-length|l)\s*:\s*(\d+)", head, re.I | re.M)
+    total = end + 4 + (int(m.group(1)) if m else 0)
+    if len(buf) < total:
+        return None, buf
+    return buf[:total], buf[total:]
+
+
 class RawSip:
     """A minimal SIP client on one socket (UDP or TCP) for hand-made and
     malformed requests. recv_final() returns the responses seen until a final
@@ -430,17 +447,9 @@ class RawSip:
                 if self.transport == "udp":
                     data, _ = self.sock.recvfrom(70000)
                     return SipMsg(data.decode("utf-8", "replace"), "received", "UDP")
-                head_end = self.buf.find(b"\r\n\r\n")
-                if head_end >= 0:
-                    head = self.buf[:head_end].decode("utf-8", "replace")
-                    m = re.search(r"^(?:content-length|l)\s*:\s*(\d+)", head, re.I | re.M)
-                    clen = int(m.group(1)) if m else 0
-                    total = head_end + 4 + clen
-                    if len(self.buf) >= total:
-                        msg, self.buf = self.buf[:total], self.buf[total:]
-                        return SipMsg(msg.decode("utf-8", "replace"), "received", "TCP")
-                while self.buf.startswith(b"\r\n"):  # keep-alive CRLFs
-                    self.buf = self.buf[2:]
+                msg, self.buf = next_stream_message(self.buf)
+                if msg is not None:
+                    return SipMsg(msg.decode("utf-8", "replace"), "received", "TCP")
                 data = self.sock.recv(65536)
                 if not data:
                     self.closed = True

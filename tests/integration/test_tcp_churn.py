@@ -27,7 +27,6 @@ open, SIGTERM must end sipwaked with status 0 (under ASan a use-after-free
 or a leak makes it non-zero).
 """
 import random
-import re
 import socket
 import ssl
 import struct
@@ -71,16 +70,9 @@ class Conn:
         """The next SIP message, or None at the deadline or close."""
         deadline = time.monotonic() + timeout
         while True:
-            while self.buf.startswith(b"\r\n"):
-                self.buf = self.buf[2:]
-            end = self.buf.find(b"\r\n\r\n")
-            if end >= 0:
-                head = self.buf[:end].decode("utf-8", "replace")
-                m = re.search(r"^(?:content-length|l)\s*:\s*(\d+)", head, re.I | re.M)
-                total = end + 4 + (int(m.group(1)) if m else 0)
-                if len(self.buf) >= total:
-                    data, self.buf = self.buf[:total], self.buf[total:]
-                    return swlib.SipMsg(data.decode("utf-8", "replace"), "received")
+            data, self.buf = swlib.next_stream_message(self.buf)
+            if data is not None:
+                return swlib.SipMsg(data.decode("utf-8", "replace"), "received")
             left = deadline - time.monotonic()
             if left <= 0 or not self.open:
                 return None

@@ -46,15 +46,10 @@ def read_responses(s, want, timeout=10.0):
     buf, out = b"", []
     deadline = time.monotonic() + timeout
     while len(out) < want and time.monotonic() < deadline:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            head = buf[:end].decode("utf-8", "replace")
-            m = re.search(r"^(?:content-length|l)\s*:\s*(\d+)", head, re.I | re.M)
-            total = end + 4 + (int(m.group(1)) if m else 0)
-            if len(buf) >= total:
-                out.append(swlib.SipMsg(buf[:total].decode("utf-8", "replace"), "received"))
-                buf = buf[total:]
-                continue
+        msg, buf = swlib.next_stream_message(buf)
+        if msg is not None:
+            out.append(swlib.SipMsg(msg.decode("utf-8", "replace"), "received"))
+            continue
         s.settimeout(max(0.05, deadline - time.monotonic()))
         try:
             data = s.recv(65536)

@@ -175,17 +175,10 @@ class _Conn:
             if left <= 0 or self.closed:
                 return None, None
             if self.transport != "udp":
-                while self.buf.startswith(b"\r\n"):
-                    self.buf = self.buf[2:]
-                end = self.buf.find(b"\r\n\r\n")
-                if end >= 0:
-                    head = self.buf[:end].decode("utf-8", "replace")
-                    m = re.search(r"^(?:content-length|l)\s*:\s*(\d+)", head, re.I | re.M)
-                    total = end + 4 + (int(m.group(1)) if m else 0)
-                    if len(self.buf) >= total:
-                        data, self.buf = self.buf[:total], self.buf[total:]
-                        return swlib.SipMsg(data.decode("utf-8", "replace"), "received",
-                                            self.transport.upper()), self.remote
+                data, self.buf = swlib.next_stream_message(self.buf)
+                if data is not None:
+                    return swlib.SipMsg(data.decode("utf-8", "replace"), "received",
+                                        self.transport.upper()), self.remote
             self.sock.settimeout(min(left, 0.5))
             try:
                 if self.transport == "udp":
