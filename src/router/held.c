@@ -14,7 +14,8 @@
  * Lifecycle: a held request is RINGING (devices tried: branches, pushes,
  * waits), then STORED (a MESSAGE kept and answered 202; a late 2xx from a
  * live device removes the copy) or DONE. held_finish() is the only way to
- * DONE and the only place that answers the caller: it stops pushes and
+ * DONE and, but for the 202 of that STORED transition, the only place that
+ * gives the caller a final answer: it stops pushes and
  * timers, sends the follow-up pushes the ending calls for and closes the
  * proxy transaction (no more forks; the best response goes out once the
  * branches have ended, or the answer goes now). A struct held is the
@@ -272,7 +273,8 @@ static void followups(struct held *h, enum held_end why, const struct held_dev *
 }
 
 /*
- * The one way to DONE, and the one place that answers the caller. winner:
+ * The one way to DONE, and the one place that settles the caller's final
+ * answer (but for a stored MESSAGE's 202). winner:
  * the device whose answer ended it (no follow-up for it), or NULL. The
  * proxy transaction is closed last: it may free h (from a timer), so the
  * caller must not touch h afterwards.
