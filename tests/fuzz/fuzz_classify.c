@@ -71,7 +71,7 @@ static void env_open(struct env *e, const char *upstream)
 	memset(e->rt->secret, 0x5a, sizeof(e->rt->secret)); /* the seeds' tokens use it */
 	for (size_t i = 0; i < sizeof(bindings) / sizeof(bindings[0]); i++)
 		if (!fuzz_stack_bind(&e->s, bindings[i].id, bindings[i].aor, bindings[i].contact,
-				     bindings[i].received))
+				     bindings[i].received, NULL))
 			abort();
 	snprintf(e->port, sizeof(e->port), "%s", fuzz_stack_port(&e->s));
 }

@@ -96,9 +96,13 @@ static inline void fuzz_stack_close(struct fuzz_stack *s)
 	s->dir[0] = '\0';
 }
 
-/* Add (or refresh) a binding as a REGISTER from `received` would. NULL on failure. */
-static inline struct binding *fuzz_stack_bind(struct fuzz_stack *s, const char *id, const char *aor,
-				       const char *contact, const char *received)
+/*
+ * Add (or refresh) a binding as a REGISTER from `received` would;
+ * user_agent may be NULL. NULL on failure.
+ */
+static inline struct binding *fuzz_stack_bind(struct fuzz_stack *s, const char *id,
+					      const char *aor, const char *contact,
+					      const char *received, const char *user_agent)
 {
 	struct pn_identity pn = {0};
 	const char *params = strchr(contact, ';');
@@ -110,6 +114,7 @@ static inline struct binding *fuzz_stack_bind(struct fuzz_stack *s, const char *
 		.contact = contact,
 		.received = received,
 		.call_id = "fuzz-register@example.com",
+		.user_agent = user_agent,
 		.cseq = 1,
 		.q = 1000,
 		.expires = time(NULL) + 3600,
