@@ -72,7 +72,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		write_file(path, fragments[i][1], strlen(fragments[i][1]));
 	}
 	snprintf(path, sizeof(path), "%s/subdir", dir);
-	if (mkdir(path, 0700) < 0 || symlink("subdir", (snprintf(path, sizeof(path), "%s/link", dir), path)) < 0)
+	if (mkdir(path, 0700) < 0)
+		abort();
+	snprintf(path, sizeof(path), "%s/link", dir);
+	if (symlink("subdir", path) < 0)
 		abort();
 	snprintf(main_path, sizeof(main_path), "%s/main.conf", dir);
 	return 0;

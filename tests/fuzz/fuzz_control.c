@@ -38,8 +38,8 @@ static const struct {
 	{"00000000000000c2", "sip:bob@example.com",
 	 "sip:b\xffob@10.0.0.2:5080;x=\xe2\x82;pn-provider=fcm;pn-prid=dGVzdA:APA91bH-abc_DEF.123",
 	 "sip:127.0.0.4:5080;transport=udp", "Bad\xc0\xafUA\xed\xa0\x80"},
-	{"00000000000000c3", "sip:carol@example.com", "sip:carol@10.0.0.3", "sip:127.0.0.5:5060;transport=udp",
-	 NULL},
+	{"00000000000000c3", "sip:carol@example.com", "sip:carol@10.0.0.3",
+	 "sip:127.0.0.5:5060;transport=udp", NULL},
 };
 
 static void rebind(void)
