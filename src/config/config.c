@@ -892,31 +892,54 @@ static void check_rules(struct load_ctx *ctx)
  * running daemon. So every @include is checked before libconfig sees the
  * file: it must name a regular, readable file (recursively). 0, or -1
  * with "file:line: ..." printed.
+ *
+ * The check must see the name libconfig opens, and libconfig 1.5's
+ * scanner reads an @include name up to the next '"' across newlines,
+ * takes \" and \\ as escapes, opens the bytes up to a NUL, and joins
+ * every name, an absolute one too, to the include dir. So lines are read
+ * whole (getline, no 4 KiB pieces that hide a line's start), names are
+ * joined as libconfig joins them, and only plain names are accepted:
+ * closed on their line, no backslash, no NUL. (Each of `@include
+ * "dir<NUL>"`, `@include "/dir"` and an @include after 4 KiB of blanks
+ * got past the first version of this check; seen with
+ * tests/fuzz/fuzz_config.c.)
  */
 static int check_includes(const char *file, const char *dir, int depth)
 {
 	FILE *in = fopen(file, "r");
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
 	int lineno = 0, rc = 0;
 
 	if (!in)
 		return 0; /* libconfig reports what cannot be opened, with its line */
-	while (rc == 0 && fgets(line, sizeof(line), in)) {
+	while (rc == 0 && (len = getline(&line, &cap, in)) >= 0) {
 		char *p = line, *end, *inc;
+		char *eol = line + len;
 		struct stat st;
 
 		lineno++;
-		while (*p == ' ' || *p == '\t')
+		while (p < eol && (*p == ' ' || *p == '\t'))
 			p++;
-		if (strncmp(p, "@include", 8) != 0)
+		if (eol - p < 8 || memcmp(p, "@include", 8) != 0)
 			continue;
-		p = strchr(p + 8, '"');
-		end = p ? strchr(p + 1, '"') : NULL;
-		if (!end)
-			continue; /* libconfig's syntax error, with its line */
+		p = memchr(p + 8, '"', (size_t)(eol - p - 8));
+		end = p ? memchr(p + 1, '"', (size_t)(eol - p - 1)) : NULL;
+		if (!p)
+			continue; /* no name: libconfig's syntax error, with its line */
+		if (!end || memchr(p + 1, '\0', (size_t)(end - p - 1)) ||
+		    memchr(p + 1, '\\', (size_t)(end - p - 1))) {
+			fprintf(stderr,
+				"%s:%d: @include: the file name must be closed on its line and "
+				"hold no backslash or NUL byte\n",
+				file, lineno);
+			rc = -1;
+			break;
+		}
 		*end = '\0';
 		p++;
-		if (p[0] == '/' || !dir) {
+		if (!dir) {
 			inc = xstrdup(p);
 		} else {
 			inc = xmalloc(strlen(dir) + strlen(p) + 2);
@@ -934,6 +957,7 @@ static int check_includes(const char *file, const char *dir, int depth)
 		}
 		free(inc);
 	}
+	free(line);
 	fclose(in);
 	return rc;
 }

@@ -450,12 +450,16 @@ static void apns_req_cleanup(struct push_req *r)
 
 static int apns_start(void *state, struct push_req *r);
 
-static enum push_result apns_classify(struct apns *a, struct push_req *r, long status,
-				      const char *reason, bool *resend)
+/*
+ * What an APNs answer says, with no side effect (the fuzz target drives
+ * it): the result of the HTTP status and the reason APNs gave; *refresh
+ * when a 403 ExpiredProviderToken asks for a fresh provider token and one
+ * may be made (can_refresh: token auth, not retried yet).
+ */
+static enum push_result apns_verdict(long status, const char *reason, bool can_refresh,
+				     bool *refresh)
 {
-	struct apns_req *q = r->pdata;
-
-	*resend = false;
+	*refresh = false;
 	switch (status) {
 	case 200:
 		return PUSH_OK;
@@ -467,17 +471,10 @@ static enum push_result apns_classify(struct apns *a, struct push_req *r, long s
 			return PUSH_TOKEN_INVALID;
 		return PUSH_PERMANENT;
 	case 403:
-		if (strcmp(reason, "ExpiredProviderToken") == 0 && a->key && !r->auth_retried) {
-			r->auth_retried = true;
-			/* Only the first stream to hear it makes a new token. */
-			if (q->jwt_used && a->jwt && strcmp(q->jwt_used, a->jwt) == 0)
-				apns_jwt(a, true);
-			*resend = true;
+		if (strcmp(reason, "ExpiredProviderToken") == 0 && can_refresh) {
+			*refresh = true;
 			return PUSH_RETRYABLE;
 		}
-		push_stats_mut(a->p, PN_APNS)->auth_failures++;
-		log_error("push: apns: CREDENTIAL PROBLEM: APNs answered 403 %s; check key_id, "
-			  "team_id, the key or the certificate", reason[0] ? reason : "");
 		return PUSH_PERMANENT;
 	case 429:
 	case 500:
@@ -488,6 +485,35 @@ static enum push_result apns_classify(struct apns *a, struct push_req *r, long s
 	default:
 		return status >= 500 ? PUSH_RETRYABLE : PUSH_PERMANENT;
 	}
+}
+
+/* The "reason" of an APNs error body into reason ("" when there is none). */
+static void apns_reason(const char *body, size_t len, char *reason, size_t rlen)
+{
+	json_t *j = json_loadb(body, len, 0, NULL);
+	const char *s = json_string_value(json_object_get(j, "reason"));
+
+	snprintf(reason, rlen, "%s", s ? s : "");
+	json_decref(j);
+}
+
+static enum push_result apns_classify(struct apns *a, struct push_req *r, long status,
+				      const char *reason, bool *resend)
+{
+	struct apns_req *q = r->pdata;
+	enum push_result res = apns_verdict(status, reason, a->key && !r->auth_retried, resend);
+
+	if (*resend) {
+		r->auth_retried = true;
+		/* Only the first stream to hear it makes a new token. */
+		if (q->jwt_used && a->jwt && strcmp(q->jwt_used, a->jwt) == 0)
+			apns_jwt(a, true);
+	} else if (status == 403) {
+		push_stats_mut(a->p, PN_APNS)->auth_failures++;
+		log_error("push: apns: CREDENTIAL PROBLEM: APNs answered 403 %s; check key_id, "
+			  "team_id, the key or the certificate", reason[0] ? reason : "");
+	}
+	return res;
 }
 
 static void apns_done(void *arg, const struct push_http_result *res)
@@ -513,12 +539,8 @@ static void apns_done(void *arg, const struct push_http_result *res)
 		push_attempt_done(r, result, 0, reason);
 		return;
 	}
-	if (res->status != 200 && res->body_len) {
-		json_t *j = json_loadb(res->body, res->body_len, 0, NULL);
-		const char *s = json_string_value(json_object_get(j, "reason"));
-		snprintf(reason, sizeof(reason), "%s", s ? s : "");
-		json_decref(j);
-	}
+	if (res->status != 200 && res->body_len)
+		apns_reason(res->body, res->body_len, reason, sizeof(reason));
 	result = apns_classify(a, r, res->status, reason, &resend);
 	if (resend) {
 		/* Same attempt, fresh provider token: not a retry with backoff. */

@@ -303,13 +303,95 @@ static void waitq_remove(struct fcm *f, struct push_req *r)
 	((struct fcm_req *)r->pdata)->waiting = false;
 }
 
+/*
+ * What the OAuth2 token endpoint answered, with no side effect (the fuzz
+ * target drives it). PUSH_OK with *access (malloc'd) and *ttl (seconds,
+ * 3600 when absent or not positive); otherwise *access is NULL, reason
+ * says why and the result is PUSH_PERMANENT for a refusal of the
+ * credentials (4xx but 429), PUSH_RETRYABLE else.
+ */
+static enum push_result fcm_token_answer(long status, const char *body, size_t len,
+					 char **access, json_int_t *ttl, char *reason, size_t rlen)
+{
+	enum push_result res = PUSH_RETRYABLE;
+	json_t *j = json_loadb(body, len, 0, NULL);
+
+	*access = NULL;
+	*ttl = 0;
+	if (status == 200) {
+		const char *tok = json_string_value(json_object_get(j, "access_token"));
+		json_int_t t = json_integer_value(json_object_get(j, "expires_in"));
+
+		if (set(tok) && (*access = strdup(tok))) {
+			*ttl = t > 0 ? t : 3600;
+			res = PUSH_OK;
+		} else {
+			snprintf(reason, rlen, "oauth: answer without access_token");
+		}
+	} else {
+		const char *e = json_string_value(json_object_get(j, "error"));
+
+		snprintf(reason, rlen, "oauth: HTTP %ld %s", status, e ? e : "");
+		if (status >= 400 && status < 500 && status != 429)
+			res = PUSH_PERMANENT;
+	}
+	json_decref(j);
+	return res;
+}
+
+/* The error code of an FCM error body (details' errorCode over status), "" if none. */
+static void fcm_reason(const char *body, size_t len, char *reason, size_t rlen)
+{
+	json_t *j = json_loadb(body, len, 0, NULL);
+	json_t *err = json_object_get(j, "error"), *d;
+	const char *code = json_string_value(json_object_get(err, "status"));
+	size_t i;
+
+	json_array_foreach(json_object_get(err, "details"), i, d) {
+		const char *ec = json_string_value(json_object_get(d, "errorCode"));
+		if (ec)
+			code = ec;
+	}
+	snprintf(reason, rlen, "%s", code ? code : "");
+	json_decref(j);
+}
+
+/*
+ * What an FCM answer says, with no side effect: the result of the status
+ * and error code; *refresh when a 401 asks for a new access token and one
+ * may be fetched (can_refresh: not retried yet). Only an explicit
+ * UNREGISTERED removes a binding: a plain 404 can also mean a wrong
+ * project, which must not wipe every device.
+ */
+static enum push_result fcm_verdict(long status, const char *reason, bool can_refresh,
+				    bool *refresh)
+{
+	*refresh = false;
+	switch (status) {
+	case 200:
+		return PUSH_OK;
+	case 400:
+	case 404:
+		return strcmp(reason, "UNREGISTERED") == 0 ? PUSH_TOKEN_INVALID : PUSH_PERMANENT;
+	case 401:
+		if (can_refresh) {
+			*refresh = true;
+			return PUSH_RETRYABLE;
+		}
+		return PUSH_PERMANENT;
+	case 403:
+		return PUSH_PERMANENT;
+	default:
+		return status == 429 || status >= 500 ? PUSH_RETRYABLE : PUSH_PERMANENT;
+	}
+}
+
 static void token_done(void *arg, const struct push_http_result *res)
 {
 	struct fcm *f = arg;
 	struct push_req *list = f->wait_head, *r;
 	enum push_result fail = PUSH_RETRYABLE;
 	char reason[96] = "";
-	json_t *j = NULL;
 
 	f->tok_xfer = NULL;
 	f->wait_head = NULL;
@@ -317,38 +399,26 @@ static void token_done(void *arg, const struct push_http_result *res)
 	if (res->code != CURLE_OK) {
 		snprintf(reason, sizeof(reason), "oauth: %s",
 			 res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
-	} else if (res->status == 200) {
-		const char *tok;
-		json_int_t ttl;
+	} else {
+		char *tok = NULL;
+		json_int_t ttl = 0;
 
-		j = json_loadb(res->body, res->body_len, 0, NULL);
-		tok = json_string_value(json_object_get(j, "access_token"));
-		ttl = json_integer_value(json_object_get(j, "expires_in"));
-		if (set(tok)) {
+		fail = fcm_token_answer(res->status, res->body, res->body_len, &tok, &ttl, reason,
+					sizeof(reason));
+		if (tok) {
 			free(f->access);
-			f->access = strdup(tok);
-			f->access_expiry_ms = clock_now_ms() + (uint64_t)(ttl > 0 ? ttl : 3600) * 1000;
+			f->access = tok;
+			f->access_expiry_ms = clock_now_ms() + (uint64_t)ttl * 1000;
 			if (f->fetched_once)
 				push_stats_mut(f->p, PN_FCM)->auth_refresh++;
 			f->fetched_once = true;
-			log_info("push: fcm: access token obtained, valid %llds", (long long)(ttl > 0 ? ttl : 3600));
-		} else {
-			snprintf(reason, sizeof(reason), "oauth: answer without access_token");
-		}
-	} else {
-		const char *e;
-
-		j = json_loadb(res->body, res->body_len, 0, NULL);
-		e = json_string_value(json_object_get(j, "error"));
-		snprintf(reason, sizeof(reason), "oauth: HTTP %ld %s", res->status, e ? e : "");
-		if (res->status >= 400 && res->status < 500 && res->status != 429) {
-			fail = PUSH_PERMANENT;
+			log_info("push: fcm: access token obtained, valid %llds", (long long)ttl);
+		} else if (fail == PUSH_PERMANENT) {
 			push_stats_mut(f->p, PN_FCM)->auth_failures++;
 			log_error("push: fcm: CREDENTIAL PROBLEM: the token endpoint refuses the "
 				  "service account %s: %s", f->client_email, reason);
 		}
 	}
-	json_decref(j);
 	/* Callbacks may queue new requests: work on the detached list. */
 	while ((r = list)) {
 		list = r->wait_next;
@@ -410,6 +480,7 @@ static void fcm_done(void *arg, const struct push_http_result *res)
 	struct fcm *f = r->inst->state;
 	enum push_result result;
 	char reason[96] = "";
+	bool refresh = false;
 
 	q->xfer = NULL;
 	if (res->code != CURLE_OK) {
@@ -422,66 +493,28 @@ static void fcm_done(void *arg, const struct push_http_result *res)
 				  res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
 		return;
 	}
-	if (res->status != 200) {
-		json_t *j = json_loadb(res->body, res->body_len, 0, NULL);
-		json_t *err = json_object_get(j, "error"), *d;
-		const char *code = json_string_value(json_object_get(err, "status"));
-		size_t i;
-
-		json_array_foreach(json_object_get(err, "details"), i, d) {
-			const char *ec = json_string_value(json_object_get(d, "errorCode"));
-			if (ec)
-				code = ec;
+	if (res->status != 200)
+		fcm_reason(res->body, res->body_len, reason, sizeof(reason));
+	result = fcm_verdict(res->status, reason, !r->auth_retried, &refresh);
+	if (refresh) {
+		r->auth_retried = true;
+		/* The first stream to hear it drops the token; the others just wait. */
+		if (f->access && q->token_used && strcmp(f->access, q->token_used) == 0) {
+			free(f->access);
+			f->access = NULL;
+			f->access_expiry_ms = 0;
 		}
-		snprintf(reason, sizeof(reason), "%s", code ? code : "");
-		json_decref(j);
-	}
-	switch (res->status) {
-	case 200:
-		result = PUSH_OK;
-		break;
-	case 404:
-		/*
-		 * Only an explicit UNREGISTERED removes a binding: a plain 404 can
-		 * also mean a wrong project, which must not wipe every device.
-		 */
-		if (strcmp(reason, "UNREGISTERED") == 0) {
-			result = PUSH_TOKEN_INVALID;
-		} else {
-			log_error("push: fcm: 404 %s for project %s: check the service account",
-				  reason, f->project_id);
-			result = PUSH_PERMANENT;
-		}
-		break;
-	case 401:
-		if (!r->auth_retried) {
-			r->auth_retried = true;
-			/* The first stream to hear it drops the token; the others just wait. */
-			if (f->access && q->token_used && strcmp(f->access, q->token_used) == 0) {
-				free(f->access);
-				f->access = NULL;
-				f->access_expiry_ms = 0;
-			}
-			if (fcm_start(f, r) == 0)
-				return;
-			result = PUSH_RETRYABLE;
-			break;
-		}
+		if (fcm_start(f, r) == 0)
+			return;
+	} else if (res->status == 401) {
 		push_stats_mut(f->p, PN_FCM)->auth_failures++;
 		log_error("push: fcm: CREDENTIAL PROBLEM: FCM answers 401 to a fresh access token "
 			  "of %s; check the service account's permissions", f->client_email);
-		result = PUSH_PERMANENT;
-		break;
-	case 400:
-		result = strcmp(reason, "UNREGISTERED") == 0 ? PUSH_TOKEN_INVALID : PUSH_PERMANENT;
-		break;
-	case 403:
+	} else if (res->status == 404 && result == PUSH_PERMANENT) {
+		log_error("push: fcm: 404 %s for project %s: check the service account", reason,
+			  f->project_id);
+	} else if (res->status == 403) {
 		log_error("push: fcm: 403 %s for project %s", reason, f->project_id);
-		result = PUSH_PERMANENT;
-		break;
-	default:
-		result = res->status == 429 || res->status >= 500 ? PUSH_RETRYABLE : PUSH_PERMANENT;
-		break;
 	}
 	if (!reason[0] && res->status != 200)
 		snprintf(reason, sizeof(reason), "HTTP %ld", res->status);

@@ -16,6 +16,8 @@ CC=clang cmake -S . -B "$dir" -DSIPWAKE_FUZZ=ON -DSIPWAKE_TESTS=OFF -DSIPWAKE_WE
 cmake --build "$dir" -j"$(nproc)" >/dev/null
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# Library leaks we cannot fix (each one explained in the file).
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 failed=0
 ran=0
 for bin in "$dir"/tests/fuzz/fuzz_*; do

@@ -726,6 +726,78 @@ static void test_include(void)
 	free(errs);
 }
 
+/* Write len bytes (NULs included) as the config file and load it. */
+static int load_bytes(const char *data, size_t len, struct sw_config *cfg, char **errs)
+{
+	struct capture c;
+	FILE *fp = fopen(conf_path, "w");
+	int rc;
+
+	if (!fp || fwrite(data, 1, len, fp) != len) {
+		if (fp)
+			fclose(fp);
+		*errs = strdup("cannot write the config file");
+		return -2;
+	}
+	fclose(fp);
+	capture_begin(&c);
+	rc = config_load(cfg, conf_path);
+	*errs = capture_end(&c);
+	return rc;
+}
+
+/*
+ * Names that the @include check once read otherwise than libconfig's
+ * scanner, which then exit(2)ed on a directory (tests/fuzz/fuzz_config.c):
+ * a NUL inside the name, an absolute name (libconfig joins it to the
+ * include dir too), an @include that starts past 4 KiB of blanks, and the
+ * names only libconfig's escapes or a newline would make.
+ */
+static void test_include_names(void)
+{
+	static const char nul[] = "@include \"inc.d\0\"\n";
+	struct sw_config cfg;
+	char *errs, *text, want[600];
+	int rc;
+
+	CHECK(mkdir(tmp_path("inc.d"), 0700) == 0);
+	rc = load_bytes(nul, sizeof(nul) - 1, &cfg, &errs);
+	CHECK_MSG(rc == -1, "@include with a NUL accepted");
+	snprintf(want, sizeof(want), "%s:1: @include: the file name must be closed", conf_path);
+	CHECK_MSG(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+
+	rc = load_text(OK_SIP "@include \"/inc.d\"\n", &cfg, &errs);
+	CHECK_MSG(rc == -1, "@include of /DIR accepted");
+	snprintf(want, sizeof(want), "%s:%d: @include \"/inc.d\": not a regular file", conf_path,
+		 count_lines(OK_SIP) + 1);
+	CHECK_MSG(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+
+	text = malloc(4090 + 64);
+	if (text) {
+		memset(text, ' ', 4090);
+		snprintf(text + 4090, 64, "@include \"inc.d\"\n");
+		rc = load_text(text, &cfg, &errs);
+		CHECK_MSG(rc == -1, "@include after 4 KiB of blanks accepted");
+		snprintf(want, sizeof(want), "%s:1: @include \"inc.d\": not a regular file",
+			 conf_path);
+		CHECK_MSG(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+		free(errs);
+		free(text);
+	}
+
+	rc = load_text("@include \"inc\\.d\"\n", &cfg, &errs);
+	CHECK_MSG(rc == -1, "@include with a backslash accepted");
+	free(errs);
+	rc = load_text("@include \"inc.d\n\"\n", &cfg, &errs);
+	CHECK_MSG(rc == -1, "@include name across lines accepted");
+	snprintf(want, sizeof(want), "%s:1: @include: the file name must be closed", conf_path);
+	CHECK_MSG(strstr(errs, want), "want \"%s\", got:\n%s", want, errs);
+	free(errs);
+	rmdir(tmp_path("inc.d"));
+}
+
 static void test_reload(void)
 {
 	struct sw_config cfg;
@@ -810,6 +882,7 @@ int main(void)
 	test_key_files();
 	test_many_errors();
 	test_include();
+	test_include_names();
 	test_reload();
 
 	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);

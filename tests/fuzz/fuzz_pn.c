@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target: the push-parameter parser (src/core/pn.c). The input is
+ * the parameter string of a Contact URI ("transport=tcp;pn-provider=..."),
+ * in any of the three forms pn_parse() reads (RFC 8599, Linphone's two
+ * tokens, legacy pn-type/pn-tok/app-id). Invariants: an identity that parses
+ * has a provider, a pn-prid and a token, and every string in it keeps to
+ * the characters that are safe in an HTTP/2 header or URL path; its copy
+ * has the same identity key; what pn_strip_params() leaves is no push
+ * contact any more and strips to itself. Anything else aborts.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sipwake/pn.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* What pn.c promises for every value it lets through. */
+static void check_safe(const char *s)
+{
+	if (!s)
+		return;
+	if (!*s || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:&-") !=
+			   strlen(s))
+		abort();
+}
+
+static void check_identity(const struct pn_identity *id)
+{
+	struct pn_identity copy;
+	char *key, *key2;
+
+	if (id->provider != PN_APNS && id->provider != PN_FCM)
+		abort();
+	if (!id->prid || (!id->token && !id->voip_token))
+		abort();
+	if (id->provider == PN_FCM && (id->voip_token || id->sandbox || id->team_id))
+		abort();
+	if (id->timeout < -1 || id->timeout > 3600)
+		abort();
+	check_safe(id->token);
+	check_safe(id->voip_token);
+	check_safe(id->team_id);
+	check_safe(id->topic);
+	check_safe(id->prid);
+	check_safe(id->param);
+	key = pn_identity_key(id);
+	if (!key)
+		abort(); /* pn_parse lets no separator through */
+	if (pn_identity_copy(&copy, id) == 0) {
+		key2 = pn_identity_key(&copy);
+		if (!key2 || strcmp(key, key2) != 0)
+			abort();
+		free(key2);
+		pn_identity_cleanup(&copy);
+	}
+	free(key);
+}
+
+static void check_stripped(const char *params)
+{
+	struct pn_identity id;
+	char err[128];
+	char *once = pn_strip_params(params), *twice;
+
+	if (!once)
+		return;
+	if (pn_parse(once, &id, err, sizeof(err)) != PN_PARSE_NONE)
+		abort(); /* a push parameter survived the strip */
+	pn_identity_cleanup(&id);
+	twice = pn_strip_params(once);
+	if (!twice || strcmp(once, twice) != 0)
+		abort();
+	free(twice);
+	free(once);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *params = malloc(size + 1);
+	struct pn_identity id;
+	enum pn_parse_status st;
+	char err[200];
+
+	if (!params)
+		return 0;
+	memcpy(params, data, size);
+	params[size] = '\0';
+	st = pn_parse(params, &id, err, sizeof(err));
+	if (memchr(err, '\0', sizeof(err)) == NULL)
+		abort();
+	if (st == PN_PARSE_OK) {
+		check_identity(&id);
+	} else {
+		/* Failure leaves the identity empty, as the header says. */
+		if (id.provider != PN_NONE || id.token || id.voip_token || id.prid || id.param ||
+		    id.topic || id.team_id)
+			abort();
+		if ((st == PN_PARSE_BAD || st == PN_PARSE_UNSUPPORTED) && !err[0])
+			abort();
+	}
+	pn_identity_cleanup(&id);
+	check_stripped(params);
+	free(params);
+	return 0;
+}
