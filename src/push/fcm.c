@@ -308,7 +308,9 @@ static void waitq_remove(struct fcm *f, struct push_req *r)
  * target drives it). PUSH_OK with *access (malloc'd) and *ttl (seconds,
  * 3600 when absent or not positive); otherwise *access is NULL, reason
  * says why and the result is PUSH_PERMANENT for a refusal of the
- * credentials (4xx but 429), PUSH_RETRYABLE else.
+ * credentials (4xx but 429), PUSH_RETRYABLE else. A lifetime beyond a
+ * day is taken as a day (Google's are an hour; the expiry time must not
+ * wrap).
  */
 static enum push_result fcm_token_answer(long status, const char *body, size_t len,
 					 char **access, json_int_t *ttl, char *reason, size_t rlen)
@@ -323,7 +325,7 @@ static enum push_result fcm_token_answer(long status, const char *body, size_t l
 		json_int_t t = json_integer_value(json_object_get(j, "expires_in"));
 
 		if (set(tok) && (*access = strdup(tok))) {
-			*ttl = t > 0 ? t : 3600;
+			*ttl = t > 0 ? (t < 86400 ? t : 86400) : 3600;
 			res = PUSH_OK;
 		} else {
 			snprintf(reason, rlen, "oauth: answer without access_token");
