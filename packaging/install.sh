@@ -21,7 +21,8 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
 	id sipwake >/dev/null 2>&1 || useradd --system --home-dir /var/lib/sipwake \
 		--shell /usr/sbin/nologin sipwake
 	chgrp sipwake /etc/sipwake/sipwake.conf
-	sed 's|/usr/sbin/sipwaked|/usr/local/sbin/sipwaked|' packaging/systemd/sipwake.service \
+	sed -e 's|/usr/sbin/sipwaked|/usr/local/sbin/sipwaked|' \
+	    -e 's|/usr/bin/sipwakectl|/usr/local/bin/sipwakectl|' packaging/systemd/sipwake.service \
 		> /etc/systemd/system/sipwake.service
 	systemctl daemon-reload
 	systemctl enable --now sipwake
