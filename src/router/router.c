@@ -207,15 +207,15 @@ static struct binding *dialog_flow(struct router *rt, const sip_t *sip)
 }
 
 /*
- * Where a request comes from (SPEC 8), decided once per request: upstream's
- * address, the address (and port) a binding registered from, or anywhere
- * else.
+ * Where a request comes from (SPEC 8), decided once per routed request:
+ * upstream's address (up, found by the caller for the rate limit), the
+ * address (and port) a binding registered from, or anywhere else.
  */
-static enum source classify(struct router *rt, msg_t *msg)
+static enum source classify(struct router *rt, msg_t *msg, bool up)
 {
 	char src[160];
 
-	if (from_upstream(rt, msg))
+	if (up)
 		return SRC_UPSTREAM;
 	if (sip_source_uri(msg, NULL, src, sizeof(src)) == 0 && registrar_find_source(rt->reg, src))
 		return SRC_CLIENT;
@@ -513,13 +513,13 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
 	struct router *rt = ctx;
 	sip_method_t m = sip->sip_request ? sip->sip_request->rq_method : sip_method_unknown;
-	enum source src;
+	bool up;
 
 	if (!sip->sip_request)
 		return 0;
-	src = classify(rt, msg);
+	up = from_upstream(rt, msg);
 	stats_sip_request(sip->sip_request->rq_method_name);
-	if (!ratelimit_allow(rt, msg, src == SRC_UPSTREAM)) {
+	if (!ratelimit_allow(rt, msg, up)) {
 		if (irq && m != sip_method_ack) {
 			nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
 					    SIPTAG_RETRY_AFTER_STR("1"), TAG_END());
@@ -541,7 +541,7 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 		return 0;
 	}
 	if (m == sip_method_ack) {
-		route_ack(rt, msg, sip, src);
+		route_ack(rt, msg, sip, classify(rt, msg, up));
 		if (irq)
 			nta_incoming_destroy(irq);
 		return 0;
@@ -556,5 +556,5 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 	    (!sip->sip_route || (sip_agent_is_own_uri(rt->sa, sip->sip_route->r_url) &&
 				 !sip->sip_route->r_next)))
 		return 200;
-	return route_request(rt, irq, msg, sip, src);
+	return route_request(rt, irq, msg, sip, classify(rt, msg, up));
 }

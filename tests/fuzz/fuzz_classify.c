@@ -204,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    sip->sip_request->rq_method == sip_method_register)
 		goto out;
 	msg_set_address(msg, (su_sockaddr_t *)&sin, sizeof(sin));
-	src = classify(e->rt, msg);
+	src = classify(e->rt, msg, from_upstream(e->rt, msg));
 	if (src != want)
 		abort();
 	/* The forwarded copy, as proxy_txn_copy_request() and route_ack() make it. */
