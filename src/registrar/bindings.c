@@ -108,6 +108,9 @@ static void send_reply(struct proxy_txn *t, nta_incoming_t *irq, msg_t *msg, boo
 		return;
 	}
 	if (stored) {
+		/* Our own 200 (standalone); a relayed one was counted when it came. */
+		stats_sip_response(200);
+		stats_count("sipwake_register_total", "result", "ok", NULL);
 		nta_incoming_mreply(irq, msg);
 		nta_incoming_destroy(irq);
 		return;

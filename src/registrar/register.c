@@ -393,9 +393,7 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 		sip_add_tl(resp, rsip, SIPTAG_CONTACT_STR(contacts), TAG_END());
 	add_feature_caps(r, resp, rsip);
 	nta_incoming_complete_response(irq, resp, SIP_200_OK, TAG_END());
-	stats_sip_response(200);
-	stats_count("sipwake_register_total", "result", "ok", NULL);
-	/* Acknowledged only once the bindings are in the store (SPEC 6). */
+	/* Acknowledged (and counted) only once the bindings are in the store (SPEC 6). */
 	registrar_reply_after_commit(r, NULL, irq, resp);
 	su_home_deinit(home);
 	return 0;
