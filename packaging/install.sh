@@ -27,6 +27,7 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
 	systemctl daemon-reload
 	systemctl enable --now sipwake
 	systemctl --no-pager status sipwake | head -n 5
+	echo "add a user: sipwakectl account set sip:alice@localhost --password-stdin"
 else
 	install -d -m 0750 /var/lib/sipwake /run/sipwake
 	if [ -f /run/sipwake/sipwaked.pid ] && kill -0 "$(cat /run/sipwake/sipwaked.pid)" 2>/dev/null; then
@@ -42,4 +43,5 @@ else
 		exit 1
 	fi
 	echo "sipwaked running (pid $(cat /run/sipwake/sipwaked.pid)), log in /var/log/sipwake.log"
+	echo "add a user: sipwakectl account set sip:alice@localhost --password-stdin"
 fi

@@ -24,11 +24,8 @@
 
 #include "sipwake/admin.h"
 #include "sipwake/config.h"
+#include "sipwakectl.h"
 
-#define EXIT_DAEMON_ERROR 1
-#define EXIT_USAGE 64
-#define EXIT_UNAVAILABLE 69
-#define EXIT_CONFIG 78
 #define DEFAULT_SOCKET "/run/sipwake/sipwake.sock"
 #define MAX_ANSWER (64 * 1024 * 1024)
 #define ANSWER_TIMEOUT_MS ((ADMIN_PUSH_TEST_TIMEOUT + 10) * 1000)
@@ -48,12 +45,20 @@ static void usage(FILE *out)
 		"  reload                     re-read the configuration (as SIGHUP)\n"
 		"  push test AOR [--type voip|alert|background]\n"
 		"                             send a test push to AOR's devices\n"
+		"  account set AOR [--username NAME] [--realm REALM] --password-stdin | --ha1 HEX\n"
+		"                             store a digest account (password read from stdin)\n"
+		"  account list [AOR]         accounts (never their secrets)\n"
+		"  account delete AOR         remove an account\n"
+		"                             (account commands use the database of the -c config\n"
+		"                             directly, whether sipwaked runs or not)\n"
 		"options:\n"
-		"  -c, --config FILE   read admin.socket from FILE (default %s)\n"
+		"  -c, --config FILE   read admin.socket (and storage.database) from FILE\n"
+		"                      (default %s)\n"
 		"  -s, --socket PATH   control socket (overrides -c)\n"
 		"  -j, --json          print the daemon's answer as JSON\n"
 		"  -h, --help          this help\n"
-		"exit status: 0 ok, 1 daemon error, 64 usage, 69 daemon unreachable\n",
+		"exit status: 0 ok, 1 daemon error, 64 usage, 69 daemon unreachable,\n"
+		"             78 the config cannot be read\n",
 		config_default_path());
 }
 
@@ -452,6 +457,28 @@ static void print_push(json_t *r)
 }
 
 /* Anything else: "key: value" lines, nested values as compact JSON. */
+static void print_accounts(json_t *r)
+{
+	struct table t = {.cols = 5, .head = {"AOR", "USERNAME", "REALM", "ALGORITHMS", "UPDATED"}};
+	size_t i;
+	json_t *a;
+
+	json_array_foreach(json_object_get(r, "accounts"), i, a) {
+		char algos[64], when[32] = "-";
+		time_t u = (time_t)json_integer_value(json_object_get(a, "updated"));
+		struct tm tm;
+
+		join_list(json_object_get(a, "algorithms"), algos, sizeof(algos));
+		if (u > 0 && gmtime_r(&u, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
+		table_row(&t, jstr(a, "aor"), jstr(a, "username"), jstr(a, "realm"), algos, when);
+	}
+	if (t.rows == 0)
+		printf("no accounts\n");
+	else
+		table_print(&t);
+}
+
 static void print_generic(json_t *r)
 {
 	const char *k;
@@ -485,6 +512,8 @@ static void print_text(const char *cmd, json_t *r)
 		printf("configuration reloaded from %s\n", jstr(r, "config"));
 	else if (!strcmp(cmd, "push") && json_is_array(json_object_get(r, "pushes")))
 		print_push(r);
+	else if (!strcmp(cmd, "account") && json_is_array(json_object_get(r, "accounts")))
+		print_accounts(r);
 	else
 		print_generic(r);
 }
@@ -563,6 +592,15 @@ int main(int argc, char **argv)
 		}
 		words[nw++] = argv[i];
 	}
+	if (nw > 0 && !strcmp(words[0], "account")) {
+		doc = account_run(config, nw, words, &rc);
+		if (!doc) {
+			if (rc == EXIT_USAGE)
+				usage(stderr);
+			return rc;
+		}
+		goto answer;
+	}
 	if (nw == 0 || check_command(nw, words) < 0) {
 		if (nw)
 			fprintf(stderr, "sipwakectl: bad command line for \"%s\"\n", words[0]);
@@ -597,6 +635,7 @@ int main(int argc, char **argv)
 		rc = EXIT_UNAVAILABLE;
 		goto out;
 	}
+answer:
 	rc = json_is_true(json_object_get(doc, "ok")) ? 0 : EXIT_DAEMON_ERROR;
 	if (json) {
 		char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);

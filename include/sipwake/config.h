@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #define CONFIG_EXIT_ERROR 78 /* EX_CONFIG */
@@ -36,6 +37,13 @@ struct sw_config {
 		bool tls_verify;
 		char *ca_file;
 	} upstream;
+	struct {
+		char *mode;        /* "accounts" or "none" */
+		char *realm;       /* "" = first of sip.domains (see config_auth_realm) */
+		char **algorithms; /* "SHA-256", "MD5", most preferred first */
+		int nonce_lifetime;
+		int max_failures;  /* per source per minute, 0 = no limit */
+	} auth;
 	struct {
 		int min_expires;
 		int max_expires;
@@ -121,6 +129,15 @@ static inline bool config_standalone(const struct sw_config *cfg)
 {
 	return !cfg->upstream.uri || !cfg->upstream.uri[0];
 }
+
+/* True when standalone mode authenticates (auth.mode = "accounts"). */
+static inline bool config_auth_accounts(const struct sw_config *cfg)
+{
+	return config_standalone(cfg) && cfg->auth.mode && !strcmp(cfg->auth.mode, "accounts");
+}
+
+/* The digest realm: auth.realm, or the first of sip.domains. */
+const char *config_auth_realm(const struct sw_config *cfg);
 
 /* True when APNs credentials (token or certificate) are configured. */
 bool config_apns_enabled(const struct sw_config *cfg);

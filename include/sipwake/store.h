@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Persistent storage in SQLite (WAL, synchronous=NORMAL): bindings and
- * stored messages. What a function here has returned 0 for survives a crash
- * of the process (kill -9). The schema is versioned (PRAGMA user_version)
+ * Persistent storage in SQLite (WAL, synchronous=NORMAL): bindings,
+ * stored messages and digest accounts. What a function here has returned
+ * 0 for survives a crash of the process (kill -9). The schema is versioned (PRAGMA user_version)
  * and migrated forward on open. src/store/ is the only place that includes
  * sqlite3.h. All calls run on the daemon's single thread.
  */
@@ -94,6 +94,41 @@ int store_message_del(struct store *st, int64_t id);
  * open store_begin() transaction.
  */
 int store_secret(struct store *st, const char *name, unsigned char *buf, size_t len);
+
+/*
+ * A digest account (SPEC 4.7): the credentials of one AOR, as HA1 values
+ * in lowercase hex (MD5: 32 digits, SHA-256: 64; NULL when not stored).
+ * Never a password.
+ */
+struct store_account {
+	const char *aor;      /* canonical "sip:user@domain" */
+	const char *username;
+	const char *realm;
+	const char *ha1_md5;
+	const char *ha1_sha256;
+	int64_t created;      /* unix seconds (kept by a later put) */
+	int64_t updated;
+};
+
+typedef int store_account_fn(void *ctx, const struct store_account *a);
+/* Insert or update the account of a->aor (created kept on update). 0 or -1. */
+int store_account_put(struct store *st, const struct store_account *a);
+/*
+ * The account of aor through fn (strings valid during the call only):
+ * 1 found, 0 none, -1 error (logged). Always read from the database, so a
+ * change another process made is seen at once.
+ */
+int store_account_get(struct store *st, const char *aor, store_account_fn *fn, void *ctx);
+/* Every account (or the one of aor when not NULL), by AOR. 0 or -1. */
+int store_account_list(struct store *st, const char *aor, store_account_fn *fn, void *ctx);
+/* Delete the account of aor: 1 deleted, 0 there was none, -1 error. */
+int store_account_del(struct store *st, const char *aor);
+
+/*
+ * How long a write waits for another connection's lock: the daemon keeps
+ * the short default (its loop waits); a command-line tool may wait longer.
+ */
+void store_set_busy_timeout(struct store *st, int ms);
 
 /* Drop expired bindings and messages. Returns the number removed or -1. */
 int store_purge(struct store *st, int64_t now);

@@ -694,6 +694,35 @@ static void check_domains(struct load_ctx *ctx)
 			report_elem(ctx, "sip.domains", i, "\"%s\" is not a domain", domains[i]);
 }
 
+static void check_auth(struct load_ctx *ctx)
+{
+	char *const *algos = usable(ctx, "auth.algorithms") ? ctx->cfg->auth.algorithms : NULL;
+	size_t n = list_len(algos);
+
+	if (!algos)
+		return;
+	if (n == 0)
+		report_key(ctx, "auth.algorithms", "must name at least one algorithm");
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(algos[i], "SHA-256") && strcmp(algos[i], "MD5"))
+			report_elem(ctx, "auth.algorithms", i,
+				    "\"%s\" is not a digest algorithm (SHA-256 or MD5)", algos[i]);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(algos[i], algos[j]))
+				report_elem(ctx, "auth.algorithms", i, "\"%s\" is named twice",
+					    algos[i]);
+	}
+	if (usable(ctx, "auth.realm") && (has_space(ctx->cfg->auth.realm) || strpbrk(ctx->cfg->auth.realm, "\"\\")))
+		report_key(ctx, "auth.realm", "must not contain spaces, quotes or backslashes");
+}
+
+const char *config_auth_realm(const struct sw_config *cfg)
+{
+	if (cfg->auth.realm && cfg->auth.realm[0])
+		return cfg->auth.realm;
+	return cfg->sip.domains && cfg->sip.domains[0] ? cfg->sip.domains[0] : "sipwake";
+}
+
 static int is_alnum_id(const char *s, size_t len)
 {
 	if (strlen(s) != len)
@@ -875,6 +904,7 @@ static void check_rules(struct load_ctx *ctx)
 	check_int_order(ctx, "push.wakeup_before_expiry", "registrar.push_max_expires", 1);
 	check_listen(ctx);
 	check_domains(ctx);
+	check_auth(ctx);
 	check_apns(ctx);
 	check_urls(ctx);
 	check_paths(ctx);

@@ -56,6 +56,8 @@ static const char *const listen_default[] = {
 };
 static const char *const domains_default[] = {"example.com", NULL};
 static const char *const provisional_values[] = {"110", "180", "none", NULL};
+static const char *const auth_mode_values[] = {"accounts", "none", NULL};
+static const char *const auth_algorithms_default[] = {"SHA-256", "MD5", NULL};
 static const char *const log_level_values[] = {"error", "warn", "notice", "info", "debug", NULL};
 
 const struct config_option config_options[] = {
@@ -89,6 +91,20 @@ const struct config_option config_options[] = {
 	     "signed for its host name; otherwise nothing is sent to it"),
 	STR("upstream.ca_file", upstream.ca_file, "", F,
 	    "CA bundle trusted for the upstream's certificate (\"\" = the system's trust store)"),
+
+	ENUM("auth.mode", auth.mode, "accounts", auth_mode_values, 0,
+	     "standalone mode: \"accounts\" = REGISTER and requests claiming a local user need "
+	     "digest credentials of `sipwakectl account`; \"none\" = anyone may (trusted "
+	     "networks only)"),
+	STR("auth.realm", auth.realm, "", 0,
+	    "digest realm of challenges and new accounts (\"\" = the first of sip.domains)"),
+	LIST("auth.algorithms", auth.algorithms, auth_algorithms_default, 0,
+	     "digest algorithms challenged, most preferred first: \"SHA-256\", \"MD5\""),
+	INT("auth.nonce_lifetime", auth.nonce_lifetime, 300, 5, DAY, 0,
+	    "s a nonce stays valid; an older one gets a new challenge with stale=true"),
+	INT("auth.max_failures", auth.max_failures, 20, 0, 100000, 0,
+	    "failed digest attempts per source address per minute before it gets 403 for the "
+	    "rest of that minute (0 = no limit)"),
 
 	INT("registrar.min_expires", registrar.min_expires, 60, 1, DAY, 0,
 	    "shortest registration interval accepted, s"),
@@ -297,6 +313,7 @@ void config_write_reference(FILE *out)
 	      "  `sip.tls.certificate` and `sip.tls.private_key`.\n"
 	      "- `sip.advertised_host` is a host name or address, not a URI.\n"
 	      "- `upstream.uri`, when set, starts with `sip:` or `sips:`.\n"
+	      "- `auth.algorithms` names `SHA-256` and/or `MD5`, each once.\n"
 	      "- `push.apns.key_file` needs `push.apns.key_id` and `push.apns.team_id`\n"
 	      "  (10 letters or digits each); `push.apns.certificate` needs\n"
 	      "  `push.apns.private_key`; token and certificate auth exclude each other.\n"

@@ -27,6 +27,7 @@
 #include <sofia-sip/sip_util.h>
 #include <sofia-sip/url.h>
 
+#include "sipwake/auth.h"
 #include "sipwake/log.h"
 #include "sipwake/stats.h"
 
@@ -101,6 +102,15 @@ int router_new(struct router **out, struct sip_agent *sa, struct registrar *reg,
 		}
 		log_warn("dialog tokens keyed by a per-process secret (store unavailable)");
 	}
+	if (config_auth_accounts(rt->cfg)) {
+		if (!st || auth_new(&rt->auth, rt->cfg, st) < 0) {
+			router_free(rt);
+			return -1;
+		}
+	} else if (config_standalone(rt->cfg)) {
+		log_warn("auth.mode = \"none\": anyone who reaches sipwake may register as any "
+			 "user and send as them; use it on trusted networks only");
+	}
 	resolve_upstream(rt);
 	registrar_subscribe(reg, on_binding, rt);
 	*out = rt;
@@ -113,6 +123,7 @@ void router_free(struct router *rt)
 		return;
 	deliver_free_all(rt);
 	ratelimit_cleanup(rt);
+	auth_free(rt->auth);
 	strmap_free(rt->held_by_aor);
 	strmap_free(rt->deliveries);
 	free(rt);
@@ -504,6 +515,37 @@ static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, enum source src
 	msg_destroy(fwd);
 }
 
+/*
+ * Who must prove an identity (SPEC 4.7), decided once for every request
+ * with auth.mode = "accounts": a REGISTER for a user of ours proves its
+ * AOR (401), a new request that claims to come from a user of ours proves
+ * that user (407). In-dialog requests, CANCEL and ACK cannot be
+ * challenged (RFC 3261 22.1) and go on; so do requests from other
+ * domains, to our users or not (the policy table decides where they may
+ * go). The credentials checked are taken out of the request, so they are
+ * never forwarded (a callee could attack the password offline). False
+ * when irq was answered.
+ */
+static bool authenticated(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
+{
+	sip_method_t m = sip->sip_request->rq_method;
+	const url_t *who;
+	char aor[256];
+
+	if (!rt->auth || m == sip_method_cancel || m == sip_method_ack)
+		return true;
+	if (m == sip_method_register)
+		who = sip->sip_to ? sip->sip_to->a_url : NULL;
+	else if (!sip->sip_to || !sip->sip_to->a_tag)
+		who = sip->sip_from ? sip->sip_from->a_url : NULL;
+	else
+		return true;
+	if (!who || !who->url_host || !sip_agent_serves_domain(rt->sa, who->url_host) ||
+	    sip_aor_of(who, aor, sizeof(aor)) < 0)
+		return true;
+	return auth_request(rt->auth, irq, msg, sip, aor, m != sip_method_register);
+}
+
 unsigned router_held_count(const struct router *rt)
 {
 	return rt ? rt->n_held : 0;
@@ -548,13 +590,15 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 	}
 	if (!irq)
 		return 0;
-	if (m == sip_method_register)
-		return registrar_handle(rt->reg, irq, msg, sip);
 	/* OPTIONS to sipwake itself (a keep-alive or a monitoring probe). */
 	if (m == sip_method_options && !sip->sip_request->rq_url->url_user &&
 	    sip_agent_is_own_uri(rt->sa, sip->sip_request->rq_url) &&
 	    (!sip->sip_route || (sip_agent_is_own_uri(rt->sa, sip->sip_route->r_url) &&
 				 !sip->sip_route->r_next)))
 		return 200;
+	if (!up && !authenticated(rt, irq, msg, sip))
+		return 0; /* challenged or refused, irq answered */
+	if (m == sip_method_register)
+		return registrar_handle(rt->reg, irq, msg, sip);
 	return route_request(rt, irq, msg, sip, classify(rt, msg, up));
 }

@@ -41,6 +41,7 @@ struct router {
 	size_t n_buckets;
 	int64_t full_warned_ms;
 	su_timer_t *sweep;
+	struct auth *auth; /* standalone with auth.mode = "accounts", else NULL */
 };
 
 /*

@@ -1,20 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The SQLite store: bindings and stored MESSAGEs that must outlive the
- * process. The database runs in WAL mode with synchronous=NORMAL, so a
+ * The SQLite store: bindings, stored MESSAGEs and accounts that must
+ * outlive the process. The database runs in WAL mode with synchronous=NORMAL, so a
  * committed write survives kill -9 (it is in the WAL file) without an
  * fsync per write; only a power loss can take the last commits. The schema
  * is migrated forward on open from PRAGMA user_version, one transaction per
- * step. Every statement is prepared once at open and reused. This is the
- * only file in sipwake that includes sqlite3.h.
+ * step. Every statement is prepared once at open and reused. Only
+ * src/store/ includes sqlite3.h.
  */
-#include "sipwake/store.h"
+#include "store_int.h"
 
 #include "sipwake/log.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,30 +65,18 @@ static const char *const migrations[] = {
 	"CREATE INDEX messages_aor_id ON messages (aor, id);",
 	/* 2: per-installation values (secrets) */
 	"CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);",
+	/* 3: digest accounts (HA1 values only, never a password) */
+	"CREATE TABLE accounts ("
+	" aor TEXT PRIMARY KEY NOT NULL,"
+	" username TEXT NOT NULL,"
+	" realm TEXT NOT NULL,"
+	" ha1_md5 TEXT,"
+	" ha1_sha256 TEXT,"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
-
-/* The prepared statements, in the order of stmt_sql[]. */
-enum stmt_id {
-	S_BEGIN,
-	S_COMMIT,
-	S_ROLLBACK,
-	S_BINDING_PUT,
-	S_BINDING_DEL,
-	S_BINDING_DEL_AOR,
-	S_BINDING_LOAD,
-	S_MESSAGE_ADD,
-	S_MESSAGE_COUNT,
-	S_MESSAGE_COUNT_ALL,
-	S_MESSAGE_LOAD,
-	S_MESSAGE_LOAD_ALL,
-	S_MESSAGE_ATTEMPT,
-	S_MESSAGE_DEL,
-	S_PURGE_BINDINGS,
-	S_PURGE_MESSAGES,
-	S_COUNT,
-};
 
 #define BINDING_COLUMNS                                                       \
 	"id, aor, contact, instance, pn_key, received, call_id, cseq, user_agent," \
@@ -122,52 +109,44 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PURGE_MESSAGES] = "DELETE FROM messages WHERE expires <= ?1",
 };
 
-struct store {
-	sqlite3 *db;
-	char *path;
-	sqlite3_stmt *stmt[S_COUNT];
-	bool in_tx;   /* between store_begin and store_commit */
-	bool loading; /* a load callback is running: loads do not nest */
-	int version;
-};
 
 /* Log a failed SQLite call once, with the database's own reason. */
-static int fail(struct store *st, const char *what)
+int store_fail(struct store *st, const char *what)
 {
 	log_error("store: %s: %s: %s", st->path, what, st->db ? sqlite3_errmsg(st->db) : "?");
 	return -1;
 }
 
 /* Make a statement ready for the next use; bound strings are released. */
-static void release(sqlite3_stmt *s)
+void store_release(sqlite3_stmt *s)
 {
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 }
 
 /* Run a statement that returns no rows. */
-static int run(struct store *st, enum stmt_id id, const char *what)
+int store_run(struct store *st, enum stmt_id id, const char *what)
 {
 	sqlite3_stmt *s = st->stmt[id];
 	int rc = sqlite3_step(s);
 
 	if (rc != SQLITE_DONE) {
-		fail(st, what);
-		release(s);
+		store_fail(st, what);
+		store_release(s);
 		return -1;
 	}
-	release(s);
+	store_release(s);
 	return 0;
 }
 
-static int bind_text(sqlite3_stmt *s, int col, const char *v)
+int store_bind_text(sqlite3_stmt *s, int col, const char *v)
 {
 	if (!v)
 		return sqlite3_bind_null(s, col);
 	return sqlite3_bind_text(s, col, v, -1, SQLITE_STATIC);
 }
 
-static const char *col_text(sqlite3_stmt *s, int col)
+const char *store_col_text(sqlite3_stmt *s, int col)
 {
 	return (const char *)sqlite3_column_text(s, col);
 }
@@ -241,11 +220,11 @@ static int query_int(struct store *st, const char *sql, int *out)
 	int rc = -1;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-		fail(st, sql);
+		store_fail(st, sql);
 		goto out;
 	}
 	if (sqlite3_step(s) != SQLITE_ROW) {
-		fail(st, sql);
+		store_fail(st, sql);
 		goto out;
 	}
 	*out = sqlite3_column_int(s, 0);
@@ -264,10 +243,10 @@ static int set_wal(struct store *st)
 
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_step(s) != SQLITE_ROW) {
-		fail(st, "setting WAL mode");
+		store_fail(st, "setting WAL mode");
 		goto out;
 	}
-	mode = col_text(s, 0);
+	mode = store_col_text(s, 0);
 	if (!mode || strcmp(mode, "wal") != 0)
 		log_warn("store: %s: journal mode is %s, not wal", st->path, mode ? mode : "?");
 	rc = 0;
@@ -346,7 +325,7 @@ int store_open(struct store **out, const char *path)
 	if (sqlite3_open_v2(path, &st->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
-		fail(st, "cannot open the database");
+		store_fail(st, "cannot open the database");
 		goto out;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
@@ -365,9 +344,10 @@ int store_open(struct store **out, const char *path)
 	if (created && strcmp(path, ":memory:") != 0 && chmod(path, 0640) != 0)
 		log_warn("store: %s: chmod 0640: %s", path, strerror(errno));
 	for (int i = 0; i < S_COUNT; i++) {
-		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		const char *q = i < S_ACCOUNT_PUT ? stmt_sql[i] : store_account_sql[i - S_ACCOUNT_PUT];
+		if (sqlite3_prepare_v3(st->db, q, -1, SQLITE_PREPARE_PERSISTENT,
 				       &st->stmt[i], NULL) != SQLITE_OK) {
-			fail(st, "preparing a statement");
+			store_fail(st, "preparing a statement");
 			goto out;
 		}
 	}
@@ -385,7 +365,7 @@ void store_close(struct store *st)
 		return;
 	if (st->in_tx && st->stmt[S_ROLLBACK]) {
 		log_warn("store: %s: closing inside a transaction; rolling it back", st->path);
-		run(st, S_ROLLBACK, "rolling back");
+		store_run(st, S_ROLLBACK, "rolling back");
 	}
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
@@ -408,39 +388,39 @@ int store_binding_put(struct store *st, const struct store_binding *b)
 		log_error("store: binding without id, aor or contact");
 		return -1;
 	}
-	if (bind_text(s, 1, b->id) || bind_text(s, 2, b->aor) || bind_text(s, 3, b->contact) ||
-	    bind_text(s, 4, b->instance) || bind_text(s, 5, b->pn_key) ||
-	    bind_text(s, 6, b->received) || bind_text(s, 7, b->call_id) ||
-	    sqlite3_bind_int64(s, 8, b->cseq) || bind_text(s, 9, b->user_agent) ||
+	if (store_bind_text(s, 1, b->id) || store_bind_text(s, 2, b->aor) || store_bind_text(s, 3, b->contact) ||
+	    store_bind_text(s, 4, b->instance) || store_bind_text(s, 5, b->pn_key) ||
+	    store_bind_text(s, 6, b->received) || store_bind_text(s, 7, b->call_id) ||
+	    sqlite3_bind_int64(s, 8, b->cseq) || store_bind_text(s, 9, b->user_agent) ||
 	    sqlite3_bind_int(s, 10, b->q) || sqlite3_bind_int64(s, 11, b->expires) ||
 	    sqlite3_bind_int64(s, 12, b->updated)) {
-		fail(st, "binding put");
-		release(s);
+		store_fail(st, "binding put");
+		store_release(s);
 		return -1;
 	}
-	return run(st, S_BINDING_PUT, "binding put");
+	return store_run(st, S_BINDING_PUT, "binding put");
 }
 
 int store_binding_del(struct store *st, const char *id)
 {
-	if (bind_text(st->stmt[S_BINDING_DEL], 1, id)) {
-		release(st->stmt[S_BINDING_DEL]);
-		return fail(st, "binding delete");
+	if (store_bind_text(st->stmt[S_BINDING_DEL], 1, id)) {
+		store_release(st->stmt[S_BINDING_DEL]);
+		return store_fail(st, "binding delete");
 	}
-	return run(st, S_BINDING_DEL, "binding delete");
+	return store_run(st, S_BINDING_DEL, "binding delete");
 }
 
 int store_binding_del_aor(struct store *st, const char *aor)
 {
-	if (bind_text(st->stmt[S_BINDING_DEL_AOR], 1, aor)) {
-		release(st->stmt[S_BINDING_DEL_AOR]);
-		return fail(st, "binding delete by aor");
+	if (store_bind_text(st->stmt[S_BINDING_DEL_AOR], 1, aor)) {
+		store_release(st->stmt[S_BINDING_DEL_AOR]);
+		return store_fail(st, "binding delete by aor");
 	}
-	return run(st, S_BINDING_DEL_AOR, "binding delete by aor");
+	return store_run(st, S_BINDING_DEL_AOR, "binding delete by aor");
 }
 
 /* A load holds its statement across callbacks; a nested load would reset it. */
-static int load_enter(struct store *st)
+int store_load_enter(struct store *st)
 {
 	if (st->loading) {
 		log_error("store: nested load from a load callback");
@@ -455,23 +435,23 @@ int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void
 	sqlite3_stmt *s = st->stmt[S_BINDING_LOAD];
 	int rc = -1, step;
 
-	if (load_enter(st) < 0)
+	if (store_load_enter(st) < 0)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, now)) {
-		fail(st, "binding load");
+		store_fail(st, "binding load");
 		goto out;
 	}
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_binding b = {
-			.id = col_text(s, 0),
-			.aor = col_text(s, 1),
-			.contact = col_text(s, 2),
-			.instance = col_text(s, 3),
-			.pn_key = col_text(s, 4),
-			.received = col_text(s, 5),
-			.call_id = col_text(s, 6),
+			.id = store_col_text(s, 0),
+			.aor = store_col_text(s, 1),
+			.contact = store_col_text(s, 2),
+			.instance = store_col_text(s, 3),
+			.pn_key = store_col_text(s, 4),
+			.received = store_col_text(s, 5),
+			.call_id = store_col_text(s, 6),
 			.cseq = (uint32_t)sqlite3_column_int64(s, 7),
-			.user_agent = col_text(s, 8),
+			.user_agent = store_col_text(s, 8),
 			.q = sqlite3_column_int(s, 9),
 			.expires = sqlite3_column_int64(s, 10),
 			.updated = sqlite3_column_int64(s, 11),
@@ -480,12 +460,12 @@ int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void
 			break;
 	}
 	if (step != SQLITE_ROW && step != SQLITE_DONE) {
-		fail(st, "binding load");
+		store_fail(st, "binding load");
 		goto out;
 	}
 	rc = 0;
 out:
-	release(s);
+	store_release(s);
 	st->loading = false;
 	return rc;
 }
@@ -505,17 +485,17 @@ int store_message_add(struct store *st, const struct store_message *m, int64_t *
 		return -1;
 	}
 	/* An empty body is stored as an empty blob, not NULL. */
-	if (bind_text(s, 1, m->aor) || bind_text(s, 2, m->from) || bind_text(s, 3, m->to) ||
-	    bind_text(s, 4, m->call_id) || bind_text(s, 5, m->content_type) ||
+	if (store_bind_text(s, 1, m->aor) || store_bind_text(s, 2, m->from) || store_bind_text(s, 3, m->to) ||
+	    store_bind_text(s, 4, m->call_id) || store_bind_text(s, 5, m->content_type) ||
 	    (m->body_len > 0 ? sqlite3_bind_blob(s, 6, m->body, (int)m->body_len, SQLITE_STATIC)
 			     : sqlite3_bind_zeroblob(s, 6, 0)) ||
 	    sqlite3_bind_int64(s, 7, m->received) || sqlite3_bind_int64(s, 8, m->expires) ||
 	    sqlite3_bind_int(s, 9, m->attempts)) {
-		fail(st, "message add");
-		release(s);
+		store_fail(st, "message add");
+		store_release(s);
 		return -1;
 	}
-	rc = run(st, S_MESSAGE_ADD, "message add");
+	rc = store_run(st, S_MESSAGE_ADD, "message add");
 	if (rc == 0 && id_out)
 		*id_out = sqlite3_last_insert_rowid(st->db);
 	return rc;
@@ -526,17 +506,17 @@ int store_message_count(struct store *st, const char *aor)
 	sqlite3_stmt *s = st->stmt[aor ? S_MESSAGE_COUNT : S_MESSAGE_COUNT_ALL];
 	int rc = -1;
 
-	if (aor && bind_text(s, 1, aor)) {
-		fail(st, "message count");
+	if (aor && store_bind_text(s, 1, aor)) {
+		store_fail(st, "message count");
 		goto out;
 	}
 	if (sqlite3_step(s) != SQLITE_ROW) {
-		fail(st, "message count");
+		store_fail(st, "message count");
 		goto out;
 	}
 	rc = sqlite3_column_int(s, 0);
 out:
-	release(s);
+	store_release(s);
 	return rc;
 }
 
@@ -546,21 +526,21 @@ int store_message_load(struct store *st, const char *aor, int64_t now, store_mes
 	sqlite3_stmt *s = st->stmt[aor ? S_MESSAGE_LOAD : S_MESSAGE_LOAD_ALL];
 	int rc = -1, step;
 
-	if (load_enter(st) < 0)
+	if (store_load_enter(st) < 0)
 		return -1;
-	if ((aor && bind_text(s, 1, aor)) || sqlite3_bind_int64(s, 2, now)) {
-		fail(st, "message load");
+	if ((aor && store_bind_text(s, 1, aor)) || sqlite3_bind_int64(s, 2, now)) {
+		store_fail(st, "message load");
 		goto out;
 	}
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		const void *body = sqlite3_column_blob(s, 6);
 		struct store_message m = {
 			.id = sqlite3_column_int64(s, 0),
-			.aor = col_text(s, 1),
-			.from = col_text(s, 2),
-			.to = col_text(s, 3),
-			.call_id = col_text(s, 4),
-			.content_type = col_text(s, 5),
+			.aor = store_col_text(s, 1),
+			.from = store_col_text(s, 2),
+			.to = store_col_text(s, 3),
+			.call_id = store_col_text(s, 4),
+			.content_type = store_col_text(s, 5),
 			.body = body ? body : "",
 			.body_len = (size_t)sqlite3_column_bytes(s, 6),
 			.received = sqlite3_column_int64(s, 7),
@@ -571,12 +551,12 @@ int store_message_load(struct store *st, const char *aor, int64_t now, store_mes
 			break;
 	}
 	if (step != SQLITE_ROW && step != SQLITE_DONE) {
-		fail(st, "message load");
+		store_fail(st, "message load");
 		goto out;
 	}
 	rc = 0;
 out:
-	release(s);
+	store_release(s);
 	st->loading = false;
 	return rc;
 }
@@ -584,29 +564,29 @@ out:
 int store_message_attempt(struct store *st, int64_t id)
 {
 	if (sqlite3_bind_int64(st->stmt[S_MESSAGE_ATTEMPT], 1, id)) {
-		release(st->stmt[S_MESSAGE_ATTEMPT]);
-		return fail(st, "message attempt");
+		store_release(st->stmt[S_MESSAGE_ATTEMPT]);
+		return store_fail(st, "message attempt");
 	}
-	return run(st, S_MESSAGE_ATTEMPT, "message attempt");
+	return store_run(st, S_MESSAGE_ATTEMPT, "message attempt");
 }
 
 int store_message_del(struct store *st, int64_t id)
 {
 	if (sqlite3_bind_int64(st->stmt[S_MESSAGE_DEL], 1, id)) {
-		release(st->stmt[S_MESSAGE_DEL]);
-		return fail(st, "message delete");
+		store_release(st->stmt[S_MESSAGE_DEL]);
+		return store_fail(st, "message delete");
 	}
-	return run(st, S_MESSAGE_DEL, "message delete");
+	return store_run(st, S_MESSAGE_DEL, "message delete");
 }
 
 /* Delete rows with expires <= now using one purge statement; returns the count. */
 static int purge_one(struct store *st, enum stmt_id id, int64_t now)
 {
 	if (sqlite3_bind_int64(st->stmt[id], 1, now)) {
-		release(st->stmt[id]);
-		return fail(st, "purge");
+		store_release(st->stmt[id]);
+		return store_fail(st, "purge");
 	}
-	if (run(st, id, "purge") < 0)
+	if (store_run(st, id, "purge") < 0)
 		return -1;
 	return sqlite3_changes(st->db);
 }
@@ -642,7 +622,7 @@ int store_begin(struct store *st)
 		log_error("store: %s: nested transaction", st->path);
 		return -1;
 	}
-	if (run(st, S_BEGIN, "begin") < 0)
+	if (store_run(st, S_BEGIN, "begin") < 0)
 		return -1;
 	st->in_tx = true;
 	return 0;
@@ -654,7 +634,7 @@ int store_commit(struct store *st)
 		log_error("store: %s: commit without a transaction", st->path);
 		return -1;
 	}
-	if (run(st, S_COMMIT, "commit") < 0) {
+	if (store_run(st, S_COMMIT, "commit") < 0) {
 		store_rollback(st);
 		return -1;
 	}
@@ -668,7 +648,7 @@ int store_rollback(struct store *st)
 
 	if (!st->in_tx)
 		return 0;
-	rc = sqlite3_get_autocommit(st->db) ? 0 : run(st, S_ROLLBACK, "rollback");
+	rc = sqlite3_get_autocommit(st->db) ? 0 : store_run(st, S_ROLLBACK, "rollback");
 	st->in_tx = false;
 	return rc;
 }
@@ -681,8 +661,8 @@ static int meta_get(struct store *st, const char *name, unsigned char *buf, size
 
 	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE name = ?1", -1, &s, NULL) !=
 	    SQLITE_OK)
-		return fail(st, "reading a secret");
-	bind_text(s, 1, name);
+		return store_fail(st, "reading a secret");
+	store_bind_text(s, 1, name);
 	step = sqlite3_step(s);
 	if (step == SQLITE_DONE) {
 		rc = 0;
@@ -710,12 +690,17 @@ int store_secret(struct store *st, const char *name, unsigned char *buf, size_t 
 	/* OR IGNORE: another process may have created it meanwhile; read back what won. */
 	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO meta (name, value) VALUES (?1, ?2)",
 			       -1, &s, NULL) != SQLITE_OK)
-		return fail(st, "creating a secret");
-	bind_text(s, 1, name);
+		return store_fail(st, "creating a secret");
+	store_bind_text(s, 1, name);
 	sqlite3_bind_blob(s, 2, buf, (int)len, SQLITE_STATIC);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : fail(st, "creating a secret");
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_fail(st, "creating a secret");
 	sqlite3_finalize(s);
 	if (rc == 0 && meta_get(st, name, buf, len) != 1)
 		rc = -1;
 	return rc;
+}
+
+void store_set_busy_timeout(struct store *st, int ms)
+{
+	sqlite3_busy_timeout(st->db, ms);
 }

@@ -909,7 +909,8 @@ def sipwake_config(workdir, port, upstream_uri="", fcm=True, apns=False, extra=N
     database and control socket in workdir, log level debug with SIP trace.
     fcm/apns=True configure that provider with generated keys and push
     endpoints on a closed loopback port (no push leaves the machine; these
-    tests never expect one to be delivered). upstream_uri "" = standalone."""
+    tests never expect one to be delivered). upstream_uri "" = standalone,
+    with auth.mode "none" unless extra says otherwise."""
     cfg = {
         "sip": {
             "listen": ["sip:%s:%d;transport=udp" % (LOOPBACK, port),
@@ -919,6 +920,8 @@ def sipwake_config(workdir, port, upstream_uri="", fcm=True, apns=False, extra=N
             "resolv_conf": closed_resolv_conf(workdir),
         },
         "upstream": {"uri": upstream_uri, "hide_push_params": True},
+        # Tests of other features register anyone; test_auth turns accounts on.
+        "auth": {"mode": "none"},
         "storage": {"database": os.path.join(workdir, "sipwake.db")},
         "admin": {"socket": os.path.join(workdir, "sipwake.sock")},
         "log": {"level": "debug", "sip_trace": True},
@@ -1111,7 +1114,7 @@ class Linphonec:
     closes); HOME is a private directory."""
 
     def __init__(self, workdir, proxy, user, transport="udp", contact_params="", name=None,
-                 expires=600):
+                 expires=600, password=None):
         self.name = name or "linphonec-" + user
         self.dir = os.path.join(workdir, self.name)
         self.home = os.path.join(self.dir, "home")
@@ -1131,6 +1134,11 @@ class Linphonec:
                     "publish=0\npush_notification_allowed=0\ncontact_uri_parameters=%s\n"
                     % (self.port, self.port, self.port, LOOPBACK, free_port(), proxy[0], proxy[1],
                        transport, user, user, DOMAIN, expires, contact_params))
+            if password is not None:
+                # The user's password, as a softphone keeps it; liblinphone
+                # computes whichever digest the challenge asks for.
+                f.write("[auth_info_0]\nusername=%s\npasswd=%s\ndomain=%s\n"
+                        % (user, password, DOMAIN))
 
     def start(self):
         env = dict(os.environ, HOME=self.home)

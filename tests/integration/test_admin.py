@@ -73,6 +73,7 @@ sip: {{
   domains = [ "{DOMAIN}" ];
 }};
 upstream: {{ uri = ""; }};
+auth: {{ mode = "none"; }};
 storage: {{ database = "{tmp}/sipwake.db"; }};
 push: {{ min_interval = 0;
         fcm: {{ service_account = "{sa_path}"; url = "{fcm_url}"; token_url = "{fcm_url}/token";

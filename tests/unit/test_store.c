@@ -192,7 +192,7 @@ static void test_open_and_bindings(void)
 	struct stat sb;
 
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 2);
+	CHECK(store_schema_version(st) == 3);
 	CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
 	CHECK((sb.st_mode & 0700) == 0700 && (sb.st_mode & 0007) == 0);
 	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640);
@@ -468,7 +468,7 @@ static void test_reopen(void)
 
 	st = NULL;
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 2);
+	CHECK(store_schema_version(st) == 3);
 	memset(&c, 0, sizeof(c));
 	CHECK(store_binding_load(st, 0, on_binding_id, &c) == 0);
 	CHECK_STR(c.buf, "keep;");
@@ -533,10 +533,10 @@ static void test_schema(void)
 	fclose(fp);
 	CHECK(raw_user_version(path, -1) == 0);
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 2);
+	CHECK(store_schema_version(st) == 3);
 	store_close(st);
 	st = NULL;
-	CHECK(raw_user_version(path, -1) == 2);
+	CHECK(raw_user_version(path, -1) == 3);
 	mode = raw_journal_mode(path);
 	CHECK_STR(mode, "wal");
 
@@ -659,6 +659,72 @@ out:
 	free(path);
 }
 
+struct acct_seen {
+	int n;
+	char buf[1024];
+};
+
+static int on_account(void *ctx, const struct store_account *a)
+{
+	struct acct_seen *c = ctx;
+	size_t len = strlen(c->buf);
+
+	c->n++;
+	snprintf(c->buf + len, sizeof(c->buf) - len, "%s|%s|%s|%s|%s|%lld|%lld;", a->aor,
+		 a->username, a->realm, a->ha1_md5 ? a->ha1_md5 : "-",
+		 a->ha1_sha256 ? a->ha1_sha256 : "-", (long long)a->created, (long long)a->updated);
+	return 0;
+}
+
+static void test_accounts(void)
+{
+	char *path = path_in("accounts.db");
+	struct store *st = NULL, *other = NULL;
+	struct store_account a = {.aor = "sip:alice@example.com", .username = "alice",
+				  .realm = "example.com", .ha1_md5 = "0123456789abcdef0123456789abcdef",
+				  .created = 100, .updated = 100};
+	struct acct_seen c = {0};
+
+	REQUIRE(store_open(&st, path) == 0);
+	CHECK(store_account_get(st, a.aor, on_account, &c) == 0 && c.n == 0);
+	CHECK(store_account_put(st, &a) == 0);
+	a.aor = "sip:bob@example.com";
+	a.username = "bob";
+	a.ha1_md5 = NULL;
+	a.ha1_sha256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	CHECK(store_account_put(st, &a) == 0);
+	CHECK(store_account_list(st, NULL, on_account, &c) == 0);
+	CHECK_STR(c.buf, "sip:alice@example.com|alice|example.com|0123456789abcdef0123456789abcdef|-|100|100;"
+			 "sip:bob@example.com|bob|example.com|-|00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff|100|100;");
+
+	/* An update replaces the credentials and keeps the creation time. */
+	a.username = "robert";
+	a.ha1_md5 = "ffffffffffffffffffffffffffffffff";
+	a.ha1_sha256 = NULL;
+	a.created = a.updated = 200;
+	CHECK(store_account_put(st, &a) == 0);
+	memset(&c, 0, sizeof(c));
+	CHECK(store_account_get(st, "sip:bob@example.com", on_account, &c) == 1);
+	CHECK_STR(c.buf, "sip:bob@example.com|robert|example.com|ffffffffffffffffffffffffffffffff|-|100|200;");
+
+	/* No HA1 at all is refused. */
+	a.ha1_md5 = NULL;
+	CHECK(store_account_put(st, &a) == -1);
+
+	/* Another connection (sipwakectl) deletes; this one sees it at once. */
+	REQUIRE(store_open(&other, path) == 0);
+	CHECK(store_account_del(other, "sip:bob@example.com") == 1);
+	CHECK(store_account_del(other, "sip:bob@example.com") == 0);
+	store_close(other);
+	memset(&c, 0, sizeof(c));
+	CHECK(store_account_get(st, "sip:bob@example.com", on_account, &c) == 0 && c.n == 0);
+	memset(&c, 0, sizeof(c));
+	CHECK(store_account_list(st, "sip:alice@example.com", on_account, &c) == 0 && c.n == 1);
+out:
+	store_close(st);
+	free(path);
+}
+
 int main(void)
 {
 	int rc;
@@ -675,6 +741,7 @@ int main(void)
 	test_bad_paths();
 	test_crash_durability();
 	test_secret();
+	test_accounts();
 	free(log_path);
 	rc = nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	CHECK(rc == 0);

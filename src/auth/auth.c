@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Digest authentication of requests (SPEC 4.7).
+ *
+ * Nonces: "<16 hex digits of a monotonic microsecond clock><32 hex digits
+ * of HMAC-SHA256(per-process key, those 16)>". Nothing is stored when one
+ * is issued; its MAC proves it ours, its clock says its age. A restart
+ * draws a new key, so nonces of the previous process are answered with a
+ * new challenge marked stale=true (the phone retries without asking).
+ *
+ * Replay: the first use of a nonce records its nonce count (nc); a later
+ * use must count higher. The table holds the nonces used within
+ * auth.nonce_lifetime, at most MAX_NONCES: when full, it is emptied and
+ * every nonce issued until then counts as stale (nc_floor), so a captured
+ * Authorization can never be accepted twice, whatever the load.
+ *
+ * Failures (a wrong response, an unknown user) are counted per source
+ * address and minute; beyond auth.max_failures the source gets 403 until
+ * the minute is over.
+ */
+#include "sipwake/auth.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sofia-sip/auth_digest.h>
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+
+#include "sipwake/config.h"
+#include "sipwake/log.h"
+#include "sipwake/stats.h"
+#include "sipwake/store.h"
+#include "sipwake/strmap.h"
+
+#define KEY_LEN 32
+#define TS_HEX 16
+#define MAC_HEX 32
+#define NONCE_LEN (TS_HEX + MAC_HEX)
+#define MAX_NONCES 200000
+#define MAX_SOURCES 100000
+#define FAIL_WINDOW_US (60 * 1000000LL)
+#define FIELD_MAX 256
+
+struct auth {
+	const struct sw_config *cfg;
+	struct store *st;
+	unsigned char key[KEY_LEN];
+	char opaque[MAC_HEX + 1];
+	int64_t last_usec;     /* the newest nonce's clock: nonces are unique */
+	struct strmap *ncs;    /* nonce -> struct nc_seen */
+	int64_t nc_floor;      /* nonces up to this clock and not in ncs: stale */
+	int64_t ncs_swept;
+	struct strmap *fails;  /* source address -> struct fail_count */
+	int64_t fails_swept;
+	int64_t full_warned;
+};
+
+struct nc_seen {
+	int64_t usec; /* the nonce's clock */
+	uint32_t nc;
+};
+
+struct fail_count {
+	int64_t usec; /* start of its minute */
+	int count;
+	bool warned;
+};
+
+/* The account of the AOR, copied out of the store's row. */
+struct account {
+	bool found;
+	char username[FIELD_MAX];
+	char realm[FIELD_MAX];
+	char ha1[AUTH_ALGO_COUNT][AUTH_HEX_MAX + 1]; /* "" = not stored */
+};
+
+static int64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void hex_of(const unsigned char *d, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+/* MAC_HEX hex digits of HMAC-SHA256(key, data). */
+static void mac_hex(const struct auth *a, const char *data, char out[MAC_HEX + 1])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (!HMAC(EVP_sha256(), a->key, sizeof(a->key), (const unsigned char *)data, strlen(data),
+		  mac, &len) ||
+	    len * 2 < MAC_HEX) {
+		memset(out, 'x', MAC_HEX); /* never matches */
+		out[MAC_HEX] = 0;
+		return;
+	}
+	hex_of(mac, MAC_HEX / 2, out);
+}
+
+void auth_nonce_make(struct auth *a, int64_t usec, char *out, size_t len)
+{
+	char ts[TS_HEX + 1], mac[MAC_HEX + 1];
+
+	snprintf(ts, sizeof(ts), "%016" PRIx64, (uint64_t)usec);
+	mac_hex(a, ts, mac);
+	snprintf(out, len, "%s%s", ts, mac);
+}
+
+/* The clock a nonce of ours carries, or -1 when it is not ours. */
+static int64_t nonce_clock(struct auth *a, const char *nonce)
+{
+	char ts[TS_HEX + 1], mac[MAC_HEX + 1];
+
+	if (!auth_is_hex(nonce, NONCE_LEN))
+		return -1;
+	memcpy(ts, nonce, TS_HEX);
+	ts[TS_HEX] = 0;
+	mac_hex(a, ts, mac);
+	if (CRYPTO_memcmp(mac, nonce + TS_HEX, MAC_HEX) != 0)
+		return -1;
+	return (int64_t)strtoull(ts, NULL, 16);
+}
+
+enum auth_nonce auth_nonce_check(struct auth *a, const char *nonce, int64_t now)
+{
+	int64_t t = nonce_clock(a, nonce);
+
+	if (t < 0 || t > now + 1000000)
+		return AUTH_NONCE_BAD;
+	if (now - t > (int64_t)a->cfg->auth.nonce_lifetime * 1000000)
+		return AUTH_NONCE_STALE;
+	return AUTH_NONCE_OK;
+}
+
+int auth_new(struct auth **out, const struct sw_config *cfg, struct store *st)
+{
+	struct auth *a = calloc(1, sizeof(*a));
+
+	*out = NULL;
+	if (!a)
+		return -1;
+	a->cfg = cfg;
+	a->st = st;
+	a->ncs = strmap_new();
+	a->fails = strmap_new();
+	if (!a->ncs || !a->fails || RAND_bytes(a->key, sizeof(a->key)) != 1) {
+		log_error("auth: cannot set up digest authentication (memory or randomness)");
+		auth_free(a);
+		return -1;
+	}
+	mac_hex(a, "opaque", a->opaque);
+	a->last_usec = now_usec();
+	a->ncs_swept = a->fails_swept = a->last_usec;
+	*out = a;
+	return 0;
+}
+
+static void free_value(void *ctx, const char *key, void *value)
+{
+	free(value);
+}
+
+void auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	if (a->ncs)
+		strmap_each(a->ncs, free_value, NULL);
+	if (a->fails)
+		strmap_each(a->fails, free_value, NULL);
+	strmap_free(a->ncs);
+	strmap_free(a->fails);
+	OPENSSL_cleanse(a->key, sizeof(a->key));
+	free(a);
+}
+
+/* Entries whose clock (the first int64_t of the value) is before a time. */
+struct sweep {
+	int64_t before;
+	char **keys;
+	size_t n, cap;
+};
+
+static void find_old(void *ctx, const char *key, void *value)
+{
+	struct sweep *s = ctx;
+	char *k;
+
+	if (*(const int64_t *)value >= s->before)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		char **l = realloc(s->keys, cap * sizeof(*l));
+		if (!l)
+			return; /* the next sweep gets it */
+		s->keys = l;
+		s->cap = cap;
+	}
+	if ((k = strdup(key)))
+		s->keys[s->n++] = k;
+}
+
+static void sweep_map(struct strmap *m, int64_t before)
+{
+	struct sweep s = {.before = before};
+
+	strmap_each(m, find_old, &s);
+	for (size_t i = 0; i < s.n; i++) {
+		free(strmap_del(m, s.keys[i]));
+		free(s.keys[i]);
+	}
+	free(s.keys);
+}
+
+static void source_ip(msg_t *msg, char *ip, size_t len)
+{
+	su_sockaddr_t su;
+	socklen_t sl = sizeof(su);
+
+	if (msg_get_address(msg, &su, &sl) < 0 ||
+	    !su_inet_ntop(su.su_family, SU_ADDR(&su), ip, len))
+		snprintf(ip, len, "?");
+}
+
+/* The failure record of a source for the current minute (NULL: untracked). */
+static struct fail_count *fail_record(struct auth *a, const char *ip, int64_t now, bool create)
+{
+	struct fail_count *f = strmap_get(a->fails, ip);
+
+	if (now - a->fails_swept > FAIL_WINDOW_US) {
+		sweep_map(a->fails, now - FAIL_WINDOW_US);
+		a->fails_swept = now;
+		f = strmap_get(a->fails, ip);
+	}
+	if (f && now - f->usec > FAIL_WINDOW_US) {
+		f->usec = now;
+		f->count = 0;
+		f->warned = false;
+	}
+	if (f || !create || strmap_count(a->fails) >= MAX_SOURCES)
+		return f;
+	f = calloc(1, sizeof(*f));
+	if (!f || strmap_put(a->fails, ip, f) < 0) {
+		free(f);
+		return NULL;
+	}
+	f->usec = now;
+	return f;
+}
+
+static bool too_many_failures(struct auth *a, const char *ip, int64_t now)
+{
+	int max = a->cfg->auth.max_failures;
+	struct fail_count *f = max > 0 ? fail_record(a, ip, now, false) : NULL;
+
+	if (!f || f->count < max)
+		return false;
+	if (!f->warned) {
+		f->warned = true;
+		log_warn("auth: %s failed %d digest attempts within a minute: answering 403", ip,
+			 f->count);
+	}
+	return true;
+}
+
+static void count_failure(struct auth *a, const char *ip, int64_t now)
+{
+	struct fail_count *f = a->cfg->auth.max_failures > 0 ? fail_record(a, ip, now, true) : NULL;
+
+	if (f)
+		f->count++;
+}
+
+/*
+ * Record the first use of nonce (clock t) at count nc: true when this is a
+ * count never seen, false for a replay (or a nonce the table lost).
+ */
+static bool nc_fresh(struct auth *a, const char *nonce, int64_t t, uint32_t nc, int64_t now)
+{
+	struct nc_seen *e = strmap_get(a->ncs, nonce);
+	int64_t life = (int64_t)a->cfg->auth.nonce_lifetime * 1000000;
+
+	if (e) {
+		if (nc <= e->nc)
+			return false;
+		e->nc = nc;
+		return true;
+	}
+	if (t <= a->nc_floor)
+		return false;
+	if (now - a->ncs_swept > life) {
+		sweep_map(a->ncs, now - life);
+		a->ncs_swept = now;
+	}
+	if (strmap_count(a->ncs) >= MAX_NONCES) {
+		if (now - a->full_warned > FAIL_WINDOW_US) {
+			a->full_warned = now;
+			log_warn("auth: %d nonces in use within auth.nonce_lifetime: forgetting "
+				 "them (their phones get one stale challenge)",
+				 MAX_NONCES);
+		}
+		sweep_map(a->ncs, INT64_MAX);
+		a->nc_floor = a->last_usec;
+		return false;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e || strmap_put(a->ncs, nonce, e) < 0) {
+		free(e);
+		return false;
+	}
+	e->usec = t;
+	e->nc = nc;
+	return true;
+}
+
+static int copy_account(void *ctx, const struct store_account *sa)
+{
+	struct account *acc = ctx;
+
+	acc->found = snprintf(acc->username, sizeof(acc->username), "%s", sa->username) <
+			     (int)sizeof(acc->username) &&
+		     snprintf(acc->realm, sizeof(acc->realm), "%s", sa->realm) <
+			     (int)sizeof(acc->realm);
+	if (sa->ha1_md5 && auth_is_hex(sa->ha1_md5, auth_hex_len(AUTH_MD5)))
+		snprintf(acc->ha1[AUTH_MD5], sizeof(acc->ha1[AUTH_MD5]), "%s", sa->ha1_md5);
+	if (sa->ha1_sha256 && auth_is_hex(sa->ha1_sha256, auth_hex_len(AUTH_SHA256)))
+		snprintf(acc->ha1[AUTH_SHA256], sizeof(acc->ha1[AUTH_SHA256]), "%s",
+			 sa->ha1_sha256);
+	return 0;
+}
+
+/* The algorithms to challenge with: configured ones the account has an HA1 for. */
+static int offered(const struct auth *a, const struct account *acc, int out[AUTH_ALGO_COUNT])
+{
+	int n = 0;
+
+	for (char **p = a->cfg->auth.algorithms; p && *p && n < AUTH_ALGO_COUNT; p++) {
+		int algo = auth_algo_parse(*p);
+		if (algo >= 0 && (!acc->found || acc->ha1[algo][0]))
+			out[n++] = algo;
+	}
+	return n;
+}
+
+enum verdict { V_PASS, V_NONE, V_STALE, V_FAIL };
+
+/* Check one set of digest credentials against the account. */
+static enum verdict check_response(struct auth *a, const sip_t *sip, const struct account *acc,
+				   const auth_response_t *ar, const int algos[], int n_algos,
+				   int64_t now, const char **why)
+{
+	char want[AUTH_HEX_MAX + 1], got[AUTH_HEX_MAX + 1];
+	int algo = auth_algo_parse(ar->ar_algorithm);
+	bool allowed = false;
+	size_t hl;
+	char *end;
+	unsigned long nc;
+	int64_t t;
+
+	for (int i = 0; i < n_algos; i++)
+		allowed |= algos[i] == algo;
+	if (!allowed) {
+		*why = "an algorithm not offered";
+		return V_FAIL;
+	}
+	if (!acc->found) {
+		*why = "no account";
+		return V_FAIL;
+	}
+	if (!ar->ar_username || strcmp(ar->ar_username, acc->username) != 0) {
+		*why = "another username";
+		return V_FAIL;
+	}
+	if (!ar->ar_qop || strcasecmp(ar->ar_qop, "auth") || !ar->ar_cnonce || !ar->ar_nc ||
+	    !auth_is_hex(ar->ar_nc, 8) || !ar->ar_uri || !ar->ar_nonce || !ar->ar_response) {
+		*why = "incomplete credentials (qop=auth, nc, cnonce, uri, nonce, response)";
+		return V_FAIL;
+	}
+	if (ar->ar_opaque && strcmp(ar->ar_opaque, a->opaque) != 0) {
+		*why = "a wrong opaque";
+		return V_FAIL;
+	}
+	hl = auth_hex_len((enum auth_algo)algo);
+	if (!auth_is_hex(ar->ar_response, hl) ||
+	    auth_response((enum auth_algo)algo, acc->ha1[algo], ar->ar_nonce, ar->ar_nc,
+			  ar->ar_cnonce, "auth", sip->sip_request->rq_method_name, ar->ar_uri,
+			  want) < 0) {
+		*why = "a malformed response";
+		return V_FAIL;
+	}
+	for (size_t i = 0; i <= hl; i++)
+		got[i] = (char)(ar->ar_response[i] >= 'A' && ar->ar_response[i] <= 'F'
+					? ar->ar_response[i] - 'A' + 'a'
+					: ar->ar_response[i]);
+	if (CRYPTO_memcmp(want, got, hl) != 0) {
+		*why = "a wrong password";
+		return V_FAIL;
+	}
+	/* The credentials are right: what remains is the nonce's freshness. */
+	if (auth_nonce_check(a, ar->ar_nonce, now) != AUTH_NONCE_OK) {
+		*why = "an old nonce";
+		return V_STALE;
+	}
+	nc = strtoul(ar->ar_nc, &end, 16);
+	t = nonce_clock(a, ar->ar_nonce);
+	if (nc == 0 || !nc_fresh(a, ar->ar_nonce, t, (uint32_t)nc, now)) {
+		*why = "a nonce count already used (replay)";
+		return V_STALE;
+	}
+	return V_PASS;
+}
+
+static void challenge(struct auth *a, nta_incoming_t *irq, bool proxy, const char *realm,
+		      const int algos[], int n, bool stale)
+{
+	char nonce[NONCE_LEN + 1], hdrs[2048];
+	size_t off = 0;
+	int64_t now = now_usec();
+
+	a->last_usec = now > a->last_usec ? now : a->last_usec + 1;
+	auth_nonce_make(a, a->last_usec, nonce, sizeof(nonce));
+	for (int i = 0; i < n; i++) {
+		int w = snprintf(hdrs + off, sizeof(hdrs) - off,
+				 "%s%s: Digest realm=\"%s\", nonce=\"%s\", opaque=\"%s\", "
+				 "algorithm=%s, qop=\"auth\"%s",
+				 i ? "\r\n" : "", proxy ? "Proxy-Authenticate" : "WWW-Authenticate",
+				 realm, nonce, a->opaque, auth_algo_name((enum auth_algo)algos[i]),
+				 stale ? ", stale=true" : "");
+		if (w < 0 || (size_t)w >= sizeof(hdrs) - off)
+			break;
+		off += (size_t)w;
+	}
+	if (proxy)
+		nta_incoming_treply(irq, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_HEADER_STR(hdrs),
+				    TAG_END());
+	else
+		nta_incoming_treply(irq, SIP_401_UNAUTHORIZED, SIPTAG_HEADER_STR(hdrs), TAG_END());
+	stats_sip_response(proxy ? 407 : 401);
+}
+
+bool auth_request(struct auth *a, nta_incoming_t *irq, msg_t *msg, sip_t *sip, const char *aor,
+		  bool proxy)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	struct account acc = {0};
+	msg_auth_t *creds = proxy ? sip->sip_proxy_authorization : sip->sip_authorization, *used = NULL;
+	const char *method = sip->sip_request->rq_method_name, *realm, *why = "no credentials";
+	enum verdict v = V_NONE;
+	int algos[AUTH_ALGO_COUNT], n_algos;
+	int64_t now = now_usec();
+	char ip[64];
+
+	source_ip(msg, ip, sizeof(ip));
+	if (too_many_failures(a, ip, now)) {
+		stats_count("sipwake_auth_total", "result", "refused", NULL);
+		nta_incoming_treply(irq, 403, "Too Many Failed Attempts", TAG_END());
+		stats_sip_response(403);
+		nta_incoming_destroy(irq);
+		return false;
+	}
+	if (store_account_get(a->st, aor, copy_account, &acc) < 0) {
+		stats_count("sipwake_auth_total", "result", "error", NULL);
+		nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, SIPTAG_RETRY_AFTER_STR("5"),
+				    TAG_END());
+		stats_sip_response(500);
+		nta_incoming_destroy(irq);
+		return false;
+	}
+	realm = acc.found ? acc.realm : config_auth_realm(a->cfg);
+	n_algos = offered(a, &acc, algos);
+	for (msg_auth_t *c = creds; c && v == V_NONE; c = c->au_next) {
+		auth_response_t ar = {.ar_size = sizeof(ar)};
+
+		used = c;
+		if (!c->au_scheme || strcasecmp(c->au_scheme, "Digest") != 0 || !c->au_params ||
+		    auth_digest_response_get(home, &ar, c->au_params) < 0 || !ar.ar_realm ||
+		    strcmp(ar.ar_realm, realm) != 0)
+			continue; /* credentials for someone else (another hop's realm) */
+		v = check_response(a, sip, &acc, &ar, algos, n_algos, now, &why);
+	}
+	su_home_deinit(home);
+	if (v == V_PASS) {
+		stats_count("sipwake_auth_total", "result", "ok", NULL);
+		msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)used);
+		return true;
+	}
+	if (v == V_FAIL) {
+		count_failure(a, ip, now);
+		log_info("auth: %s for %s from %s refused: %s", method, aor, ip, why);
+	} else if (v == V_STALE) {
+		log_debug("auth: %s for %s from %s: %s, challenged again (stale)", method, aor, ip,
+			  why);
+	}
+	stats_count("sipwake_auth_total", "result",
+		    v == V_FAIL ? "failed" : v == V_STALE ? "stale" : "challenged", NULL);
+	if (n_algos == 0) {
+		/* The account has no HA1 of a configured algorithm: it cannot succeed. */
+		log_warn("auth: the account of %s has no HA1 for any of auth.algorithms", aor);
+		for (char **p = a->cfg->auth.algorithms; p && *p && n_algos < AUTH_ALGO_COUNT; p++)
+			if (auth_algo_parse(*p) >= 0)
+				algos[n_algos++] = auth_algo_parse(*p);
+	}
+	challenge(a, irq, proxy, realm, algos, n_algos, v == V_STALE);
+	nta_incoming_destroy(irq);
+	return false;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Digest arithmetic against the RFCs' own examples (RFC 2617 3.5, RFC 7616
+ * 3.9.1 for MD5 and SHA-256), and the nonces sipwake issues: fresh, stale
+ * after auth.nonce_lifetime, and worthless when altered or made by another
+ * process.
+ */
+#include "check.h"
+
+#include <stdlib.h>
+
+#include "sipwake/auth.h"
+#include "sipwake/config.h"
+#include "sipwake/store.h"
+
+static void test_rfc2617(void)
+{
+	char ha1[AUTH_HEX_MAX + 1], resp[AUTH_HEX_MAX + 1];
+
+	CHECK(auth_ha1(AUTH_MD5, "Mufasa", "testrealm@host.com", "Circle Of Life", ha1) == 0);
+	CHECK(auth_response(AUTH_MD5, ha1, "dcd98b7102dd2f0e8b11d0f600bfb0c093", "00000001",
+			    "0a4f113b", "auth", "GET", "/dir/index.html", resp) == 0);
+	CHECK_STR(resp, "6629fae49393a05397450978507c4ef1");
+	/* An HA1 in capitals is the same HA1. */
+	for (char *p = ha1; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	CHECK(auth_response(AUTH_MD5, ha1, "dcd98b7102dd2f0e8b11d0f600bfb0c093", "00000001",
+			    "0a4f113b", "auth", "GET", "/dir/index.html", resp) == 0);
+	CHECK_STR(resp, "6629fae49393a05397450978507c4ef1");
+}
+
+static void test_rfc7616(void)
+{
+	static const char nonce[] = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+	static const char cnonce[] = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+	char ha1[AUTH_HEX_MAX + 1], resp[AUTH_HEX_MAX + 1];
+
+	CHECK(auth_ha1(AUTH_MD5, "Mufasa", "http-auth@example.org", "Circle of Life", ha1) == 0);
+	CHECK(auth_response(AUTH_MD5, ha1, nonce, "00000001", cnonce, "auth", "GET",
+			    "/dir/index.html", resp) == 0);
+	CHECK_STR(resp, "8ca523f5e9506fed4657c9700eebdbec");
+
+	CHECK(auth_ha1(AUTH_SHA256, "Mufasa", "http-auth@example.org", "Circle of Life", ha1) == 0);
+	CHECK(strlen(ha1) == 64);
+	CHECK(auth_response(AUTH_SHA256, ha1, nonce, "00000001", cnonce, "auth", "GET",
+			    "/dir/index.html", resp) == 0);
+	CHECK_STR(resp, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+
+	/* The wrong HA1 size for the algorithm is an error, not a digest. */
+	CHECK(auth_response(AUTH_SHA256, "6629fae49393a05397450978507c4ef1", nonce, "00000001",
+			    cnonce, "auth", "GET", "/", resp) == -1);
+	CHECK(auth_response(AUTH_MD5, "not hex at all, not hex at all!!", nonce, "00000001", cnonce,
+			    "auth", "GET", "/", resp) == -1);
+}
+
+static void test_names(void)
+{
+	CHECK(auth_algo_parse(NULL) == AUTH_MD5); /* no algorithm parameter: MD5 */
+	CHECK(auth_algo_parse("md5") == AUTH_MD5);
+	CHECK(auth_algo_parse("SHA-256") == AUTH_SHA256);
+	CHECK(auth_algo_parse("MD5-sess") == -1);
+	CHECK(auth_algo_parse("SHA-512-256") == -1);
+	CHECK(auth_is_hex("00ff00ff00ff00ff00ff00ff00ff00FF", 32));
+	CHECK(!auth_is_hex("00ff00ff00ff00ff00ff00ff00ff00F", 32));
+	CHECK(!auth_is_hex("00ff00ff00ff00ff00ff00ff00ff00Fg", 32));
+	CHECK(!auth_is_hex(NULL, 32));
+}
+
+static void test_nonces(void)
+{
+	struct sw_config cfg;
+	struct store *st = NULL;
+	struct auth *a = NULL, *b = NULL;
+	char n1[128], n2[128], other[128];
+	int64_t t = 5000000000LL;
+
+	config_defaults(&cfg);
+	cfg.auth.nonce_lifetime = 30;
+	CHECK(store_open(&st, ":memory:") == 0);
+	CHECK(auth_new(&a, &cfg, st) == 0);
+	CHECK(auth_new(&b, &cfg, st) == 0);
+	if (!a || !b)
+		goto out;
+	auth_nonce_make(a, t, n1, sizeof(n1));
+	auth_nonce_make(a, t + 1, n2, sizeof(n2));
+	CHECK(strlen(n1) == 48 && strcmp(n1, n2) != 0);
+	CHECK(auth_nonce_check(a, n1, t) == AUTH_NONCE_OK);
+	CHECK(auth_nonce_check(a, n1, t + 30 * 1000000LL) == AUTH_NONCE_OK);
+	CHECK(auth_nonce_check(a, n1, t + 30 * 1000000LL + 1) == AUTH_NONCE_STALE);
+	/* From the future (beyond a second of slack): not ours to trust. */
+	CHECK(auth_nonce_check(a, n1, t - 2000000) == AUTH_NONCE_BAD);
+	/* Another process (another key) made it: bad, whatever its clock says. */
+	auth_nonce_make(b, t, other, sizeof(other));
+	CHECK(strcmp(other, n1) != 0);
+	CHECK(auth_nonce_check(a, other, t) == AUTH_NONCE_BAD);
+	/* One digit changed, in the clock or in the MAC. */
+	n1[3] = n1[3] == '0' ? '1' : '0';
+	CHECK(auth_nonce_check(a, n1, t) == AUTH_NONCE_BAD);
+	n2[40] = n2[40] == 'a' ? 'b' : 'a';
+	CHECK(auth_nonce_check(a, n2, t) == AUTH_NONCE_BAD);
+	CHECK(auth_nonce_check(a, "", t) == AUTH_NONCE_BAD);
+	CHECK(auth_nonce_check(a, "dcd98b7102dd2f0e8b11d0f600bfb0c093", t) == AUTH_NONCE_BAD);
+out:
+	auth_free(a);
+	auth_free(b);
+	store_close(st);
+	config_cleanup(&cfg);
+}
+
+int main(void)
+{
+	test_rfc2617();
+	test_rfc7616();
+	test_names();
+	test_nonces();
+	return CHECK_RESULT();
+}
