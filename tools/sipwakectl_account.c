@@ -246,9 +246,13 @@ static json_t *account_set(struct store *st, const struct sw_config *cfg, struct
 	a.created = a.updated = time(NULL);
 	if (store_account_put(st, &a) < 0)
 		doc = error_doc("cannot store the account of %s (see above)", aor);
-	else
-		doc = ok_doc(json_pack("{s:s, s:o}", "message", "account stored", "account",
-				       account_json(&a)));
+	else {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "stored the account of %s (username %s, realm %s, %s)",
+			 aor, a.username, a.realm,
+			 a.ha1_md5 && a.ha1_sha256 ? "MD5 and SHA-256" : a.ha1_md5 ? "MD5" : "SHA-256");
+		doc = ok_doc(json_pack("{s:s, s:o}", "message", msg, "account", account_json(&a)));
+	}
 	OPENSSL_cleanse(ha1, sizeof(ha1));
 	return doc;
 }
@@ -308,7 +312,9 @@ json_t *account_run(const char *config, int argc, char **argv, int *code)
 	} else if (rc == 0) {
 		doc = error_doc("no account for %s", aor);
 	} else {
-		doc = ok_doc(json_pack("{s:s, s:s}", "message", "account deleted", "aor", aor));
+		char msg[600];
+		snprintf(msg, sizeof(msg), "deleted the account of %s", aor);
+		doc = ok_doc(json_pack("{s:s, s:s}", "message", msg, "aor", aor));
 	}
 	store_close(st);
 	config_cleanup(&cfg);
