@@ -460,15 +460,59 @@ static void challenge(struct auth *a, nta_incoming_t *irq, bool proxy, const cha
 	stats_sip_response(proxy ? 407 : 401);
 }
 
+/* What the credentials of a request are worth, and what to challenge it with. */
+struct judgement {
+	enum verdict v;
+	const char *why;
+	msg_auth_t *used; /* the credentials judged */
+	struct account acc;
+	const char *realm;
+	int algos[AUTH_ALGO_COUNT];
+	int n_algos;
+	bool no_ha1; /* the account has no HA1 of a configured algorithm */
+};
+
+/* Judge the request's credentials for aor at time now: 0, or -1 when the store failed. */
+static int judge(struct auth *a, const sip_t *sip, const char *aor, bool proxy, int64_t now,
+		 struct judgement *j)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	msg_auth_t *creds = proxy ? sip->sip_proxy_authorization : sip->sip_authorization;
+
+	memset(j, 0, sizeof(*j));
+	j->v = V_NONE;
+	j->why = "no credentials";
+	if (store_account_get(a->st, aor, copy_account, &j->acc) < 0)
+		return -1;
+	j->realm = j->acc.found ? j->acc.realm : config_auth_realm(a->cfg);
+	j->n_algos = offered(a, &j->acc, j->algos);
+	for (msg_auth_t *c = creds; c && j->v == V_NONE; c = c->au_next) {
+		auth_response_t ar = {.ar_size = sizeof(ar)};
+
+		if (!c->au_scheme || strcasecmp(c->au_scheme, "Digest") != 0 || !c->au_params ||
+		    auth_digest_response_get(home, &ar, c->au_params) < 0 || !ar.ar_realm ||
+		    strcmp(ar.ar_realm, j->realm) != 0)
+			continue; /* credentials for someone else (another hop's realm) */
+		j->used = c;
+		j->v = check_response(a, sip, &j->acc, &ar, j->algos, j->n_algos, now, &j->why);
+	}
+	su_home_deinit(home);
+	if (j->n_algos == 0) {
+		/* It cannot succeed; challenge as for anyone. */
+		j->no_ha1 = true;
+		for (char **p = a->cfg->auth.algorithms; p && *p && j->n_algos < AUTH_ALGO_COUNT;
+		     p++)
+			if (auth_algo_parse(*p) >= 0)
+				j->algos[j->n_algos++] = auth_algo_parse(*p);
+	}
+	return 0;
+}
+
 bool auth_request(struct auth *a, nta_incoming_t *irq, msg_t *msg, sip_t *sip, const char *aor,
 		  bool proxy)
 {
-	su_home_t home[1] = {SU_HOME_INIT(home)};
-	struct account acc = {0};
-	msg_auth_t *creds = proxy ? sip->sip_proxy_authorization : sip->sip_authorization, *used = NULL;
-	const char *method = sip->sip_request->rq_method_name, *realm, *why = "no credentials";
-	enum verdict v = V_NONE;
-	int algos[AUTH_ALGO_COUNT], n_algos;
+	const char *method = sip->sip_request->rq_method_name;
+	struct judgement j;
 	int64_t now = now_usec();
 	char ip[64];
 
@@ -480,7 +524,7 @@ bool auth_request(struct auth *a, nta_incoming_t *irq, msg_t *msg, sip_t *sip, c
 		nta_incoming_destroy(irq);
 		return false;
 	}
-	if (store_account_get(a->st, aor, copy_account, &acc) < 0) {
+	if (judge(a, sip, aor, proxy, now, &j) < 0) {
 		stats_count("sipwake_auth_total", "result", "error", NULL);
 		nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, SIPTAG_RETRY_AFTER_STR("5"),
 				    TAG_END());
@@ -488,41 +532,23 @@ bool auth_request(struct auth *a, nta_incoming_t *irq, msg_t *msg, sip_t *sip, c
 		nta_incoming_destroy(irq);
 		return false;
 	}
-	realm = acc.found ? acc.realm : config_auth_realm(a->cfg);
-	n_algos = offered(a, &acc, algos);
-	for (msg_auth_t *c = creds; c && v == V_NONE; c = c->au_next) {
-		auth_response_t ar = {.ar_size = sizeof(ar)};
-
-		used = c;
-		if (!c->au_scheme || strcasecmp(c->au_scheme, "Digest") != 0 || !c->au_params ||
-		    auth_digest_response_get(home, &ar, c->au_params) < 0 || !ar.ar_realm ||
-		    strcmp(ar.ar_realm, realm) != 0)
-			continue; /* credentials for someone else (another hop's realm) */
-		v = check_response(a, sip, &acc, &ar, algos, n_algos, now, &why);
-	}
-	su_home_deinit(home);
-	if (v == V_PASS) {
+	if (j.v == V_PASS) {
 		stats_count("sipwake_auth_total", "result", "ok", NULL);
-		msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)used);
+		msg_header_remove(msg, (msg_pub_t *)sip, (msg_header_t *)j.used);
 		return true;
 	}
-	if (v == V_FAIL) {
+	if (j.v == V_FAIL) {
 		count_failure(a, ip, now);
-		log_info("auth: %s for %s from %s refused: %s", method, aor, ip, why);
-	} else if (v == V_STALE) {
+		log_info("auth: %s for %s from %s refused: %s", method, aor, ip, j.why);
+	} else if (j.v == V_STALE) {
 		log_debug("auth: %s for %s from %s: %s, challenged again (stale)", method, aor, ip,
-			  why);
+			  j.why);
 	}
-	stats_count("sipwake_auth_total", "result",
-		    v == V_FAIL ? "failed" : v == V_STALE ? "stale" : "challenged", NULL);
-	if (n_algos == 0) {
-		/* The account has no HA1 of a configured algorithm: it cannot succeed. */
+	if (j.no_ha1)
 		log_warn("auth: the account of %s has no HA1 for any of auth.algorithms", aor);
-		for (char **p = a->cfg->auth.algorithms; p && *p && n_algos < AUTH_ALGO_COUNT; p++)
-			if (auth_algo_parse(*p) >= 0)
-				algos[n_algos++] = auth_algo_parse(*p);
-	}
-	challenge(a, irq, proxy, realm, algos, n_algos, v == V_STALE);
+	stats_count("sipwake_auth_total", "result",
+		    j.v == V_FAIL ? "failed" : j.v == V_STALE ? "stale" : "challenged", NULL);
+	challenge(a, irq, proxy, j.realm, j.algos, j.n_algos, j.v == V_STALE);
 	nta_incoming_destroy(irq);
 	return false;
 }
