@@ -7,6 +7,7 @@
 #ifndef SIPWAKE_STRMAP_H
 #define SIPWAKE_STRMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct strmap;
@@ -24,5 +25,11 @@ size_t strmap_count(const struct strmap *m);
 /* Call fn for each entry (do not modify the map from fn). */
 void strmap_each(const struct strmap *m, void (*fn)(void *ctx, const char *key, void *value),
 		 void *ctx);
+/*
+ * Remove every entry pred says true for (it may free the value, which the
+ * map forgets); no other change to the map from pred. Returns how many.
+ */
+size_t strmap_remove_if(struct strmap *m, bool (*pred)(void *ctx, const char *key, void *value),
+			void *ctx);
 
 #endif

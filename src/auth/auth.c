@@ -196,42 +196,18 @@ void auth_free(struct auth *a)
 	free(a);
 }
 
-/* Entries whose clock (the first int64_t of the value) is before a time. */
-struct sweep {
-	int64_t before;
-	char **keys;
-	size_t n, cap;
-};
-
-static void find_old(void *ctx, const char *key, void *value)
+/* Drop (and free) the entries whose clock, the first int64_t of the value, is before *ctx. */
+static bool older(void *ctx, const char *key, void *value)
 {
-	struct sweep *s = ctx;
-	char *k;
-
-	if (*(const int64_t *)value >= s->before)
-		return;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 256;
-		char **l = realloc(s->keys, cap * sizeof(*l));
-		if (!l)
-			return; /* the next sweep gets it */
-		s->keys = l;
-		s->cap = cap;
-	}
-	if ((k = strdup(key)))
-		s->keys[s->n++] = k;
+	if (*(const int64_t *)value >= *(const int64_t *)ctx)
+		return false;
+	free(value);
+	return true;
 }
 
 static void sweep_map(struct strmap *m, int64_t before)
 {
-	struct sweep s = {.before = before};
-
-	strmap_each(m, find_old, &s);
-	for (size_t i = 0; i < s.n; i++) {
-		free(strmap_del(m, s.keys[i]));
-		free(s.keys[i]);
-	}
-	free(s.keys);
+	strmap_remove_if(m, older, &before);
 }
 
 static void source_ip(msg_t *msg, char *ip, size_t len)

@@ -149,3 +149,25 @@ void strmap_each(const struct strmap *m, void (*fn)(void *ctx, const char *key, 
 		for (struct entry *e = m->slots[i]; e; e = e->next)
 			fn(ctx, e->key, e->value);
 }
+
+size_t strmap_remove_if(struct strmap *m, bool (*pred)(void *ctx, const char *key, void *value),
+			void *ctx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->nslots; i++) {
+		struct entry **pp = &m->slots[i];
+		while (*pp) {
+			struct entry *e = *pp;
+			if (pred(ctx, e->key, e->value)) {
+				*pp = e->next;
+				free(e);
+				m->count--;
+				n++;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+	return n;
+}

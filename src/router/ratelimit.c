@@ -31,44 +31,24 @@ struct bucket {
 	int64_t warned_ms;
 };
 
-struct sweep {
-	int64_t now;
-	char **idle;
-	size_t n, cap;
-};
-
-static void find_idle(void *ctx, const char *key, void *value)
+/* A bucket idle for IDLE_MS is full again: forget it (ctx: now). */
+static bool idle(void *ctx, const char *key, void *value)
 {
-	struct sweep *s = ctx;
-	struct bucket *b = value;
-	char *k;
+	const struct bucket *b = value;
 
-	if (s->now - b->last_ms <= IDLE_MS)
-		return;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 256;
-		char **l = realloc(s->idle, cap * sizeof(*l));
-		if (!l)
-			return; /* the next sweep gets it */
-		s->idle = l;
-		s->cap = cap;
-	}
-	if ((k = strdup(key)))
-		s->idle[s->n++] = k;
+	if (*(const int64_t *)ctx - b->last_ms <= IDLE_MS)
+		return false;
+	free(value);
+	return true;
 }
 
 static void sweep(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct router *rt = (struct router *)arg;
-	struct sweep s = {.now = (int64_t)clock_now_ms()};
+	int64_t now = (int64_t)clock_now_ms();
+	size_t n = strmap_remove_if(rt->buckets, idle, &now);
 
-	strmap_each(rt->buckets, find_idle, &s);
-	for (size_t i = 0; i < s.n; i++) {
-		free(strmap_del(rt->buckets, s.idle[i]));
-		free(s.idle[i]);
-	}
-	rt->n_buckets -= s.n < rt->n_buckets ? s.n : rt->n_buckets;
-	free(s.idle);
+	rt->n_buckets -= n < rt->n_buckets ? n : rt->n_buckets;
 }
 
 int ratelimit_init(struct router *rt)
