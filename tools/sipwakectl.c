@@ -322,13 +322,15 @@ static void print_status(json_t *r)
 
 static void print_registrations(json_t *r)
 {
-	struct table t = {.cols = 6, .head = {"AOR", "CONTACT", "PUSH", "RECEIVED", "EXPIRES", "UA"}};
+	struct table t = {.cols = 7,
+			  .head = {"AOR", "CONTACT", "PUSH", "RECEIVED", "EXPIRES", "UPSTREAM", "UA"}};
 	json_t *arr = json_object_get(r, "registrations"), *b;
 	size_t i;
 
 	json_array_foreach(arr, i, b) {
 		json_t *p = json_object_get(b, "push");
-		char push[128] = "-", exp[32];
+		json_t *u = json_object_get(b, "upstream");
+		char push[128] = "-", exp[32], up[160] = "-", left[32];
 
 		if (json_is_object(p)) {
 			const char *tok = json_string_value(json_object_get(p, "token"));
@@ -339,7 +341,13 @@ static void print_registrations(json_t *r)
 		}
 		duration(exp, sizeof(exp),
 			 (long long)json_integer_value(json_object_get(b, "expires_in")));
-		table_row(&t, jstr(b, "aor"), jstr(b, "contact"), push, jstr(b, "received"), exp,
+		if (json_is_object(u)) {
+			/* kept alive by sipwake: upstream's expiry, and its refresh state */
+			duration(left, sizeof(left),
+				 (long long)json_integer_value(json_object_get(u, "expires_in")));
+			snprintf(up, sizeof(up), "%s %s", left, jstr(u, "refresh"));
+		}
+		table_row(&t, jstr(b, "aor"), jstr(b, "contact"), push, jstr(b, "received"), exp, up,
 			  jstr(b, "user_agent"));
 	}
 	if (t.rows)

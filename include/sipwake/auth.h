@@ -65,6 +65,46 @@ void auth_free(struct auth *a);
 bool auth_request(struct auth *a, nta_incoming_t *irq, msg_t *msg, sip_t *sip, const char *aor,
 		  bool proxy);
 
+/*
+ * Client side (SPEC 4.6): answering an upstream's challenge to a REGISTER
+ * that sipwake sends on a device's behalf, from the account of its AOR
+ * (HA1 only, so MD5 or SHA-256 digest, qop=auth or none). The challenge is
+ * kept between requests, so that a later one can reuse its nonce with the
+ * next nonce count (RFC 7616 3.4.5) where upstream allows it.
+ */
+struct auth_cache {
+	bool valid;
+	bool proxy; /* Proxy-Authorization (a 407) rather than Authorization */
+	int algo;   /* enum auth_algo */
+	bool qop;   /* qop=auth offered */
+	uint32_t nc;
+	char realm[128];
+	char nonce[256];
+	char opaque[256];
+};
+
+enum auth_client {
+	AUTH_CLIENT_OK,
+	AUTH_CLIENT_NO_ACCOUNT, /* no account for the AOR */
+	AUTH_CLIENT_UNUSABLE,   /* no challenge the account can answer (realm, algorithm) */
+	AUTH_CLIENT_ERROR,      /* the store failed */
+};
+
+/*
+ * Take a challenge of a 401 (proxy false, WWW-Authenticate) or 407 from
+ * challenges that the account of aor can answer into c (nonce count
+ * reset). why gets a reason on failure.
+ */
+enum auth_client auth_client_take(struct store *st, const char *aor, const msg_auth_t *challenges,
+				  bool proxy, struct auth_cache *c, char *why, size_t why_len);
+/*
+ * The credentials (header value) answering the challenge in c for method
+ * and uri, with the next nonce count, into out. Reads the account again
+ * (it may have changed).
+ */
+enum auth_client auth_client_credentials(struct store *st, const char *aor, struct auth_cache *c,
+					 const char *method, const char *uri, char *out, size_t len);
+
 /* The nonce arithmetic, for tests: make one at time usec, check one at now. */
 enum auth_nonce { AUTH_NONCE_OK, AUTH_NONCE_STALE, AUTH_NONCE_BAD };
 void auth_nonce_make(struct auth *a, int64_t usec, char *out, size_t len);

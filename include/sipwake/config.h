@@ -34,6 +34,7 @@ struct sw_config {
 	struct {
 		char *uri; /* "" = standalone mode */
 		bool hide_push_params;
+		bool keepalive;
 		bool tls_verify;
 		char *ca_file;
 	} upstream;

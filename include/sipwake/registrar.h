@@ -91,6 +91,13 @@ const char *binding_user_agent(const struct binding *b);
 const struct pn_identity *binding_pn(const struct binding *b);
 int64_t binding_expires(const struct binding *b);
 int binding_q(const struct binding *b);
+/*
+ * The upstream registration sipwake keeps alive for b (SPEC 4.6): when it
+ * lapses (unix seconds) and "ok" or why its last refresh failed; 0 and
+ * NULL when sipwake keeps none for b.
+ */
+int64_t binding_upstream_expires(const struct binding *b);
+const char *binding_upstream_state(const struct binding *b);
 /* The connection to send on (TCP/TLS) or NULL when none is open / UDP. */
 tport_t *binding_tport(const struct binding *b);
 /* True when a request can be sent now: UDP contact, or an open connection. */

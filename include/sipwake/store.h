@@ -31,6 +31,11 @@ struct store_binding {
 	int q;                  /* q-value x1000 (1000 when absent) */
 	int64_t expires;        /* absolute, unix seconds */
 	int64_t updated;        /* unix seconds of the last refresh */
+	/* The upstream leg sipwake keeps alive for it (SPEC 4.6), NULL/0 when none. */
+	const char *up_call_id; /* Call-ID of sipwake's own refreshes */
+	uint32_t up_cseq;       /* the last CSeq used with it */
+	int64_t up_expires;     /* when upstream's registration lapses, unix seconds */
+	const char *up_state;   /* "ok", or the reason the last refresh failed */
 };
 
 /* One stored MESSAGE waiting for delivery. */

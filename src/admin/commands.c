@@ -89,6 +89,13 @@ static json_t *binding_json(const struct binding *b, int64_t now)
 		      "expires", (json_int_t)exp, "expires_in",
 		      (json_int_t)(exp > now ? exp - now : 0), "reachable", binding_reachable(b),
 		      "push", push_json(binding_pn(b)));
+	if (o && binding_upstream_state(b)) {
+		int64_t up = binding_upstream_expires(b);
+		json_object_set_new(o, "upstream",
+				    json_pack("{s:I,s:s}", "expires_in",
+					      (json_int_t)(up > now ? up - now : 0), "refresh",
+					      binding_upstream_state(b)));
+	}
 	free(contact);
 	return o;
 }

@@ -86,6 +86,9 @@ const struct config_option config_options[] = {
 	    "upstream registrar/proxy, sip: or sips: URI (\"\" = standalone: sipwake registers)"),
 	BOOL("upstream.hide_push_params", upstream.hide_push_params, 1, 0,
 	     "strip pn-* parameters from Contacts sent upstream"),
+	BOOL("upstream.keepalive", upstream.keepalive, 1, 0,
+	     "gateway mode: a push device is granted the expiry it asked for and sipwake refreshes "
+	     "its upstream registration itself until the device's binding ends (SPEC 4.6)"),
 	BOOL("upstream.tls_verify", upstream.tls_verify, 1, 0,
 	     "a TLS upstream (sips: or transport=tls) must present a certificate that a trusted CA "
 	     "signed for its host name; otherwise nothing is sent to it"),

@@ -181,6 +181,7 @@ void registrar_free(struct registrar *r)
 	if (!r)
 		return;
 	registrar_flush(r);
+	keepalive_shutdown(r); /* upstream keeps the registrations: a restart resumes them */
 	if (r->sa)
 		su_root_remove_prepoll(sip_agent_root(r->sa));
 	if (r->commit_timer)
@@ -312,6 +313,7 @@ void binding_free(struct binding *b)
 	if (!b)
 		return;
 	binding_set_flow(b, NULL);
+	keepalive_free_leg(b->up);
 	pn_identity_cleanup(&b->pn);
 	free(b->aor);
 	free(b->contact);
@@ -440,6 +442,10 @@ int binding_save(struct registrar *r, struct binding *b)
 		.q = b->q,
 		.expires = b->expires,
 		.updated = b->updated,
+		.up_call_id = b->up ? b->up->call_id : NULL,
+		.up_cseq = b->up ? b->up->cseq : 0,
+		.up_expires = b->up ? b->up->expires : 0,
+		.up_state = b->up ? b->up->state : NULL,
 	};
 
 	if (!r->st)
@@ -564,6 +570,7 @@ void registrar_remove(struct registrar *r, struct binding *b, const char *why)
 		 b->pn_key ? log_token(b->pn.token ? b->pn.token : b->pn.voip_token, tok) : "");
 	index_del(r, b);
 	binding_unsave(r, b->id);
+	keepalive_release(r, b);
 	registrar_notify(r, b, REGISTRAR_REMOVED);
 	binding_free(b);
 }
@@ -626,6 +633,7 @@ void registrar_enforce_limit(struct registrar *r, const char *aor, const struct 
 }
 
 #define PURGE_BATCH 256
+#define KEEPALIVE_BATCH 4096 /* upstream refreshes started per tick (a second) at most */
 
 struct purge_ctx {
 	int64_t now;
@@ -634,6 +642,8 @@ struct purge_ctx {
 	int n;
 	struct binding *expiring[PURGE_BATCH];
 	int n_expiring;
+	struct binding *refresh[KEEPALIVE_BATCH];
+	int n_refresh;
 };
 
 static void collect_due(void *ctx, const char *key, void *value)
@@ -641,6 +651,8 @@ static void collect_due(void *ctx, const char *key, void *value)
 	struct purge_ctx *p = ctx;
 
 	for (struct binding *b = ((struct aor_rec *)value)->head; b; b = b->next) {
+		if (p->n_refresh < KEEPALIVE_BATCH && keepalive_due(b, p->now))
+			p->refresh[p->n_refresh++] = b;
 		if (b->expires <= p->now) {
 			if (p->n < PURGE_BATCH)
 				p->expired[p->n++] = b;
@@ -671,6 +683,8 @@ void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg
 		p.expiring[i]->wakeup_for = p.expiring[i]->expires;
 		registrar_notify(r, p.expiring[i], REGISTRAR_EXPIRING);
 	}
+	for (int i = 0; i < p.n_refresh; i++)
+		keepalive_refresh(r, p.refresh[i]);
 	for (int i = 0; i < p.n; i++)
 		registrar_remove(r, p.expired[i], "expired");
 	/* Expired rows (bindings, and stored messages past messages.max_age) go
@@ -700,11 +714,14 @@ static int load_one(void *ctx, const struct store_binding *sb)
 	};
 	const char *params = strchr(sb->contact, ';');
 	char err[128];
+	struct binding *b;
 
 	if (params && pn_parse(params + 1, &pn, err, sizeof(err)) == PN_PARSE_OK)
 		d.pn = &pn;
-	if (!registrar_upsert(r, NULL, &d))
+	if (!(b = registrar_upsert(r, NULL, &d)))
 		log_warn("binding %s from the store could not be loaded", sb->id);
+	else
+		keepalive_load(r, b, sb, time(NULL));
 	pn_identity_cleanup(&pn);
 	return 0;
 }

@@ -255,9 +255,13 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 	return 0;
 }
 
-/* Apply one contact with the granted expiry; returns the binding or NULL. */
+/*
+ * Apply one contact with the granted expiry; returns the binding or NULL.
+ * up_granted > 0: upstream granted that much less, and sipwake keeps the
+ * upstream registration alive (keepalive.c).
+ */
 static struct binding *apply_contact(struct registrar *r, struct reg_req *q, struct reg_contact *c,
-				     int granted, int64_t now)
+				     int granted, int up_granted, int64_t now)
 {
 	struct binding *old = registrar_find_id(r, c->id);
 	struct binding *b;
@@ -281,8 +285,10 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
 	if (!old)
 		old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
 	if (granted <= 0) {
-		if (old)
+		if (old) {
+			keepalive_device_gone(old); /* the device's own REGISTER said so */
 			registrar_remove(r, old, "unregistered");
+		}
 		return NULL;
 	}
 	if (old)
@@ -292,13 +298,17 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
 		log_error("cannot store binding for %s", q->aor);
 		return NULL;
 	}
+	keepalive_bound(r, b, up_granted, now);
 	if (binding_save(r, b) < 0)
 		log_error("binding %s of %s not persisted", b->id, b->aor);
 	registrar_enforce_limit(r, q->aor, b);
 	if (log_enabled(SW_LOG_INFO)) {
 		char tok[LOG_TOKEN_BUFSZ];
-		log_info("%s %s of %s for %ds via %s%s%s %s", old ? "refreshed" : "bound", b->id,
-			 q->aor, granted, q->received, c->pn_key ? ", push " : "",
+		char up[48] = "";
+		if (up_granted > 0)
+			snprintf(up, sizeof(up), " (upstream %ds, kept alive)", up_granted);
+		log_info("%s %s of %s for %ds%s via %s%s%s %s", old ? "refreshed" : "bound", b->id,
+			 q->aor, granted, up, q->received, c->pn_key ? ", push " : "",
 			 c->pn_key ? pn_provider_name(&c->pn) : "",
 			 c->pn_key ? log_token(c->pn.token ? c->pn.token : c->pn.voip_token, tok)
 				   : "");
@@ -369,7 +379,7 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 		registrar_remove_aor(r, q->aor, "unregistered (*)");
 	} else {
 		for (int i = 0; i < q->n; i++)
-			apply_contact(r, q, &q->c[i], q->c[i].expires, now);
+			apply_contact(r, q, &q->c[i], q->c[i].expires, 0, now);
 	}
 
 	n = registrar_lookup(r, q->aor, list, REGISTRAR_MAX_CONTACTS);
@@ -441,13 +451,18 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 	if (status < 200 || status >= 300)
 		return 0;
 	if (q->wildcard) {
+		struct binding *list[REGISTRAR_MAX_CONTACTS];
+		size_t n = registrar_lookup(r, q->aor, list, REGISTRAR_MAX_CONTACTS);
+
+		for (size_t i = 0; i < n; i++)
+			keepalive_device_gone(list[i]);
 		registrar_remove_aor(r, q->aor, "unregistered (*)");
 	} else {
 		for (sip_contact_t *m = sip->sip_contact; m; m = m->m_next) {
 			char id[BINDING_ID_LEN + 1];
 			struct reg_contact *c;
 			isize_t l;
-			int granted;
+			int granted, up_granted = 0;
 			url_t *orig;
 
 			if (!m->m_url->url_params ||
@@ -460,17 +475,31 @@ static int upstream_response(void *ctx, struct proxy_txn *t, int branch, msg_t *
 			granted = requested_expires(sip, m);
 			if (granted < 0 || (!m->m_expires && !sip->sip_expires))
 				granted = c->expires;
-			apply_contact(r, q, c, granted, now);
+			if (granted > 0 && c->expires > granted && keepalive_wanted(r, c->pn_key)) {
+				/* The device keeps what it asked for; sipwake refreshes upstream. */
+				up_granted = granted;
+				granted = c->expires;
+			}
+			apply_contact(r, q, c, granted, up_granted, now);
 			/* The client must see its own Contact again. */
 			orig = url_make(msg_home(msg), c->uri);
 			if (orig) {
 				*m->m_url = *orig;
 				msg_fragment_clear(m->m_common);
 			}
+			if (up_granted) {
+				char e[32];
+				snprintf(e, sizeof(e), "expires=%d", granted);
+				msg_header_remove_param(m->m_common, "expires");
+				/* the header keeps the pointer: the string must live in the message */
+				msg_header_add_param(msg_home(msg), m->m_common,
+						     su_strdup(msg_home(msg), e));
+				msg_fragment_clear(m->m_common);
+			}
 		}
 		for (int i = 0; i < q->n; i++)
 			if (!seen[i] && q->c[i].expires == 0)
-				apply_contact(r, q, &q->c[i], 0, now);
+				apply_contact(r, q, &q->c[i], 0, 0, now);
 	}
 	add_feature_caps(r, msg, sip);
 	/* Relayed only once the bindings are in the store (SPEC 6). */
@@ -488,15 +517,14 @@ static const struct proxy_ops register_ops = {
 	.on_done = upstream_done,
 };
 
-/*
- * Rewrite one Contact of the forwarded REGISTER: push parameters out, the
- * binding id in. Masquerading (upstream refused Path) also puts sipwake's
- * own address in place of the client's, so requests come to us anyway.
- */
-static int rewrite_contact(struct registrar *r, msg_t *fwd, sip_contact_t *m, const char *id,
-			   bool masquerade, const char *proto)
+void registrar_path(struct registrar *r, char *buf, size_t len)
 {
-	su_home_t *home = msg_home(fwd);
+	snprintf(buf, len, "<%s;lr>", sip_agent_uri(r->sa, sip_uri_proto(r->cfg->upstream.uri)));
+}
+
+int registrar_upstream_contact(struct registrar *r, su_home_t *home, sip_contact_t *m,
+			       const char *id, bool masquerade, const char *proto)
+{
 	const char *orig = m->m_url->url_params;
 	char *kept = NULL;
 	char *params;
@@ -546,7 +574,7 @@ static int retire_moved_contacts(struct registrar *r, struct reg_req *q, msg_t *
 		if (!c->old_uri)
 			continue;
 		old = sip_contact_make(home, su_sprintf(home, "<%s>;expires=0", c->old_uri));
-		if (!old || rewrite_contact(r, fwd, old, c->id, masquerade, proto) < 0)
+		if (!old || registrar_upstream_contact(r, home, old, c->id, masquerade, proto) < 0)
 			return -1;
 		/* Same upstream Contact after rewriting (e.g. masquerading): nothing to retire. */
 		olds = url_as_string(home, old->m_url);
@@ -579,7 +607,8 @@ static int send_upstream(struct reg_req *q, bool masquerade)
 	if (!q->wildcard) {
 		int i = 0;
 		for (sip_contact_t *m = sip->sip_contact; m && i < q->n; m = m->m_next, i++)
-			if (rewrite_contact(r, fwd, m, q->c[i].id, masquerade, proto) < 0) {
+			if (registrar_upstream_contact(r, msg_home(fwd), m, q->c[i].id, masquerade,
+						       proto) < 0) {
 				msg_destroy(fwd);
 				return -1;
 			}
@@ -592,7 +621,7 @@ static int send_upstream(struct reg_req *q, bool masquerade)
 		char path[200];
 		sip_path_t *p;
 
-		snprintf(path, sizeof(path), "<%s;lr>", sip_agent_uri(r->sa, proto));
+		registrar_path(r, path, sizeof(path));
 		p = sip_path_make(msg_home(fwd), path);
 		if (p)
 			msg_header_insert(fwd, (msg_pub_t *)sip, (msg_header_t *)p);

@@ -6,6 +6,7 @@
 #ifndef SIPWAKE_REGISTRAR_INT_H
 #define SIPWAKE_REGISTRAR_INT_H
 
+#include "sipwake/auth.h"
 #include "sipwake/registrar.h"
 #include "sipwake/strmap.h"
 
@@ -18,6 +19,28 @@ struct aor_rec {
 	char *aor;
 	struct binding *head;
 	int count;
+};
+
+struct upreq;
+
+/*
+ * The upstream registration sipwake keeps alive for a push binding
+ * (upstream.keepalive, SPEC 4.6; keepalive.c). Its own Call-ID, distinct
+ * from the device's, so that both may refresh the same Contact upstream
+ * (RFC 3261 10.3 step 7 compares CSeq only within one Call-ID).
+ */
+struct upleg {
+	char *call_id;
+	uint32_t cseq;        /* the last CSeq sent with call_id */
+	int64_t expires;      /* when upstream's registration lapses, unix seconds */
+	int64_t next_try;     /* when to refresh it (0 = not needed) */
+	int failures;         /* refreshes failed in a row */
+	bool failing;
+	bool wakeup_asked;    /* the device got a wake-up push for this failing spell */
+	bool device_gone;     /* the device unregistered upstream itself */
+	char state[96];       /* "ok", or why the last refresh failed */
+	struct upreq *inflight;
+	struct auth_cache cache; /* upstream's last challenge, for nonce reuse */
 };
 
 struct binding {
@@ -44,6 +67,7 @@ struct binding {
 	tport_t *tp;
 	int pend;
 	bool flow_dead;
+	struct upleg *up; /* NULL unless sipwake keeps it registered upstream */
 };
 
 /* What a (re)registration sets on a binding; strings are borrowed. */
@@ -89,6 +113,7 @@ struct registrar {
 	bool write_failed; /* a binding write failed since the last flush: its REGISTERs get 500 */
 	int64_t full_warned; /* when "max_bindings reached" was last logged */
 	unsigned purge_ticks;
+	struct upreq *upreqs; /* keep-alive REGISTERs in flight (keepalive.c) */
 	struct deferred_reply *replies, **replies_tail;
 };
 
@@ -125,5 +150,38 @@ void binding_free(struct binding *b);
 void binding_set_flow(struct binding *b, tport_t *tp);
 void registrar_enforce_limit(struct registrar *r, const char *aor, const struct binding *keep);
 void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg);
+
+/* Keep-alive of upstream registrations (keepalive.c, SPEC 4.6). */
+/* Whether a contact of a push device may outlive upstream's expiry. */
+bool keepalive_wanted(struct registrar *r, bool push);
+/*
+ * The device registered through upstream, which granted up_granted
+ * seconds: start or restart the upstream leg of b (0 = drop it).
+ */
+void keepalive_bound(struct registrar *r, struct binding *b, int up_granted, int64_t now);
+/* A binding loaded from the store: its leg as stored, refresh spread if overdue. */
+void keepalive_load(struct registrar *r, struct binding *b, const struct store_binding *sb,
+		    int64_t now);
+/* Due refreshes: the tick calls keepalive_due for each binding, keepalive_refresh for those. */
+bool keepalive_due(const struct binding *b, int64_t now);
+void keepalive_refresh(struct registrar *r, struct binding *b);
+/* b goes: unregister it upstream (unless the device did) and free its leg. */
+void keepalive_release(struct registrar *r, struct binding *b);
+/* The device's own REGISTER removed b upstream: nothing to undo there. */
+void keepalive_device_gone(struct binding *b);
+/* Free the leg (no SIP), and every request in flight at shutdown. */
+void keepalive_free_leg(struct upleg *up);
+void keepalive_shutdown(struct registrar *r);
+
+/*
+ * Rewrite a Contact (allocated from home) into what upstream is given:
+ * push parameters out (upstream.hide_push_params), the binding id in.
+ * Masquerading (upstream refused Path) also puts sipwake's own address in
+ * place of the client's, so requests come to us anyway.
+ */
+int registrar_upstream_contact(struct registrar *r, su_home_t *home, sip_contact_t *m,
+			       const char *id, bool masquerade, const char *proto);
+/* The Path header value sipwake gives upstream: "<sip:us;lr>". */
+void registrar_path(struct registrar *r, char *buf, size_t len);
 
 #endif

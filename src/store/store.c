@@ -74,13 +74,18 @@ static const char *const migrations[] = {
 	" ha1_sha256 TEXT,"
 	" created INTEGER NOT NULL,"
 	" updated INTEGER NOT NULL);",
+	/* 4: the upstream leg sipwake keeps alive for a push binding (SPEC 4.6) */
+	"ALTER TABLE bindings ADD COLUMN up_call_id TEXT;"
+	"ALTER TABLE bindings ADD COLUMN up_cseq INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE bindings ADD COLUMN up_expires INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE bindings ADD COLUMN up_state TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 #define BINDING_COLUMNS                                                       \
 	"id, aor, contact, instance, pn_key, received, call_id, cseq, user_agent," \
-	" q, expires, updated"
+	" q, expires, updated, up_call_id, up_cseq, up_expires, up_state"
 #define MESSAGE_COLUMNS \
 	"id, aor, from_hdr, to_hdr, call_id, content_type, body, received, expires, attempts"
 
@@ -89,7 +94,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_BINDING_PUT] = "INSERT OR REPLACE INTO bindings (" BINDING_COLUMNS ")"
-			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+			  " ?16)",
 	[S_BINDING_DEL] = "DELETE FROM bindings WHERE id = ?1",
 	[S_BINDING_DEL_AOR] = "DELETE FROM bindings WHERE aor = ?1",
 	[S_BINDING_LOAD] = "SELECT " BINDING_COLUMNS " FROM bindings WHERE expires > ?1"
@@ -393,7 +399,9 @@ int store_binding_put(struct store *st, const struct store_binding *b)
 	    store_bind_text(s, 6, b->received) || store_bind_text(s, 7, b->call_id) ||
 	    sqlite3_bind_int64(s, 8, b->cseq) || store_bind_text(s, 9, b->user_agent) ||
 	    sqlite3_bind_int(s, 10, b->q) || sqlite3_bind_int64(s, 11, b->expires) ||
-	    sqlite3_bind_int64(s, 12, b->updated)) {
+	    sqlite3_bind_int64(s, 12, b->updated) || store_bind_text(s, 13, b->up_call_id) ||
+	    sqlite3_bind_int64(s, 14, b->up_cseq) || sqlite3_bind_int64(s, 15, b->up_expires) ||
+	    store_bind_text(s, 16, b->up_state)) {
 		store_fail(st, "binding put");
 		store_release(s);
 		return -1;
@@ -455,6 +463,10 @@ int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void
 			.q = sqlite3_column_int(s, 9),
 			.expires = sqlite3_column_int64(s, 10),
 			.updated = sqlite3_column_int64(s, 11),
+			.up_call_id = store_col_text(s, 12),
+			.up_cseq = (uint32_t)sqlite3_column_int64(s, 13),
+			.up_expires = sqlite3_column_int64(s, 14),
+			.up_state = store_col_text(s, 15),
 		};
 		if (fn(ctx, &b) != 0)
 			break;

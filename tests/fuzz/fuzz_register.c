@@ -3,7 +3,7 @@
  * libFuzzer target: REGISTER parsing as the registrar does it
  * (src/registrar/register.c parse_register(), with pn_parse(), the
  * contact key, q and expiry policy), then, in gateway mode, the Contact
- * rewriting of the REGISTER sent upstream (rewrite_contact(): push
+ * rewriting of the REGISTER sent upstream (registrar_upstream_contact(): push
  * parameters out, the binding id in, or masquerading) and its
  * serialization as nta would send it. The registrar is the real one, on a
  * real SIP agent (127.0.0.1, any free port) and SQLite store in a private
@@ -109,7 +109,7 @@ static void rewrite_upstream(struct registrar *r, msg_t *msg, struct reg_req *q,
 		goto out;
 	for (sip_contact_t *m = sip->sip_contact; m && i < q->n; m = m->m_next, i++) {
 		snprintf(q->c[i].id, sizeof(q->c[i].id), "%016x", i);
-		if (rewrite_contact(r, fwd, m, q->c[i].id, masquerade, proto) < 0)
+		if (registrar_upstream_contact(r, msg_home(fwd), m, q->c[i].id, masquerade, proto) < 0)
 			goto out;
 		if (r->cfg->upstream.hide_push_params && m->m_url->url_params) {
 			struct pn_identity pn;

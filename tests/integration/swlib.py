@@ -21,6 +21,7 @@ parse_sipp_messages(), raw sockets), never on timing or on log lines.
 """
 
 import atexit
+import hashlib
 import os
 import re
 import shutil
@@ -382,6 +383,41 @@ def build_request(method, ruri, transport, local, headers=(), body="", via_branc
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 
+def digest_challenges(resp, header="www-authenticate"):
+    """Each digest challenge of a response as a dict (algorithm, nonce, ...)."""
+    out = []
+    for v in resp.all(header):
+        scheme, _, rest = v.partition(" ")
+        if scheme.lower() != "digest":
+            continue
+        out.append({k.lower(): val.strip('"')
+                    for k, val in re.findall(r'([\w-]+)\s*=\s*("[^"]*"|[^,\s]+)', rest)})
+    return out
+
+
+def digest_credentials(ch, method, uri, user, password, nc=1, cnonce="c0ffee42"):
+    """An Authorization value answering challenge ch (RFC 7616 3.4; qop=auth
+    when offered, RFC 2069 style otherwise), written from the RFC, not from
+    sipwake's code."""
+    algo = ch.get("algorithm", "MD5")
+    hf = hashlib.sha256 if algo.upper() == "SHA-256" else hashlib.md5
+
+    def h(s):
+        return hf(s.encode()).hexdigest()
+    ha1 = h("%s:%s:%s" % (user, ch["realm"], password))
+    ha2 = h("%s:%s" % (method, uri))
+    if "qop" not in ch:
+        return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+                'algorithm=%s%s' % (user, ch["realm"], ch["nonce"], uri,
+                                    h(":".join([ha1, ch["nonce"], ha2])), algo,
+                                    ', opaque="%s"' % ch["opaque"] if "opaque" in ch else ""))
+    ncs = "%08x" % nc
+    resp = h(":".join([ha1, ch["nonce"], ncs, cnonce, "auth", ha2]))
+    return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+            'algorithm=%s, cnonce="%s", opaque="%s", qop=auth, nc=%s'
+            % (user, ch["realm"], ch["nonce"], uri, resp, algo, cnonce, ch.get("opaque", ""), ncs))
+
+
 def next_stream_message(buf):
     """Frame a SIP stream (TCP/TLS): (bytes of the first whole message, rest),
     or (None, buf) while it is incomplete. Keep-alive CRLFs in front are
@@ -626,7 +662,8 @@ class Kamailio:
     benchmark asks for more."""
 
     def __init__(self, workdir, name="upstream", port=None, role="registrar", auth=False,
-                 password="secret", upstream=None, children=1, shm_mb=64, pkg_mb=8, debug=2):
+                 password="secret", upstream=None, children=1, shm_mb=64, pkg_mb=8, debug=2,
+                 max_expires=7200, min_expires=60):
         self.name = name
         self.dir = os.path.join(workdir, "kamailio-" + name)
         os.makedirs(self.dir, exist_ok=True)
@@ -635,6 +672,7 @@ class Kamailio:
         self.role, self.auth, self.password = role, auth, password
         self.upstream = upstream
         self.children, self.shm_mb, self.pkg_mb, self.debug = children, shm_mb, pkg_mb, debug
+        self.max_expires, self.min_expires = max_expires, min(min_expires, max_expires)
         self.cfg = os.path.join(self.dir, "kamailio.cfg")
         self.pidfile = os.path.join(self.dir, "kamailio.pid")
         self.ctl = os.path.join(self.dir, "kamailio_ctl")
@@ -662,6 +700,7 @@ class Kamailio:
             "DEFINES": "\n".join(defines), "DEBUG": str(self.debug), "NAME": self.name,
             "CHILDREN": str(self.children), "PORT": str(self.port), "CTL_SOCKET": self.ctl,
             "UPSTREAM": self.upstream or "sip:127.0.0.1:9", "PASSWORD": self.password,
+            "MAX_EXPIRES": str(self.max_expires), "MIN_EXPIRES": str(self.min_expires),
         }
         for k, v in subst.items():
             text = text.replace("@%s@" % k, v)

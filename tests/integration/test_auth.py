@@ -46,32 +46,8 @@ def ctl(conf, *args, stdin=None):
     return r.returncode, r.stdout, r.stderr
 
 
-def challenges(resp, header="www-authenticate"):
-    """Each digest challenge of a response as a dict (algorithm, nonce, ...)."""
-    out = []
-    for v in resp.all(header):
-        scheme, _, rest = v.partition(" ")
-        if scheme.lower() != "digest":
-            continue
-        out.append({k.lower(): val.strip('"')
-                    for k, val in re.findall(r'([\w-]+)\s*=\s*("[^"]*"|[^,\s]+)', rest)})
-    return out
-
-
-def credentials(ch, method, uri, user, password, nc=1, cnonce="c0ffee42"):
-    """An Authorization value answering challenge ch (RFC 7616 3.4)."""
-    algo = ch.get("algorithm", "MD5")
-    hf = hashlib.sha256 if algo.upper() == "SHA-256" else hashlib.md5
-
-    def h(s):
-        return hf(s.encode()).hexdigest()
-    ha1 = h("%s:%s:%s" % (user, ch["realm"], password))
-    ha2 = h("%s:%s" % (method, uri))
-    ncs = "%08x" % nc
-    resp = h(":".join([ha1, ch["nonce"], ncs, cnonce, "auth", ha2]))
-    return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
-            'algorithm=%s, cnonce="%s", opaque="%s", qop=auth, nc=%s'
-            % (user, ch["realm"], ch["nonce"], uri, resp, algo, cnonce, ch.get("opaque", ""), ncs))
+challenges = swlib.digest_challenges
+credentials = swlib.digest_credentials
 
 
 class Phone:

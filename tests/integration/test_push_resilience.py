@@ -146,12 +146,14 @@ class Resilience(unittest.TestCase):
             cfg = L.apns_config(self.pki, f.url)
             ops = []
             for i in range(n):
-                ops.append(send("m%d" % i, token=tok(1000 + i), deadline_ms=4000,
+                # A deadline far beyond what the retries need, so that a loaded CI
+                # machine (every test at once) still sees every push's real end.
+                ops.append(send("m%d" % i, token=tok(1000 + i), deadline_ms=15000,
                                 kind=["call", "message", "wakeup", "cancel"][i % 4],
                                 text="hi", reason="missed", detach=(i % 5 == 0)))
                 if i == n // 2:
                     ops += [{"op": "sleep", "ms": 50}, dict({"op": "reload"}, **cfg)]
-            ops += [{"op": "wait", "timeout_ms": 20000}, {"op": "drain", "timeout_ms": 20000},
+            ops += [{"op": "wait", "timeout_ms": 40000}, {"op": "drain", "timeout_ms": 20000},
                     {"op": "stats"}]
             ev, _ = L.run_driver(cfg, ops)
         got = {}

@@ -327,8 +327,23 @@ class Phone(_Party):
             self.user, self.conn.local[0], self.conn.local[1], self.transport, self.pn,
             (";" + self.inst) if self.inst else "")
 
-    def register(self, expires=600, timeout=10.0):
-        """REGISTER from the current socket; returns the final response (or None)."""
+    def register(self, expires=600, timeout=10.0, password=None):
+        """REGISTER from the current socket; returns the final response (or
+        None). With password, a 401/407 is answered once (digest, as the
+        phone's own credentials), with the next CSeq."""
+        r = self._register(expires, timeout)
+        if password is None or r is None or r.status not in (401, 407):
+            return r
+        hdr = "www-authenticate" if r.status == 401 else "proxy-authenticate"
+        chs = swlib.digest_challenges(r, hdr)
+        if not chs:
+            return r
+        creds = swlib.digest_credentials(chs[0], "REGISTER", "sip:" + self.domain, self.user,
+                                         password, cnonce=_tag())
+        return self._register(expires, timeout, ("Authorization" if r.status == 401
+                                                 else "Proxy-Authorization", creds))
+
+    def _register(self, expires, timeout, auth=None):
         self.cseq += 1
         tr = self.transport.upper()
         req = ("REGISTER sip:%s SIP/2.0\r\n"
@@ -336,11 +351,12 @@ class Phone(_Party):
                "Max-Forwards: 70\r\n"
                "From: <sip:%s@%s>;tag=%s\r\nTo: <sip:%s@%s>\r\n"
                "Call-ID: %s\r\nCSeq: %d REGISTER\r\n"
-               "Contact: %s\r\nExpires: %d\r\nSupported: path, outbound\r\n"
+               "Contact: %s\r\nExpires: %d\r\nSupported: path, outbound\r\n%s"
                "User-Agent: wakelib-phone\r\nContent-Length: 0\r\n\r\n" % (
                    self.domain, tr, self.conn.local[0], self.conn.local[1], _branch(),
                    self.user, self.domain, self.tag, self.user, self.domain, self.call_id,
-                   self.cseq, self.contact(), expires)).encode()
+                   self.cseq, self.contact(), expires,
+                   "%s: %s\r\n" % auth if auth else "")).encode()
         self.send(req)
         cseq = "%d REGISTER" % self.cseq
         return self.wait(lambda m: m.status is not None and m.status >= 200

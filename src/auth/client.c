@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Answering an upstream's digest challenge from a stored account (SPEC
+ * 4.6): the registrar's keep-alive refreshes a sleeping device's upstream
+ * registration and must prove the device's identity with nothing but the
+ * HA1 values `sipwakectl account` stored. sofia-sip parses the challenge;
+ * digest.c computes the response (MD5 or SHA-256).
+ */
+#include "sipwake/auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/rand.h>
+#include <sofia-sip/auth_digest.h>
+#include <sofia-sip/msg_header.h>
+
+#include "sipwake/store.h"
+
+struct creds {
+	bool found;
+	char username[256];
+	char realm[128];
+	char ha1[AUTH_ALGO_COUNT][AUTH_HEX_MAX + 1];
+};
+
+static int copy_creds(void *ctx, const struct store_account *a)
+{
+	struct creds *c = ctx;
+
+	c->found = snprintf(c->username, sizeof(c->username), "%s", a->username) <
+			   (int)sizeof(c->username) &&
+		   snprintf(c->realm, sizeof(c->realm), "%s", a->realm) < (int)sizeof(c->realm);
+	if (a->ha1_md5 && auth_is_hex(a->ha1_md5, auth_hex_len(AUTH_MD5)))
+		snprintf(c->ha1[AUTH_MD5], sizeof(c->ha1[AUTH_MD5]), "%s", a->ha1_md5);
+	if (a->ha1_sha256 && auth_is_hex(a->ha1_sha256, auth_hex_len(AUTH_SHA256)))
+		snprintf(c->ha1[AUTH_SHA256], sizeof(c->ha1[AUTH_SHA256]), "%s", a->ha1_sha256);
+	return 0;
+}
+
+static enum auth_client load_creds(struct store *st, const char *aor, struct creds *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (store_account_get(st, aor, copy_creds, c) < 0)
+		return AUTH_CLIENT_ERROR;
+	return c->found ? AUTH_CLIENT_OK : AUTH_CLIENT_NO_ACCOUNT;
+}
+
+/* True when a qop list ("auth,auth-int") offers plain "auth". */
+static bool offers_auth(const char *qop)
+{
+	size_t n;
+
+	for (const char *p = qop; p && *p; p += n) {
+		p += strspn(p, " ,\t");
+		n = strcspn(p, " ,\t");
+		if (n == 4 && !strncasecmp(p, "auth", 4))
+			return true;
+	}
+	return false;
+}
+
+enum auth_client auth_client_take(struct store *st, const char *aor, const msg_auth_t *challenges,
+				  bool proxy, struct auth_cache *c, char *why, size_t why_len)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	enum auth_client rc;
+	struct creds cr;
+
+	c->valid = false;
+	rc = load_creds(st, aor, &cr);
+	if (rc != AUTH_CLIENT_OK) {
+		snprintf(why, why_len, rc == AUTH_CLIENT_ERROR ? "the account cannot be read"
+							       : "challenged, and no account for %s",
+			 aor);
+		return rc;
+	}
+	rc = AUTH_CLIENT_UNUSABLE;
+	snprintf(why, why_len, "no digest challenge in the answer");
+	for (const msg_auth_t *h = challenges; h && rc != AUTH_CLIENT_OK; h = h->au_next) {
+		auth_challenge_t ac = {.ac_size = sizeof(ac)};
+		int algo;
+
+		if (!h->au_scheme || strcasecmp(h->au_scheme, "Digest") != 0 || !h->au_params ||
+		    auth_digest_challenge_get(home, &ac, h->au_params) < 0 || !ac.ac_realm ||
+		    !ac.ac_nonce)
+			continue;
+		algo = auth_algo_parse(ac.ac_algorithm);
+		if (strcmp(ac.ac_realm, cr.realm) != 0) {
+			snprintf(why, why_len, "challenged for realm \"%s\", the account is for \"%s\"",
+				 ac.ac_realm, cr.realm);
+			continue;
+		}
+		if (algo < 0 || !cr.ha1[algo][0]) {
+			snprintf(why, why_len, "challenged with %s, the account has no HA1 for it",
+				 ac.ac_algorithm ? ac.ac_algorithm : "MD5");
+			continue;
+		}
+		if (ac.ac_qop && !offers_auth(ac.ac_qop)) {
+			snprintf(why, why_len, "challenged with qop=%s only", ac.ac_qop);
+			continue;
+		}
+		if (snprintf(c->realm, sizeof(c->realm), "%s", ac.ac_realm) >= (int)sizeof(c->realm) ||
+		    snprintf(c->nonce, sizeof(c->nonce), "%s", ac.ac_nonce) >= (int)sizeof(c->nonce) ||
+		    snprintf(c->opaque, sizeof(c->opaque), "%s", ac.ac_opaque ? ac.ac_opaque : "") >=
+			    (int)sizeof(c->opaque)) {
+			snprintf(why, why_len, "a challenge too long to answer");
+			continue;
+		}
+		c->algo = algo;
+		c->qop = ac.ac_qop != NULL;
+		c->proxy = proxy;
+		c->nc = 0;
+		c->valid = true;
+		rc = AUTH_CLIENT_OK;
+	}
+	su_home_deinit(home);
+	return rc;
+}
+
+enum auth_client auth_client_credentials(struct store *st, const char *aor, struct auth_cache *c,
+					 const char *method, const char *uri, char *out, size_t len)
+{
+	char resp[AUTH_HEX_MAX + 1], nc[9], cnonce[17];
+	unsigned char rnd[8];
+	struct creds cr;
+	enum auth_client rc = load_creds(st, aor, &cr);
+	int n;
+
+	if (rc != AUTH_CLIENT_OK)
+		return rc;
+	if (!c->valid || strcmp(c->realm, cr.realm) != 0 || !cr.ha1[c->algo][0])
+		return AUTH_CLIENT_UNUSABLE;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return AUTH_CLIENT_ERROR;
+	for (int i = 0; i < 8; i++)
+		snprintf(cnonce + 2 * i, 3, "%02x", rnd[i]);
+	c->nc++;
+	snprintf(nc, sizeof(nc), "%08x", c->nc);
+	if (auth_response((enum auth_algo)c->algo, cr.ha1[c->algo], c->nonce, nc, cnonce,
+			  c->qop ? "auth" : NULL, method, uri, resp) < 0)
+		return AUTH_CLIENT_ERROR;
+	n = snprintf(out, len,
+		     "Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", "
+		     "response=\"%s\", algorithm=%s%s%s%s%s%s%s%s",
+		     cr.username, c->realm, c->nonce, uri, resp, auth_algo_name((enum auth_algo)c->algo),
+		     c->qop ? ", qop=auth, nc=" : "", c->qop ? nc : "",
+		     c->qop ? ", cnonce=\"" : "", c->qop ? cnonce : "", c->qop ? "\"" : "",
+		     c->opaque[0] ? ", opaque=\"" : "", c->opaque[0] ? c->opaque : "");
+	if (n < 0 || (size_t)n + 2 >= len)
+		return AUTH_CLIENT_ERROR;
+	if (c->opaque[0])
+		snprintf(out + n, len - (size_t)n, "\"");
+	return AUTH_CLIENT_OK;
+}
