@@ -626,6 +626,18 @@ void stats_declare_core(void)
 	stats_family("sipwake_build_info", STATS_GAUGE, "always 1; the version is a label");
 	stats_family("sipwake_admin_requests_total", STATS_COUNTER,
 		     "control socket requests, by command");
+	stats_family("sipwake_auth_total", STATS_COUNTER,
+		     "digest checks of requests (standalone auth.mode \"accounts\"): ok, challenged "
+		     "(no credentials), stale (old or reused nonce), failed (wrong credentials), "
+		     "refused (too many failures from the source), error (store)");
+	stats_family("sipwake_upstream_refresh_total", STATS_COUNTER,
+		     "REGISTERs sipwake sent upstream to keep a sleeping device registered: ok, "
+		     "challenged (answered from the account), rejected (401/407/403), no_account, "
+		     "timeout, failed (other answers, upstream unreachable)");
+	stats_family("sipwake_upstream_refresh_lateness_seconds", STATS_HISTOGRAM,
+		     "how long after its scheduled time a keep-alive refresh was sent");
+	stats_family("sipwake_upstream_lapsed_total", STATS_COUNTER,
+		     "keep-alive refreshes sent after upstream's registration had already expired");
 	/* Series that should read 0 from the start rather than be absent. */
 	stats_counter("sipwake_register_total", "result", "ok", NULL);
 	stats_counter("sipwake_register_total", "result", "refused", NULL);

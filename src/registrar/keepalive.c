@@ -150,7 +150,7 @@ void keepalive_bound(struct registrar *r, struct binding *b, int up_granted, int
 	up->expires = now + up_granted;
 	up->next_try = refresh_at(now, up_granted);
 	up->failures = 0;
-	up->failing = up->wakeup_asked = false;
+	up->failing = up->wakeup_asked = up->lapsed = false;
 	snprintf(up->state, sizeof(up->state), "ok");
 }
 
@@ -172,7 +172,10 @@ void keepalive_load(struct registrar *r, struct binding *b, const struct store_b
 	snprintf(up->state, sizeof(up->state), "%s", sb->up_state ? sb->up_state : "ok");
 	up->failing = strcmp(up->state, "ok") != 0;
 	/* Overdue (or close to it): at once, spread over a few seconds; else on schedule. */
-	up->next_try = left <= 2 * KA_MARGIN_MIN ? now + jitter(KA_SPREAD) : refresh_at(now, left);
+	if (left > 2 * KA_MARGIN_MIN)
+		up->next_try = refresh_at(now, left);
+	else /* spread, but within what is left of it where possible */
+		up->next_try = now + jitter(left - 2 < KA_SPREAD ? (left > 2 ? left - 2 : 0) : KA_SPREAD);
 	b->up = up;
 }
 
@@ -372,7 +375,7 @@ static void refresh_ok(struct registrar *r, struct binding *b, int granted, int6
 	up->expires = now + granted;
 	up->next_try = refresh_at(now, granted);
 	up->failures = 0;
-	up->failing = up->wakeup_asked = false;
+	up->failing = up->wakeup_asked = up->lapsed = false;
 	snprintf(up->state, sizeof(up->state), "ok");
 	log_debug("binding %s of %s refreshed upstream for %ds", b->id, b->aor, granted);
 	save(r, b);
@@ -532,6 +535,15 @@ void keepalive_refresh(struct registrar *r, struct binding *b)
 	if (!q) {
 		refresh_failed(r, b, "failed", "out of memory", now);
 		return;
+	}
+	static const double late_bounds[] = {0.5, 1, 2, 5, 10, 30, 60, 300};
+
+	stats_observe(stats_histogram("sipwake_upstream_refresh_lateness_seconds", late_bounds,
+				      (int)(sizeof(late_bounds) / sizeof(late_bounds[0])), NULL),
+		      (double)(now - b->up->next_try));
+	if (now >= b->up->expires && !b->up->lapsed) {
+		b->up->lapsed = true;
+		stats_count("sipwake_upstream_lapsed_total", NULL);
 	}
 	b->up->inflight = q;
 	q->expires = (int)(b->expires - now);

@@ -38,6 +38,7 @@ struct upleg {
 	bool failing;
 	bool wakeup_asked;    /* the device got a wake-up push for this failing spell */
 	bool device_gone;     /* the device unregistered upstream itself */
+	bool lapsed;          /* upstream's registration expired before a refresh (counted) */
 	char state[96];       /* "ok", or why the last refresh failed */
 	struct upreq *inflight;
 	struct auth_cache cache; /* upstream's last challenge, for nonce reuse */
