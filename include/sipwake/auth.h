@@ -78,10 +78,13 @@ struct auth_cache {
 	int algo;   /* enum auth_algo */
 	bool qop;   /* qop=auth offered */
 	uint32_t nc;
-	char realm[128];
-	char nonce[256];
-	char opaque[256];
+	char *buf;  /* one allocation: realm, nonce and opaque point into it */
+	const char *realm, *nonce, *opaque;
 };
+
+/* Forget a cached challenge (free its strings); copy one (0, or -1 on ENOMEM). */
+void auth_cache_clear(struct auth_cache *c);
+int auth_cache_copy(struct auth_cache *dst, const struct auth_cache *src);
 
 enum auth_client {
 	AUTH_CLIENT_OK,

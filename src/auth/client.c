@@ -9,6 +9,7 @@
 #include "sipwake/auth.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -45,6 +46,45 @@ static enum auth_client load_creds(struct store *st, const char *aor, struct cre
 	if (store_account_get(st, aor, copy_creds, c) < 0)
 		return AUTH_CLIENT_ERROR;
 	return c->found ? AUTH_CLIENT_OK : AUTH_CLIENT_NO_ACCOUNT;
+}
+
+void auth_cache_clear(struct auth_cache *c)
+{
+	free(c->buf);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Keep realm, nonce and opaque in c (one allocation). */
+static int cache_set(struct auth_cache *c, const char *realm, const char *nonce,
+		     const char *opaque)
+{
+	size_t lr = strlen(realm) + 1, ln = strlen(nonce) + 1, lo = strlen(opaque) + 1;
+	char *b = malloc(lr + ln + lo);
+
+	if (!b)
+		return -1;
+	memcpy(b, realm, lr);
+	memcpy(b + lr, nonce, ln);
+	memcpy(b + lr + ln, opaque, lo);
+	free(c->buf);
+	c->buf = b;
+	c->realm = b;
+	c->nonce = b + lr;
+	c->opaque = b + lr + ln;
+	return 0;
+}
+
+int auth_cache_copy(struct auth_cache *dst, const struct auth_cache *src)
+{
+	*dst = *src;
+	dst->buf = NULL;
+	if (!src->buf)
+		return 0;
+	if (cache_set(dst, src->realm, src->nonce, src->opaque) < 0) {
+		memset(dst, 0, sizeof(*dst));
+		return -1;
+	}
+	return 0;
 }
 
 /* True when a qop list ("auth,auth-int") offers plain "auth". */
@@ -101,11 +141,12 @@ enum auth_client auth_client_take(struct store *st, const char *aor, const msg_a
 			snprintf(why, why_len, "challenged with qop=%s only", ac.ac_qop);
 			continue;
 		}
-		if (snprintf(c->realm, sizeof(c->realm), "%s", ac.ac_realm) >= (int)sizeof(c->realm) ||
-		    snprintf(c->nonce, sizeof(c->nonce), "%s", ac.ac_nonce) >= (int)sizeof(c->nonce) ||
-		    snprintf(c->opaque, sizeof(c->opaque), "%s", ac.ac_opaque ? ac.ac_opaque : "") >=
-			    (int)sizeof(c->opaque)) {
+		if (strlen(ac.ac_nonce) > 512 || (ac.ac_opaque && strlen(ac.ac_opaque) > 512)) {
 			snprintf(why, why_len, "a challenge too long to answer");
+			continue;
+		}
+		if (cache_set(c, ac.ac_realm, ac.ac_nonce, ac.ac_opaque ? ac.ac_opaque : "") < 0) {
+			snprintf(why, why_len, "out of memory");
 			continue;
 		}
 		c->algo = algo;
@@ -130,7 +171,7 @@ enum auth_client auth_client_credentials(struct store *st, const char *aor, stru
 
 	if (rc != AUTH_CLIENT_OK)
 		return rc;
-	if (!c->valid || strcmp(c->realm, cr.realm) != 0 || !cr.ha1[c->algo][0])
+	if (!c->valid || !c->buf || strcmp(c->realm, cr.realm) != 0 || !cr.ha1[c->algo][0])
 		return AUTH_CLIENT_UNUSABLE;
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return AUTH_CLIENT_ERROR;
@@ -147,7 +188,7 @@ enum auth_client auth_client_credentials(struct store *st, const char *aor, stru
 		     cr.username, c->realm, c->nonce, uri, resp, auth_algo_name((enum auth_algo)c->algo),
 		     c->qop ? ", qop=auth, nc=" : "", c->qop ? nc : "",
 		     c->qop ? ", cnonce=\"" : "", c->qop ? cnonce : "", c->qop ? "\"" : "",
-		     c->opaque[0] ? ", opaque=\"" : "", c->opaque[0] ? c->opaque : "");
+		     c->opaque[0] ? ", opaque=\"" : "", c->opaque);
 	if (n < 0 || (size_t)n + 2 >= len)
 		return AUTH_CLIENT_ERROR;
 	if (c->opaque[0])

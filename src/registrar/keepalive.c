@@ -109,6 +109,7 @@ void keepalive_free_leg(struct upleg *up)
 		return;
 	if (up->inflight)
 		up->inflight->orphan = true; /* its answer is ignored */
+	auth_cache_clear(&up->cache);
 	free(up->call_id);
 	free(up);
 }
@@ -206,6 +207,7 @@ static void upreq_free(struct upreq *q)
 	free(q->ruri);
 	free(q->contact);
 	free(q->call_id);
+	auth_cache_clear(&q->cache);
 	free(q);
 }
 
@@ -569,7 +571,7 @@ void keepalive_release(struct registrar *r, struct binding *b)
 	if (!up->device_gone && !config_standalone(r->cfg) && (q = upreq_new(r, b, false))) {
 		q->cseq = up->cseq + 1;
 		q->expires = 0;
-		q->cache = up->cache;
+		auth_cache_copy(&q->cache, &up->cache);
 		log_info("binding %s of %s goes: removing its upstream registration", b->id, b->aor);
 		upreq_send(q);
 	}

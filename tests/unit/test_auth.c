@@ -13,6 +13,8 @@
 #include "sipwake/config.h"
 #include "sipwake/store.h"
 
+#include <sofia-sip/sip_header.h>
+
 static void test_rfc2617(void)
 {
 	char ha1[AUTH_HEX_MAX + 1], resp[AUTH_HEX_MAX + 1];
@@ -108,11 +110,95 @@ out:
 	config_cleanup(&cfg);
 }
 
+/* A parameter of a credentials string: name="value" or name=value. */
+static void param(const char *creds, const char *name, char *out, size_t len)
+{
+	char key[32];
+	const char *p;
+	size_t n;
+
+	snprintf(key, sizeof(key), " %s=", name);
+	p = strstr(creds, key);
+	out[0] = 0;
+	if (!p)
+		return;
+	p += strlen(key);
+	if (*p == '"')
+		p++;
+	n = strcspn(p, "\",");
+	snprintf(out, len, "%.*s", (int)n, p);
+}
+
+static void test_client(void)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	struct store *st = NULL;
+	char ha1[AUTH_HEX_MAX + 1], creds[1024], why[160], want[AUTH_HEX_MAX + 1];
+	char nc[16], cnonce[64], resp[80];
+	struct store_account acc = {.aor = "sip:ios@pbx.example", .username = "ios",
+				    .realm = "pbx.example", .ha1_md5 = ha1, .created = 1, .updated = 1};
+	struct auth_cache c = {0};
+	msg_auth_t *ch;
+
+	CHECK(store_open(&st, ":memory:") == 0);
+	if (!st)
+		return;
+	ch = sip_www_authenticate_make(home, "Digest realm=\"elsewhere\", nonce=\"n0\", "
+					     "algorithm=MD5, qop=\"auth\"");
+	CHECK(ch != NULL);
+	CHECK(auth_client_take(st, acc.aor, ch, false, &c, why, sizeof(why)) == AUTH_CLIENT_NO_ACCOUNT);
+	CHECK(auth_ha1(AUTH_MD5, "ios", "pbx.example", "secret", ha1) == 0);
+	CHECK(store_account_put(st, &acc) == 0);
+	CHECK(auth_client_take(st, acc.aor, ch, false, &c, why, sizeof(why)) == AUTH_CLIENT_UNUSABLE);
+	CHECK(strstr(why, "realm") != NULL);
+	ch = sip_www_authenticate_make(home, "Digest realm=\"pbx.example\", nonce=\"abc123\", "
+					     "algorithm=SHA-256, qop=\"auth\"");
+	CHECK(auth_client_take(st, acc.aor, ch, false, &c, why, sizeof(why)) == AUTH_CLIENT_UNUSABLE);
+	CHECK(strstr(why, "SHA-256") != NULL); /* the account has MD5 only */
+	/* Two challenges: the one the account can answer is taken. */
+	ch = sip_www_authenticate_make(home, "Digest realm=\"pbx.example\", nonce=\"abc123\", "
+					     "opaque=\"op\", algorithm=MD5, qop=\"auth,auth-int\"");
+	CHECK(auth_client_take(st, acc.aor, ch, false, &c, why, sizeof(why)) == AUTH_CLIENT_OK);
+	for (unsigned i = 1; i <= 2; i++) {
+		char want_nc[16];
+		CHECK(auth_client_credentials(st, acc.aor, &c, "REGISTER", "sip:pbx.example", creds,
+					      sizeof(creds)) == AUTH_CLIENT_OK);
+		param(creds, "nc", nc, sizeof(nc));
+		param(creds, "cnonce", cnonce, sizeof(cnonce));
+		param(creds, "response", resp, sizeof(resp));
+		snprintf(want_nc, sizeof(want_nc), "%08x", i);
+		CHECK_STR(nc, want_nc); /* the nonce is reused with the next count */
+		CHECK(auth_response(AUTH_MD5, ha1, "abc123", nc, cnonce, "auth", "REGISTER",
+				    "sip:pbx.example", want) == 0);
+		CHECK_STR(resp, want);
+		CHECK(strstr(creds, "username=\"ios\"") && strstr(creds, "opaque=\"op\"") &&
+		      strstr(creds, "qop=auth"));
+	}
+	/* Without qop (RFC 2069): no nc, no cnonce, the short digest. */
+	ch = sip_www_authenticate_make(home, "Digest realm=\"pbx.example\", nonce=\"xyz\"");
+	CHECK(auth_client_take(st, acc.aor, ch, false, &c, why, sizeof(why)) == AUTH_CLIENT_OK);
+	CHECK(auth_client_credentials(st, acc.aor, &c, "REGISTER", "sip:pbx.example", creds,
+				      sizeof(creds)) == AUTH_CLIENT_OK);
+	param(creds, "response", resp, sizeof(resp));
+	CHECK(auth_response(AUTH_MD5, ha1, "xyz", NULL, NULL, NULL, "REGISTER", "sip:pbx.example",
+			    want) == 0);
+	CHECK_STR(resp, want);
+	CHECK(!strstr(creds, "nc=") && !strstr(creds, "cnonce"));
+	/* The account gone: nothing to answer with. */
+	CHECK(store_account_del(st, acc.aor) == 1);
+	CHECK(auth_client_credentials(st, acc.aor, &c, "REGISTER", "sip:pbx.example", creds,
+				      sizeof(creds)) == AUTH_CLIENT_NO_ACCOUNT);
+	auth_cache_clear(&c);
+	store_close(st);
+	su_home_deinit(home);
+}
+
 int main(void)
 {
 	test_rfc2617();
 	test_rfc7616();
 	test_names();
 	test_nonces();
+	test_client();
 	return CHECK_RESULT();
 }
