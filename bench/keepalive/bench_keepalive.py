@@ -170,7 +170,12 @@ def main():
         print("over %.0f s after a %d s warm-up:" % (window, a.cap + 5))
         print("  refreshes ok          %d (%.0f/s; %.0f/s needed for %d bindings at one per %d s)"
               % (ok, ok / window, a.n / (a.cap * 0.75), a.n, int(a.cap * 0.75)))
-        print("  refreshes not ok      %d" % (total - ok))
+        results = sorted({sr["labels"].get("result") for sr in
+                          s1.get("sipwake_upstream_refresh_total", {}).get("series", [])} - {"ok"})
+        print("  refreshes not ok      %d (%s)" % (total - ok, ", ".join(
+            "%s %d" % (r, series(s1, "sipwake_upstream_refresh_total", result=r) -
+                       series(s0, "sipwake_upstream_refresh_total", result=r))
+            for r in results) or "none"))
         print("  sipwake CPU           %.1f s = %.0f us per refresh (%.0f%% of one core)"
               % (c1 - c0, 1e6 * (c1 - c0) / ok if ok else 0, 100 * (c1 - c0) / window))
         print("  Kamailio CPU          %.1f s = %.0f us per REGISTER answered (reference)"

@@ -633,7 +633,7 @@ void registrar_enforce_limit(struct registrar *r, const char *aor, const struct 
 }
 
 #define PURGE_BATCH 256
-#define KEEPALIVE_BATCH 4096 /* upstream refreshes started per tick (a second) at most */
+#define KEEPALIVE_BATCH 8192 /* upstream refreshes queued per tick (a second) at most */
 
 struct purge_ctx {
 	int64_t now;
@@ -683,8 +683,11 @@ void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg
 		p.expiring[i]->wakeup_for = p.expiring[i]->expires;
 		registrar_notify(r, p.expiring[i], REGISTRAR_EXPIRING);
 	}
+	keepalive_flush(r);
 	for (int i = 0; i < p.n_refresh; i++)
-		keepalive_refresh(r, p.refresh[i]);
+		keepalive_queue(r, p.refresh[i]);
+	if (p.n_refresh)
+		keepalive_pace(r);
 	for (int i = 0; i < p.n; i++)
 		registrar_remove(r, p.expired[i], "expired");
 	/* Expired rows (bindings, and stored messages past messages.max_age) go

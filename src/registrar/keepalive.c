@@ -44,6 +44,19 @@
 #define KA_SPREAD 5        /* s over which overdue refreshes are spread after a restart */
 #define KA_CSEQ_SKIP 16    /* CSeqs skipped after a restart (sent, maybe not committed) */
 #define KA_MAX_ROUNDS 4    /* requests of one exchange (challenge, 423, 420) */
+#define KA_QUEUE_MAX 65536 /* due refreshes waiting to be sent */
+#define KA_SLICE_MS 50     /* the pacer sends a twentieth of a second's refreshes each time */
+
+/* Due refreshes by binding id (a binding may go while queued), sent spread out. */
+struct ka_pacer {
+	char (*ids)[BINDING_ID_LEN + 1];
+	size_t head, len;
+	size_t per_slice;
+	su_timer_t *timer;
+	bool armed;
+	char (*dirty)[BINDING_ID_LEN + 1]; /* legs to write with the next tick */
+	size_t n_dirty, cap_dirty;
+};
 
 /* One REGISTER exchange with upstream: a refresh of a binding, or a final unregister. */
 struct upreq {
@@ -114,10 +127,52 @@ void keepalive_free_leg(struct upleg *up)
 	free(up);
 }
 
+static struct ka_pacer *pacer(struct registrar *r);
+
+/*
+ * A leg changed by a refresh's end is written with the next tick, all of
+ * them in one transaction: a refresh answer costs no commit of its own.
+ * What kill -9 can take is at most a second of them: a restart then
+ * refreshes a little early and skips KA_CSEQ_SKIP CSeqs.
+ */
 static void save(struct registrar *r, struct binding *b)
 {
-	if (binding_save(r, b) < 0)
-		log_error("upstream leg of binding %s of %s not persisted", b->id, b->aor);
+	struct ka_pacer *p = pacer(r);
+	char (*ids)[BINDING_ID_LEN + 1];
+
+	if (b->up->dirty)
+		return;
+	if (p && p->n_dirty == p->cap_dirty) {
+		size_t cap = p->cap_dirty ? 2 * p->cap_dirty : 1024;
+		ids = realloc(p->dirty, cap * sizeof(*ids));
+		if (ids) {
+			p->dirty = ids;
+			p->cap_dirty = cap;
+		}
+	}
+	if (!p || p->n_dirty == p->cap_dirty) {
+		if (binding_save(r, b) < 0) /* no memory to defer it: write it now */
+			log_error("upstream leg of binding %s of %s not persisted", b->id, b->aor);
+		return;
+	}
+	snprintf(p->dirty[p->n_dirty++], BINDING_ID_LEN + 1, "%s", b->id);
+	b->up->dirty = true;
+}
+
+void keepalive_flush(struct registrar *r)
+{
+	struct ka_pacer *p = r->pacer;
+
+	for (size_t i = 0; p && i < p->n_dirty; i++) {
+		struct binding *b = registrar_find_id(r, p->dirty[i]);
+		if (!b || !b->up || !b->up->dirty)
+			continue;
+		b->up->dirty = false;
+		if (binding_save(r, b) < 0)
+			log_error("upstream leg of binding %s of %s not persisted", b->id, b->aor);
+	}
+	if (p)
+		p->n_dirty = 0;
 }
 
 void keepalive_bound(struct registrar *r, struct binding *b, int up_granted, int64_t now)
@@ -182,8 +237,76 @@ void keepalive_load(struct registrar *r, struct binding *b, const struct store_b
 
 bool keepalive_due(const struct binding *b, int64_t now)
 {
-	return b->up && !b->up->inflight && b->up->next_try && b->up->next_try <= now &&
-	       b->expires > now;
+	return b->up && !b->up->inflight && !b->up->queued && b->up->next_try &&
+	       b->up->next_try <= now && b->expires > now;
+}
+
+static void keepalive_refresh(struct registrar *r, struct binding *b);
+
+/* The pacer, made on first use; NULL without memory. */
+static struct ka_pacer *pacer(struct registrar *r)
+{
+	struct ka_pacer *p = r->pacer;
+
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (p && (p->ids = calloc(KA_QUEUE_MAX, sizeof(*p->ids))) &&
+	    (p->timer = su_timer_create(su_root_task(sip_agent_root(r->sa)), KA_SLICE_MS)))
+		return r->pacer = p;
+	if (p)
+		free(p->ids);
+	free(p);
+	return NULL;
+}
+
+void keepalive_queue(struct registrar *r, struct binding *b)
+{
+	struct ka_pacer *p = pacer(r);
+
+	if (!p) {
+		keepalive_refresh(r, b); /* no pacing possible: send now rather than not at all */
+		return;
+	}
+	if (p->len == KA_QUEUE_MAX)
+		return; /* the next tick finds it due again */
+	snprintf(p->ids[(p->head + p->len) % KA_QUEUE_MAX], BINDING_ID_LEN + 1, "%s", b->id);
+	p->len++;
+	b->up->queued = true;
+}
+
+static void pace_slice(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct registrar *r = (struct registrar *)arg;
+	struct ka_pacer *p = r->pacer;
+	int64_t now = time(NULL);
+
+	p->armed = false;
+	for (size_t n = p->per_slice; n > 0 && p->len > 0; n--) {
+		struct binding *b = registrar_find_id(r, p->ids[p->head]);
+
+		p->head = (p->head + 1) % KA_QUEUE_MAX;
+		p->len--;
+		if (!b || !b->up || !b->up->queued)
+			continue; /* gone meanwhile */
+		b->up->queued = false;
+		if (keepalive_due(b, now))
+			keepalive_refresh(r, b);
+	}
+	if (p->len > 0 && su_timer_set(p->timer, pace_slice, (su_timer_arg_t *)r) == 0)
+		p->armed = true;
+}
+
+void keepalive_pace(struct registrar *r)
+{
+	struct ka_pacer *p = r->pacer;
+
+	if (!p || !p->len)
+		return;
+	/* what is queued now goes out over the next second */
+	p->per_slice = (p->len + 1000 / KA_SLICE_MS - 1) / (1000 / KA_SLICE_MS);
+	if (!p->armed && su_timer_set(p->timer, pace_slice, (su_timer_arg_t *)r) == 0)
+		p->armed = true;
 }
 
 static struct binding *refreshed(struct upreq *q);
@@ -337,17 +460,19 @@ static void upreq_send(struct upreq *q)
 		finished(q, q->sync_status, NULL);
 }
 
-/* The next CSeq of the exchange's Call-ID (stored with the binding for a refresh). */
+/*
+ * The next CSeq of the exchange's Call-ID. A refresh's is stored with the
+ * binding when the exchange ends (at most KA_MAX_ROUNDS later): a restart
+ * skips KA_CSEQ_SKIP, more than an exchange can use unstored.
+ */
 static void next_cseq(struct upreq *q)
 {
 	struct binding *b = refreshed(q);
 
-	if (b) {
+	if (b)
 		q->cseq = ++b->up->cseq;
-		save(q->r, b);
-	} else {
+	else
 		q->cseq++;
-	}
 }
 
 /* What upstream granted our Contact (swb=id) in a 2xx, or -1 when it is not there. */
@@ -524,7 +649,7 @@ static int upreq_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, cons
 	return 0;
 }
 
-void keepalive_refresh(struct registrar *r, struct binding *b)
+static void keepalive_refresh(struct registrar *r, struct binding *b)
 {
 	int64_t now = time(NULL);
 	struct upreq *q;
@@ -593,4 +718,12 @@ void keepalive_shutdown(struct registrar *r)
 {
 	while (r->upreqs)
 		upreq_free(r->upreqs);
+	if (r->pacer) {
+		if (r->pacer->timer)
+			su_timer_destroy(r->pacer->timer);
+		free(r->pacer->ids);
+		free(r->pacer->dirty);
+		free(r->pacer);
+		r->pacer = NULL;
+	}
 }

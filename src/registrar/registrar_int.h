@@ -39,6 +39,8 @@ struct upleg {
 	bool wakeup_asked;    /* the device got a wake-up push for this failing spell */
 	bool device_gone;     /* the device unregistered upstream itself */
 	bool lapsed;          /* upstream's registration expired before a refresh (counted) */
+	bool queued;          /* due, waiting in the pacer's queue */
+	bool dirty;           /* changed, written to the store with the next tick */
 	char state[96];       /* "ok", or why the last refresh failed */
 	struct upreq *inflight;
 	struct auth_cache cache; /* upstream's last challenge, for nonce reuse */
@@ -115,6 +117,7 @@ struct registrar {
 	int64_t full_warned; /* when "max_bindings reached" was last logged */
 	unsigned purge_ticks;
 	struct upreq *upreqs; /* keep-alive REGISTERs in flight (keepalive.c) */
+	struct ka_pacer *pacer; /* due refreshes, sent spread over the next second */
 	struct deferred_reply *replies, **replies_tail;
 };
 
@@ -163,9 +166,17 @@ void keepalive_bound(struct registrar *r, struct binding *b, int up_granted, int
 /* A binding loaded from the store: its leg as stored, refresh spread if overdue. */
 void keepalive_load(struct registrar *r, struct binding *b, const struct store_binding *sb,
 		    int64_t now);
-/* Due refreshes: the tick calls keepalive_due for each binding, keepalive_refresh for those. */
+/*
+ * Due refreshes: the one-second tick asks keepalive_due of each binding and
+ * queues those (keepalive_queue), then keepalive_pace() sends the queue
+ * spread evenly over the next second, so that a burst never floods
+ * upstream's socket.
+ */
 bool keepalive_due(const struct binding *b, int64_t now);
-void keepalive_refresh(struct registrar *r, struct binding *b);
+void keepalive_queue(struct registrar *r, struct binding *b);
+void keepalive_pace(struct registrar *r);
+/* Write the legs refreshes changed since the last tick (one transaction). */
+void keepalive_flush(struct registrar *r);
 /* b goes: unregister it upstream (unless the device did) and free its leg. */
 void keepalive_release(struct registrar *r, struct binding *b);
 /* The device's own REGISTER removed b upstream: nothing to undo there. */
