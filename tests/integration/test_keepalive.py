@@ -26,6 +26,9 @@ gateway mode in front of them, with the fake APNs/FCM.
   phone once it is back, without the phone doing anything.
 - sipwaked killed with -9 and started again: refreshes resume on time
   from the stored leg (Call-ID and CSeq continue upstream).
+- A phone whose own binding (30 s) outlives the pbx's 20 s: kept registered,
+  then, when its binding expires, removed upstream (Expires: 0 with the
+  account's credentials).
 - `sipwakectl unregister` removes the phone's registration upstream.
 """
 import json
@@ -44,6 +47,7 @@ PASSWORD = "secret"  # the pbx's password for every user
 APNS_VOIP = "%064x" % 0x5EEB5EEB
 FCM_WRONG = "fcm-keepalive-wrong-" + "w" * 24
 FCM_TRUST = "fcm-keepalive-trust-" + "t" * 24
+FCM_BRIEF = "fcm-keepalive-brief-" + "b" * 24
 D = swlib.DOMAIN
 
 
@@ -105,7 +109,7 @@ def main(t):
     port_a = swlib.free_port()
     wd_a = os.path.join(t.dir, "a")
     cfg_a = env.config(port_a, upstream_uri=pbx.uri, workdir=wd_a,
-                       extra={"push": {"call_timeout": 20}})
+                       extra={"push": {"call_timeout": 20}, "registrar": {"min_expires": 10}})
     sw = t.sipwaked(cfg_a, name="sipwaked-pbx")
     edge = (swlib.LOOPBACK, port_a)
     port_b = swlib.free_port()
@@ -120,6 +124,9 @@ def main(t):
     rc, _, err = ctl(sw.conf_path, "account", "set", "sip:droid@" + D, "--password-stdin",
                      stdin="not-the-password\n")
     t.check(rc == 0, "account for sip:droid@%s, with a wrong password" % D, err)
+    rc, _, err = ctl(sw.conf_path, "account", "set", "sip:brief@" + D, "--password-stdin",
+                     stdin=PASSWORD + "\n")
+    t.check(rc == 0, "account for sip:brief@%s" % D, err)
 
     t.section("phones register asking 3600 s and sleep")
     ios = W.started_phone(t, "tcp", edge, "ios", pn=W.apns_pn(APNS_VOIP, voip=True),
@@ -139,6 +146,14 @@ def main(t):
     r = droid.register(expires=3600, password=PASSWORD)
     t.check(r is not None and r.status == 200, "droid (FCM, UDP): 200", droid.trace())
     droid.close()
+
+    brief = W.started_phone(t, "udp", edge, "brief", pn=W.fcm_pn(FCM_BRIEF),
+                            inst=W.instance(4)).connect()
+    r = brief.register(expires=2 * CAP - 10, password=PASSWORD)
+    t.check(r is not None and r.status == 200 and "expires=%d" % (2 * CAP - 10) in
+            (r.get("contact") or ""), "brief (FCM) asks %d s, more than the pbx's %d: 200"
+            % (2 * CAP - 10, CAP), brief.trace())
+    brief.close()
 
     tr = W.started_phone(t, "udp", (swlib.LOOPBACK, port_b), "trusty", pn=W.fcm_pn(FCM_TRUST),
                          inst=W.instance(3)).connect()
@@ -184,6 +199,13 @@ def main(t):
     t.check(counter(sw.conf_path, "sipwake_upstream_refresh_total", result="ok") >= 3,
             "refreshes counted ok", counter(sw.conf_path, "sipwake_upstream_refresh_total",
                                             result="ok"))
+
+    t.section("a device binding that expires is removed upstream")
+    t.check(not pbx.contacts("brief"), "brief's binding expired after %d s: the pbx holds no "
+            "contact for it (sipwake sent Expires: 0, answering the challenge)" % (2 * CAP - 10),
+            pbx.contacts("brief"))
+    t.check(re.search(r"upstream registration of sip:brief@\S+ \(.*\) removed", log),
+            "the pbx answered 2xx to sipwake's Expires: 0 for it")
 
     t.section("the wrong password: refused, counted, shown, wake-up push")
     t.check((counter(sw.conf_path, "sipwake_upstream_refresh_total", result="rejected") or 0) >= 1,
@@ -239,11 +261,15 @@ def main(t):
     t.section("sipwakectl unregister removes it upstream")
     rc, out, err = ctl(sw.conf_path, "unregister", "sip:ios@" + D)
     t.check(rc == 0, "sipwakectl unregister sip:ios@%s" % D, (out, err))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 1.5
     while time.monotonic() < deadline and pbx.contacts("ios"):
-        time.sleep(0.2)
-    t.check(not pbx.contacts("ios"), "the pbx holds no contact for ios any more",
+        time.sleep(0.1)
+    t.check(not pbx.contacts("ios"), "within 1.5 s the pbx holds no contact for ios any more",
             pbx.contacts("ios"))
+    time.sleep(0.5)
+    log = open(sw.stderr_path, errors="replace").read()
+    t.check(re.search(r"upstream registration of sip:ios@\S+ \(.*\) removed", log),
+            "the pbx answered 2xx to sipwake's Expires: 0")
     t.check(sw.stop() == 0 and sw_b.stop() == 0, "both sipwakeds exit 0 on SIGTERM")
 
 
