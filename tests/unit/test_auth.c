@@ -184,6 +184,28 @@ static void test_client(void)
 			    want) == 0);
 	CHECK_STR(resp, want);
 	CHECK(!strstr(creds, "nc=") && !strstr(creds, "cnonce"));
+	/* SHA-256 (RFC 8760) from an account that has its HA1, in a 407. */
+	{
+		char sha[AUTH_HEX_MAX + 1];
+		struct store_account both = acc;
+
+		CHECK(auth_ha1(AUTH_SHA256, "ios", "pbx.example", "secret", sha) == 0);
+		both.ha1_sha256 = sha;
+		CHECK(store_account_put(st, &both) == 0);
+		ch = sip_proxy_authenticate_make(home, "Digest realm=\"pbx.example\", "
+						       "nonce=\"s256\", algorithm=SHA-256, qop=\"auth\"");
+		CHECK(auth_client_take(st, acc.aor, ch, true, &c, why, sizeof(why)) == AUTH_CLIENT_OK);
+		CHECK(c.proxy && c.algo == AUTH_SHA256);
+		CHECK(auth_client_credentials(st, acc.aor, &c, "REGISTER", "sip:pbx.example", creds,
+					      sizeof(creds)) == AUTH_CLIENT_OK);
+		param(creds, "nc", nc, sizeof(nc));
+		param(creds, "cnonce", cnonce, sizeof(cnonce));
+		param(creds, "response", resp, sizeof(resp));
+		CHECK(auth_response(AUTH_SHA256, sha, "s256", nc, cnonce, "auth", "REGISTER",
+				    "sip:pbx.example", want) == 0);
+		CHECK_STR(resp, want);
+		CHECK(strlen(resp) == 64 && strstr(creds, "algorithm=SHA-256"));
+	}
 	/* The account gone: nothing to answer with. */
 	CHECK(store_account_del(st, acc.aor) == 1);
 	CHECK(auth_client_credentials(st, acc.aor, &c, "REGISTER", "sip:pbx.example", creds,
