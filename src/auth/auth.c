@@ -18,7 +18,7 @@
  * address and minute; beyond auth.max_failures the source gets 403 until
  * the minute is over.
  */
-#include "sipwake/auth.h"
+#include "auth_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -49,7 +49,6 @@
 #define MAX_NONCES 200000
 #define MAX_SOURCES 100000
 #define FAIL_WINDOW_US (60 * 1000000LL)
-#define FIELD_MAX 256
 
 struct auth {
 	const struct sw_config *cfg;
@@ -74,14 +73,6 @@ struct fail_count {
 	int64_t usec; /* start of its minute */
 	int count;
 	bool warned;
-};
-
-/* The account of the AOR, copied out of the store's row. */
-struct account {
-	bool found;
-	char username[FIELD_MAX];
-	char realm[FIELD_MAX];
-	char ha1[AUTH_ALGO_COUNT][AUTH_HEX_MAX + 1]; /* "" = not stored */
 };
 
 static int64_t now_usec(void)
@@ -311,24 +302,8 @@ static bool nc_fresh(struct auth *a, const char *nonce, int64_t t, uint32_t nc, 
 	return true;
 }
 
-static int copy_account(void *ctx, const struct store_account *sa)
-{
-	struct account *acc = ctx;
-
-	acc->found = snprintf(acc->username, sizeof(acc->username), "%s", sa->username) <
-			     (int)sizeof(acc->username) &&
-		     snprintf(acc->realm, sizeof(acc->realm), "%s", sa->realm) <
-			     (int)sizeof(acc->realm);
-	if (sa->ha1_md5 && auth_is_hex(sa->ha1_md5, auth_hex_len(AUTH_MD5)))
-		snprintf(acc->ha1[AUTH_MD5], sizeof(acc->ha1[AUTH_MD5]), "%s", sa->ha1_md5);
-	if (sa->ha1_sha256 && auth_is_hex(sa->ha1_sha256, auth_hex_len(AUTH_SHA256)))
-		snprintf(acc->ha1[AUTH_SHA256], sizeof(acc->ha1[AUTH_SHA256]), "%s",
-			 sa->ha1_sha256);
-	return 0;
-}
-
 /* The algorithms to challenge with: configured ones the account has an HA1 for. */
-static int offered(const struct auth *a, const struct account *acc, int out[AUTH_ALGO_COUNT])
+static int offered(const struct auth *a, const struct auth_account *acc, int out[AUTH_ALGO_COUNT])
 {
 	int n = 0;
 
@@ -343,7 +318,7 @@ static int offered(const struct auth *a, const struct account *acc, int out[AUTH
 enum verdict { V_PASS, V_NONE, V_STALE, V_FAIL };
 
 /* Check one set of digest credentials against the account. */
-static enum verdict check_response(struct auth *a, const sip_t *sip, const struct account *acc,
+static enum verdict check_response(struct auth *a, const sip_t *sip, const struct auth_account *acc,
 				   const auth_response_t *ar, const int algos[], int n_algos,
 				   int64_t now, const char **why)
 {
@@ -441,7 +416,7 @@ struct judgement {
 	enum verdict v;
 	const char *why;
 	msg_auth_t *used; /* the credentials judged */
-	struct account acc;
+	struct auth_account acc;
 	const char *realm;
 	int algos[AUTH_ALGO_COUNT];
 	int n_algos;
@@ -458,7 +433,7 @@ static int judge(struct auth *a, const sip_t *sip, const char *aor, bool proxy, 
 	memset(j, 0, sizeof(*j));
 	j->v = V_NONE;
 	j->why = "no credentials";
-	if (store_account_get(a->st, aor, copy_account, &j->acc) < 0)
+	if (auth_account_load(a->st, aor, &j->acc) < 0)
 		return -1;
 	j->realm = j->acc.found ? j->acc.realm : config_auth_realm(a->cfg);
 	j->n_algos = offered(a, &j->acc, j->algos);

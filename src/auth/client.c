@@ -6,7 +6,7 @@
  * HA1 values `sipwakectl account` stored. sofia-sip parses the challenge;
  * digest.c computes the response (MD5 or SHA-256).
  */
-#include "sipwake/auth.h"
+#include "auth_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,31 +19,31 @@
 
 #include "sipwake/store.h"
 
-struct creds {
-	bool found;
-	char username[256];
-	char realm[128];
-	char ha1[AUTH_ALGO_COUNT][AUTH_HEX_MAX + 1];
-};
-
-static int copy_creds(void *ctx, const struct store_account *a)
+static int copy_account(void *ctx, const struct store_account *a)
 {
-	struct creds *c = ctx;
+	struct auth_account *acc = ctx;
 
-	c->found = snprintf(c->username, sizeof(c->username), "%s", a->username) <
-			   (int)sizeof(c->username) &&
-		   snprintf(c->realm, sizeof(c->realm), "%s", a->realm) < (int)sizeof(c->realm);
+	acc->found = snprintf(acc->username, sizeof(acc->username), "%s", a->username) <
+			     (int)sizeof(acc->username) &&
+		     snprintf(acc->realm, sizeof(acc->realm), "%s", a->realm) <
+			     (int)sizeof(acc->realm);
 	if (a->ha1_md5 && auth_is_hex(a->ha1_md5, auth_hex_len(AUTH_MD5)))
-		snprintf(c->ha1[AUTH_MD5], sizeof(c->ha1[AUTH_MD5]), "%s", a->ha1_md5);
+		snprintf(acc->ha1[AUTH_MD5], sizeof(acc->ha1[AUTH_MD5]), "%s", a->ha1_md5);
 	if (a->ha1_sha256 && auth_is_hex(a->ha1_sha256, auth_hex_len(AUTH_SHA256)))
-		snprintf(c->ha1[AUTH_SHA256], sizeof(c->ha1[AUTH_SHA256]), "%s", a->ha1_sha256);
+		snprintf(acc->ha1[AUTH_SHA256], sizeof(acc->ha1[AUTH_SHA256]), "%s",
+			 a->ha1_sha256);
 	return 0;
 }
 
-static enum auth_client load_creds(struct store *st, const char *aor, struct creds *c)
+int auth_account_load(struct store *st, const char *aor, struct auth_account *acc)
 {
-	memset(c, 0, sizeof(*c));
-	if (store_account_get(st, aor, copy_creds, c) < 0)
+	memset(acc, 0, sizeof(*acc));
+	return store_account_get(st, aor, copy_account, acc) < 0 ? -1 : 0;
+}
+
+static enum auth_client load_creds(struct store *st, const char *aor, struct auth_account *c)
+{
+	if (auth_account_load(st, aor, c) < 0)
 		return AUTH_CLIENT_ERROR;
 	return c->found ? AUTH_CLIENT_OK : AUTH_CLIENT_NO_ACCOUNT;
 }
@@ -106,7 +106,7 @@ enum auth_client auth_client_take(struct store *st, const char *aor, const msg_a
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	enum auth_client rc;
-	struct creds cr;
+	struct auth_account cr;
 
 	c->valid = false;
 	rc = load_creds(st, aor, &cr);
@@ -165,7 +165,7 @@ enum auth_client auth_client_credentials(struct store *st, const char *aor, stru
 {
 	char resp[AUTH_HEX_MAX + 1], nc[9], cnonce[17];
 	unsigned char rnd[8];
-	struct creds cr;
+	struct auth_account cr;
 	enum auth_client rc = load_creds(st, aor, &cr);
 	int n;
 
