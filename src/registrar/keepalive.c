@@ -572,8 +572,12 @@ static void finished(struct upreq *q, int status, const sip_t *sip)
 	upreq_free(q);
 }
 
-/* Upstream challenged: take the challenge and answer it, or give up. */
-static bool answer_challenge(struct upreq *q, const sip_t *sip, int status)
+/*
+ * Upstream challenged: 1 = send again with credentials for the challenge
+ * just taken, 0 = give up (the credentials of a fresh challenge were
+ * refused: finished() reports it), -1 = the exchange ended here.
+ */
+static int answer_challenge(struct upreq *q, const sip_t *sip, int status)
 {
 	struct auth_cache *cache = cache_of(q);
 	const msg_auth_t *chs = status == 401 ? sip->sip_www_authenticate
@@ -583,7 +587,7 @@ static bool answer_challenge(struct upreq *q, const sip_t *sip, int status)
 	enum auth_client rc;
 
 	if (q->fresh_creds)
-		return false; /* the credentials of a fresh challenge were refused */
+		return 0;
 	rc = auth_client_take(q->r->st, q->aor, chs, status == 407, cache, why, sizeof(why));
 	if (rc != AUTH_CLIENT_OK) {
 		if (b) {
@@ -597,11 +601,11 @@ static bool answer_challenge(struct upreq *q, const sip_t *sip, int status)
 			log_warn("removing the upstream registration of %s: %s", q->aor, why);
 			upreq_free(q);
 		}
-		return true;
+		return -1;
 	}
 	stats_count("sipwake_upstream_refresh_total", "result", "challenged", NULL);
 	q->fresh_creds = true;
-	return false;
+	return 1;
 }
 
 static int upreq_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, const sip_t *sip)
@@ -622,9 +626,10 @@ static int upreq_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, cons
 	}
 	if (sip && q->rounds < KA_MAX_ROUNDS) {
 		if (status == 401 || status == 407) {
-			if (answer_challenge(q, sip, status))
+			int a = answer_challenge(q, sip, status);
+			if (a < 0)
 				return 0; /* ended (and freed) there */
-			retry = q->fresh_creds;
+			retry = a > 0;
 		} else if (status == 423 && sip->sip_min_expires &&
 			   sip->sip_min_expires->me_delta > (unsigned long)q->expires) {
 			q->expires = (int)sip->sip_min_expires->me_delta;

@@ -23,6 +23,7 @@ parse_sipp_messages(), raw sockets), never on timing or on log lines.
 import atexit
 import hashlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -150,19 +151,36 @@ def tail(path, lines=15):
 _given_ports = set()
 
 
-def free_port(host=LOOPBACK, tries=200):
+def _port_range():
+    """Where free_port() picks: below (or above) the kernel's ephemeral range,
+    so that no socket bound to port 0 anywhere on the machine (a client, a
+    sipp media port, an outgoing TCP connection) can take a port a test
+    chose, for instance while a daemon restarts on it after kill -9."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 10000 >= 4000:
+        return 10000, low
+    return high + 1, 65536
+
+
+def free_port(host=LOOPBACK, tries=400):
     """A port on which both UDP and TCP can be bound on host right now (never
-    one handed out before in this process). Racy by nature, like any free-port
-    picker: the caller binds it soon after."""
+    one handed out before in this process), outside the ephemeral range.
+    Racy by nature, like any free-port picker: the caller binds it soon
+    after."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    lo, hi = _port_range()
     for _ in range(tries):
+        port = random.randrange(lo, hi)
+        if port in _given_ports:
+            continue
         t = socket.socket(family, socket.SOCK_STREAM)
         u = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            if port in _given_ports or port < 1024:
-                continue
+            t.bind((host, port))
             u.bind((host, port))
         except OSError:
             continue
