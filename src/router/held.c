@@ -849,7 +849,13 @@ void router_send_wakeup(struct router *rt, const struct binding *b)
 
 	if (!pn || !rt->push)
 		return;
-	log_info("binding %s of %s expires in %lld s: wake-up push", binding_id(b), binding_aor(b),
-		 (long long)(binding_expires(b) - time(NULL)));
+	const char *up = binding_upstream_state(b);
+
+	if (up && strcmp(up, "ok") != 0)
+		log_info("binding %s of %s: upstream refresh failing (%s): wake-up push", binding_id(b),
+			 binding_aor(b), up);
+	else
+		log_info("binding %s of %s expires in %lld s: wake-up push", binding_id(b),
+			 binding_aor(b), (long long)(binding_expires(b) - time(NULL)));
 	push_send(rt->push, pn, PUSH_WAKEUP, &pl, MESSAGE_PUSH_DEADLINE_MS, followup_done, NULL, NULL);
 }
