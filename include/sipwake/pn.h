@@ -5,6 +5,8 @@
  *   - RFC 8599:  pn-provider=apns|apns.dev|fcm; pn-prid=TOKEN; pn-param=...
  *                (APNs pn-param = TEAMID.topic, split at the first dot;
  *                 a topic ending in ".voip" means a PushKit token)
+ *                pn-provider=webpush; pn-prid=%-escaped endpoint URL, with
+ *                sipwake's pn-p256dh and pn-auth for the subscription keys
  *   - Linphone:  pn-prid=TOK1:remote&TOK2:voip;
  *                pn-param=TEAMID.bundle.remote&voip
  *   - legacy:    pn-type=apple|firebase|google|android; pn-tok=TOKEN;
@@ -24,7 +26,10 @@ enum pn_provider {
 	PN_NONE = 0,
 	PN_APNS,
 	PN_FCM,
+	PN_WEBPUSH, /* parsed and validated; no provider sends it yet (issue 10) */
 };
+
+#define PN_WEBPUSH_ENDPOINT_MAX 2048 /* longest push subscription endpoint accepted */
 
 struct pn_identity {
 	enum pn_provider provider;
@@ -37,6 +42,8 @@ struct pn_identity {
 	char *prid;       /* raw pn-prid / pn-tok value (identity key part) */
 	char *param;      /* raw pn-param / app-id value (identity key part) */
 	int timeout;      /* pn-timeout in seconds, -1 when absent */
+	char *wp_p256dh;  /* Web Push: the subscription's P-256 key (base64url), or NULL */
+	char *wp_auth;    /* Web Push: its auth secret (base64url), or NULL */
 };
 
 /* Outcome of pn_parse(). */
@@ -70,7 +77,7 @@ int pn_identity_copy(struct pn_identity *dst, const struct pn_identity *src);
  */
 char *pn_identity_key(const struct pn_identity *id);
 
-/* "apns", "apns.dev" or "fcm". */
+/* "apns", "apns.dev", "fcm" or "webpush". */
 const char *pn_provider_name(const struct pn_identity *id);
 
 /*

@@ -25,6 +25,8 @@ enum pn_key {
 	K_TYPE,
 	K_TOK,
 	K_APPID,
+	K_P256DH,
+	K_AUTH,
 	K_COUNT,
 };
 
@@ -36,6 +38,8 @@ static const char *const key_names[K_COUNT] = {
 	[K_TYPE] = "pn-type",
 	[K_TOK] = "pn-tok",
 	[K_APPID] = "app-id",
+	[K_P256DH] = "pn-p256dh",
+	[K_AUTH] = "pn-auth",
 };
 
 /* Longest parameter name we decode; anything longer is not one of ours. */
@@ -520,6 +524,65 @@ nomem:
 	return PN_PARSE_BAD;
 }
 
+/* base64url (RFC 4648 5, padding optional) of exactly n bytes. */
+static bool b64url_of(const char *s, size_t n)
+{
+	size_t len = strlen(s), chars = (4 * n + 2) / 3;
+
+	while (len > chars && s[len - 1] == '=')
+		len--;
+	return len == chars && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					 "0123456789-_") == len;
+}
+
+/*
+ * Web Push: pn-prid is the subscription's endpoint (an https URL, RFC 8030),
+ * pn-p256dh and pn-auth its keys (RFC 8291), both or neither: without them
+ * only pushes without content can be sent.
+ */
+static enum pn_parse_status parse_webpush(struct pn_values *pv, struct pn_identity *out,
+					  char *err, size_t errlen)
+{
+	const char *url = pv->v[K_PRID], *host = url + 8, *p256 = pv->v[K_P256DH];
+	const char *auth = pv->v[K_AUTH];
+	size_t hl;
+
+	if (strncasecmp(url, "https://", 8) != 0) {
+		set_err(err, errlen, "pn-prid: a Web Push endpoint must be an https URL");
+		return PN_PARSE_BAD;
+	}
+	hl = strcspn(host, "/?#");
+	if (hl == 0 || memchr(host, '@', hl) || !all_chars(url, ":/?#[]@!$&'()*+,;=%~._-")) {
+		set_err(err, errlen, "pn-prid: not a valid https endpoint URL");
+		return PN_PARSE_BAD;
+	}
+	if (strlen(url) > PN_WEBPUSH_ENDPOINT_MAX) {
+		set_err(err, errlen, "pn-prid: endpoint longer than %d bytes", PN_WEBPUSH_ENDPOINT_MAX);
+		return PN_PARSE_BAD;
+	}
+	if (!p256 != !auth) {
+		set_err(err, errlen, "%s: missing (%s given)", p256 ? "pn-auth" : "pn-p256dh",
+			p256 ? "pn-p256dh" : "pn-auth");
+		return PN_PARSE_BAD;
+	}
+	/* an uncompressed P-256 point (65 bytes, 0x04 first: base64url 'B') and 16 bytes */
+	if (p256 && (!b64url_of(p256, 65) || p256[0] != 'B')) {
+		set_err(err, errlen, "pn-p256dh: not a base64url uncompressed P-256 key");
+		return PN_PARSE_BAD;
+	}
+	if (auth && !b64url_of(auth, 16)) {
+		set_err(err, errlen, "pn-auth: not a base64url 16-byte auth secret");
+		return PN_PARSE_BAD;
+	}
+	out->token = strdup(url);
+	if (!out->token || (p256 && (!(out->wp_p256dh = strdup(p256)) ||
+				     !(out->wp_auth = strdup(auth))))) {
+		set_err(err, errlen, "pn-prid: out of memory");
+		return PN_PARSE_BAD;
+	}
+	return PN_PARSE_OK;
+}
+
 static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identity *out,
 					  char *err, size_t errlen)
 {
@@ -531,6 +594,8 @@ static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identi
 		out->sandbox = strcasecmp(prov, "apns.dev") == 0;
 	} else if (strcasecmp(prov, "fcm") == 0) {
 		out->provider = PN_FCM;
+	} else if (strcasecmp(prov, "webpush") == 0) {
+		out->provider = PN_WEBPUSH;
 	} else {
 		set_err(err, errlen, "pn-provider: unsupported provider '%s'",
 			printable(prov, shown, sizeof(shown)));
@@ -542,6 +607,8 @@ static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identi
 	}
 	if (out->provider == PN_FCM)
 		return parse_fcm(pv, K_PRID, K_PARAM, out, err, errlen);
+	if (out->provider == PN_WEBPUSH)
+		return parse_webpush(pv, out, err, errlen);
 	return parse_apns(pv, out, err, errlen);
 }
 
@@ -655,6 +722,8 @@ void pn_identity_cleanup(struct pn_identity *id)
 	free(id->topic);
 	free(id->prid);
 	free(id->param);
+	free(id->wp_p256dh);
+	free(id->wp_auth);
 	memset(id, 0, sizeof(*id));
 }
 
@@ -682,6 +751,8 @@ int pn_identity_copy(struct pn_identity *dst, const struct pn_identity *src)
 	rc |= copy_str(&dst->topic, src->topic);
 	rc |= copy_str(&dst->prid, src->prid);
 	rc |= copy_str(&dst->param, src->param);
+	rc |= copy_str(&dst->wp_p256dh, src->wp_p256dh);
+	rc |= copy_str(&dst->wp_auth, src->wp_auth);
 	if (rc)
 		pn_identity_cleanup(dst);
 	return rc ? -1 : 0;
@@ -694,6 +765,8 @@ const char *pn_provider_name(const struct pn_identity *id)
 		return id->sandbox ? "apns.dev" : "apns";
 	case PN_FCM:
 		return "fcm";
+	case PN_WEBPUSH:
+		return "webpush";
 	default:
 		return "none";
 	}

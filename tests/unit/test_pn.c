@@ -137,6 +137,67 @@ static void test_rfc8599_fcm(void)
 	EXPECT_BAD("pn-provider=fcm;pn-prid=abc;pn-param=a/b", "pn-param:");
 }
 
+/* RFC 8291 Appendix A's subscription keys. */
+#define WP_P256DH "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+#define WP_AUTH "BTBZMqHH6r4Tts7J_aSIgg"
+#define WP_URL "https%3A%2F%2Fpush.example.net%2Fwpush%2Fv2%2FgAAAAB-x_y"
+
+static void test_rfc8599_webpush(void)
+{
+	struct pn_identity id, copy;
+	char *key, *stripped;
+
+	if (EXPECT("transport=tcp;pn-provider=webpush;pn-prid=" WP_URL ";pn-p256dh=" WP_P256DH
+		   ";pn-auth=" WP_AUTH,
+		   PN_PARSE_OK, NULL, &id) == PN_PARSE_OK) {
+		CHECK(id.provider == PN_WEBPUSH);
+		CHECK_STR(id.token, "https://push.example.net/wpush/v2/gAAAAB-x_y");
+		CHECK_STR(id.wp_p256dh, WP_P256DH);
+		CHECK_STR(id.wp_auth, WP_AUTH);
+		CHECK_STR(pn_provider_name(&id), "webpush");
+		key = pn_identity_key(&id);
+		CHECK(key && !strncmp(key, "webpush\x1fhttps://push.example.net/",
+				      strlen("webpush\x1fhttps://push.example.net/")));
+		free(key);
+		CHECK(pn_identity_copy(&copy, &id) == 0);
+		CHECK_STR(copy.wp_p256dh, WP_P256DH);
+		CHECK_STR(copy.wp_auth, WP_AUTH);
+		pn_identity_cleanup(&copy);
+	}
+	pn_identity_cleanup(&id);
+	/* Without keys: content-free pushes only (RFC 8030 5), still a push identity. */
+	if (EXPECT("pn-provider=webpush;pn-prid=" WP_URL, PN_PARSE_OK, NULL, &id) == PN_PARSE_OK)
+		CHECK(id.wp_p256dh == NULL && id.wp_auth == NULL);
+	pn_identity_cleanup(&id);
+	/* The keys never go upstream with the rest of the push parameters. */
+	stripped = pn_strip_params("transport=tcp;pn-provider=webpush;pn-prid=" WP_URL
+				   ";pn-p256dh=" WP_P256DH ";pn-auth=" WP_AUTH ";ob");
+	CHECK_STR(stripped, "transport=tcp;ob");
+	free(stripped);
+
+	EXPECT_BAD("pn-provider=webpush;pn-prid=http%3A%2F%2Fpush.example.net%2Fx",
+		   "pn-prid: a Web Push endpoint must be an https URL");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=push.example.net", "pn-prid: a Web Push endpoint");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=https%3A%2F%2F%2Fx", "pn-prid: not a valid https");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=https%3A%2F%2Fme%40push.example.net%2Fx",
+		   "pn-prid: not a valid https");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=https%3A%2F%2Fpush.example.net%2Fa%20b",
+		   "pn-prid: not a valid https");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-p256dh=" WP_P256DH,
+		   "pn-auth: missing (pn-p256dh given)");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-auth=" WP_AUTH,
+		   "pn-p256dh: missing (pn-auth given)");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-p256dh=" WP_AUTH ";pn-auth=" WP_AUTH,
+		   "pn-p256dh: not a base64url");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL
+		   ";pn-p256dh=ACVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+		   ";pn-auth=" WP_AUTH,
+		   "pn-p256dh: not a base64url"); /* 0x00 first: not an uncompressed point */
+	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-p256dh=" WP_P256DH
+		   ";pn-auth=BTBZMqHH6r4Tts7J_aSIg+",
+		   "pn-auth: not a base64url");
+}
+
 static void test_linphone(void)
 {
 	struct pn_identity id;
@@ -329,8 +390,8 @@ static void test_malformed(void)
 	EXPECT_BAD("pn-provider=apns;pn-prid=" TOK_A ";pn-param=T.com.x%0D%0AX:y", "pn-param:");
 
 	/* Unknown providers are unsupported, not malformed; the name is shown safely. */
-	EXPECT("pn-provider=webpush;pn-prid=abc", PN_PARSE_UNSUPPORTED,
-	       "pn-provider: unsupported provider 'webpush'", &id);
+	EXPECT("pn-provider=hms;pn-prid=abc", PN_PARSE_UNSUPPORTED,
+	       "pn-provider: unsupported provider 'hms'", &id);
 	pn_identity_cleanup(&id);
 	EXPECT("pn-provider=x%0Ay;pn-prid=abc", PN_PARSE_UNSUPPORTED,
 	       "pn-provider: unsupported provider 'x?y'", &id);
@@ -515,6 +576,7 @@ int main(void)
 	test_none();
 	test_rfc8599_apns();
 	test_rfc8599_fcm();
+	test_rfc8599_webpush();
 	test_linphone();
 	test_legacy();
 	test_malformed();
