@@ -560,6 +560,10 @@ static enum pn_parse_status parse_webpush(struct pn_values *pv, struct pn_identi
 		set_err(err, errlen, "pn-prid: endpoint longer than %d bytes", PN_WEBPUSH_ENDPOINT_MAX);
 		return PN_PARSE_BAD;
 	}
+	if (pv->v[K_PARAM] && !all_chars(pv->v[K_PARAM], "_:.-")) {
+		set_err(err, errlen, "pn-param: characters outside [A-Za-z0-9_:.-]");
+		return PN_PARSE_BAD;
+	}
 	if (!p256 != !auth) {
 		set_err(err, errlen, "%s: missing (%s given)", p256 ? "pn-auth" : "pn-p256dh",
 			p256 ? "pn-p256dh" : "pn-auth");

@@ -5,13 +5,15 @@
  * in any of the three forms pn_parse() reads (RFC 8599, Linphone's two
  * tokens, legacy pn-type/pn-tok/app-id). Invariants: an identity that parses
  * has a provider, a pn-prid and a token, and every string in it keeps to
- * the characters that are safe in an HTTP/2 header or URL path; its copy
+ * the characters that are safe in an HTTP/2 header or URL path (a Web Push
+ * endpoint: an https URL of visible URL characters, its keys base64url); its copy
  * has the same identity key; what pn_strip_params() leaves is no push
  * contact any more and strips to itself. Anything else aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sipwake/pn.h"
 
@@ -27,12 +29,39 @@ static void check_safe(const char *s)
 		abort();
 }
 
+/* A Web Push endpoint (posted to as a URL) and its keys. */
+static void check_webpush(const struct pn_identity *id)
+{
+	static const char url_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					"0123456789:/?#[]@!$&'()*+,;=%~._-";
+	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				     "0123456789-_=";
+
+	if (!id->token || strncasecmp(id->token, "https://", 8) != 0 ||
+	    strlen(id->token) > PN_WEBPUSH_ENDPOINT_MAX ||
+	    strspn(id->token, url_chars) != strlen(id->token) || id->voip_token || id->team_id ||
+	    id->sandbox)
+		abort();
+	if (!id->wp_p256dh != !id->wp_auth)
+		abort();
+	if (id->wp_p256dh && (strspn(id->wp_p256dh, b64url) != strlen(id->wp_p256dh) ||
+			      strspn(id->wp_auth, b64url) != strlen(id->wp_auth)))
+		abort();
+}
+
 static void check_identity(const struct pn_identity *id)
 {
 	struct pn_identity copy;
 	char *key, *key2;
 
+	if (id->provider == PN_WEBPUSH) {
+		check_webpush(id);
+		check_safe(id->param);
+		goto key;
+	}
 	if (id->provider != PN_APNS && id->provider != PN_FCM)
+		abort();
+	if (id->wp_p256dh || id->wp_auth)
 		abort();
 	if (!id->prid || (!id->token && !id->voip_token))
 		abort();
@@ -46,6 +75,7 @@ static void check_identity(const struct pn_identity *id)
 	check_safe(id->topic);
 	check_safe(id->prid);
 	check_safe(id->param);
+key:
 	key = pn_identity_key(id);
 	if (!key)
 		abort(); /* pn_parse lets no separator through */

@@ -185,6 +185,7 @@ static void test_rfc8599_webpush(void)
 		   "pn-prid: not a valid https");
 	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-p256dh=" WP_P256DH,
 		   "pn-auth: missing (pn-p256dh given)");
+	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-param=a%1Fb", "pn-param:");
 	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-auth=" WP_AUTH,
 		   "pn-p256dh: missing (pn-auth given)");
 	EXPECT_BAD("pn-provider=webpush;pn-prid=" WP_URL ";pn-p256dh=" WP_AUTH ";pn-auth=" WP_AUTH,
