@@ -29,6 +29,8 @@ gateway mode in front of them, with the fake APNs/FCM.
 - A phone whose own binding (30 s) outlives the pbx's 20 s: kept registered,
   then, when its binding expires, removed upstream (Expires: 0 with the
   account's credentials).
+- A phone whose push token the provider declares dead (FCM UNREGISTERED):
+  its binding goes, and so does its registration upstream.
 - `sipwakectl unregister` removes the phone's registration upstream.
 """
 import json
@@ -48,6 +50,7 @@ APNS_VOIP = "%064x" % 0x5EEB5EEB
 FCM_WRONG = "fcm-keepalive-wrong-" + "w" * 24
 FCM_TRUST = "fcm-keepalive-trust-" + "t" * 24
 FCM_BRIEF = "fcm-keepalive-brief-" + "b" * 24
+FCM_DEAD = "fcm-keepalive-dead-" + "d" * 24  # the fake FCM answers UNREGISTERED
 D = swlib.DOMAIN
 
 
@@ -102,7 +105,7 @@ class Watch:
 
 
 def main(t):
-    env = W.WakeEnv(t)
+    env = W.WakeEnv(t, fcm_rules={FCM_DEAD: "unregistered"})
     pbx = t.kamailio(name="pbx", auth=True, password=PASSWORD, max_expires=CAP, min_expires=5)
     trusting = t.kamailio(name="trusting", max_expires=CAP, min_expires=5)
 
@@ -124,9 +127,10 @@ def main(t):
     rc, _, err = ctl(sw.conf_path, "account", "set", "sip:droid@" + D, "--password-stdin",
                      stdin="not-the-password\n")
     t.check(rc == 0, "account for sip:droid@%s, with a wrong password" % D, err)
-    rc, _, err = ctl(sw.conf_path, "account", "set", "sip:brief@" + D, "--password-stdin",
-                     stdin=PASSWORD + "\n")
-    t.check(rc == 0, "account for sip:brief@%s" % D, err)
+    for user in ("brief", "dead"):
+        rc, _, err = ctl(sw.conf_path, "account", "set", "sip:%s@%s" % (user, D),
+                         "--password-stdin", stdin=PASSWORD + "\n")
+        t.check(rc == 0, "account for sip:%s@%s" % (user, D), err)
 
     t.section("phones register asking 3600 s and sleep")
     ios = W.started_phone(t, "tcp", edge, "ios", pn=W.apns_pn(APNS_VOIP, voip=True),
@@ -154,6 +158,14 @@ def main(t):
             (r.get("contact") or ""), "brief (FCM) asks %d s, more than the pbx's %d: 200"
             % (2 * CAP - 10, CAP), brief.trace())
     brief.close()
+
+    dead = W.started_phone(t, "udp", edge, "dead", pn=W.fcm_pn(FCM_DEAD),
+                           inst=W.instance(5)).connect()
+    r = dead.register(expires=3600, password=PASSWORD)
+    t.check(r is not None and r.status == 200 and pbx.contacts("dead"),
+            "dead (FCM, a token its provider will declare gone): 200, registered at the pbx",
+            dead.trace())
+    dead.close()
 
     tr = W.started_phone(t, "udp", (swlib.LOOPBACK, port_b), "trusty", pn=W.fcm_pn(FCM_TRUST),
                          inst=W.instance(3)).connect()
@@ -199,6 +211,19 @@ def main(t):
     t.check(counter(sw.conf_path, "sipwake_upstream_refresh_total", result="ok") >= 3,
             "refreshes counted ok", counter(sw.conf_path, "sipwake_upstream_refresh_total",
                                             result="ok"))
+
+    t.section("a token the provider declares dead: removed upstream too")
+    rc, out, err = ctl(sw.conf_path, "push", "test", "sip:dead@" + D, "--type", "background")
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and pbx.contacts("dead"):
+        time.sleep(0.1)
+    t.check(not pbx.contacts("dead"), "after FCM's UNREGISTERED the pbx holds no contact for "
+            "dead (its registration there had up to %d s left)" % CAP,
+            (out, err, pbx.contacts("dead")))
+    time.sleep(0.5)
+    log = open(sw.stderr_path, errors="replace").read()
+    t.check(re.search(r"upstream registration of sip:dead@\S+ \(.*\) removed", log),
+            "the pbx answered 2xx to sipwake's Expires: 0 for it")
 
     t.section("a device binding that expires is removed upstream")
     t.check(not pbx.contacts("brief"), "brief's binding expired after %d s: the pbx holds no "
