@@ -236,10 +236,8 @@ static json_t *account_set(struct store *st, const struct sw_config *cfg, struct
 			return error_doc("cannot compute the HA1 values%s", "");
 	} else {
 		for (int i = 0; i < AUTH_ALGO_COUNT; i++)
-			for (size_t k = 0; s->ha1[i] && k <= strlen(s->ha1[i]); k++)
-				ha1[i][k] = (char)(s->ha1[i][k] >= 'A' && s->ha1[i][k] <= 'F'
-							   ? s->ha1[i][k] - 'A' + 'a'
-							   : s->ha1[i][k]);
+			if (s->ha1[i])
+				auth_hex_lower(s->ha1[i], ha1[i], sizeof(ha1[i]));
 	}
 	a.ha1_md5 = ha1[AUTH_MD5][0] ? ha1[AUTH_MD5] : NULL;
 	a.ha1_sha256 = ha1[AUTH_SHA256][0] ? ha1[AUTH_SHA256] : NULL;

@@ -32,6 +32,10 @@ const char *auth_algo_name(enum auth_algo algo);
 int auth_algo_parse(const char *name);
 /* True when s is exactly len lowercase or uppercase hex digits. */
 bool auth_is_hex(const char *s, size_t len);
+/* n bytes as lowercase hex into out (2n + 1 bytes, NUL-terminated). */
+void auth_hex(const unsigned char *d, size_t n, char *out);
+/* Copy hex text with A-F as a-f (digests compare in lowercase); out holds size bytes. */
+void auth_hex_lower(const char *in, char *out, size_t size);
 
 /* HA1 = H(username ":" realm ":" password) in lowercase hex (out: AUTH_HEX_MAX + 1). */
 int auth_ha1(enum auth_algo algo, const char *username, const char *realm, const char *password,

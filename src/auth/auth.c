@@ -83,17 +83,6 @@ static int64_t now_usec(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void hex_of(const unsigned char *d, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
 /* MAC_HEX hex digits of HMAC-SHA256(key, data). */
 static void mac_hex(const struct auth *a, const char *data, char out[MAC_HEX + 1])
 {
@@ -107,7 +96,7 @@ static void mac_hex(const struct auth *a, const char *data, char out[MAC_HEX + 1
 		out[MAC_HEX] = 0;
 		return;
 	}
-	hex_of(mac, MAC_HEX / 2, out);
+	auth_hex(mac, MAC_HEX / 2, out);
 }
 
 void auth_nonce_make(struct auth *a, int64_t usec, char *out, size_t len)
@@ -134,15 +123,19 @@ static int64_t nonce_clock(struct auth *a, const char *nonce)
 	return (int64_t)strtoull(ts, NULL, 16);
 }
 
-enum auth_nonce auth_nonce_check(struct auth *a, const char *nonce, int64_t now)
+/* What a nonce of clock t (nonce_clock) is worth at now. */
+static enum auth_nonce nonce_age(const struct auth *a, int64_t t, int64_t now)
 {
-	int64_t t = nonce_clock(a, nonce);
-
 	if (t < 0 || t > now + 1000000)
 		return AUTH_NONCE_BAD;
 	if (now - t > (int64_t)a->cfg->auth.nonce_lifetime * 1000000)
 		return AUTH_NONCE_STALE;
 	return AUTH_NONCE_OK;
+}
+
+enum auth_nonce auth_nonce_check(struct auth *a, const char *nonce, int64_t now)
+{
+	return nonce_age(a, nonce_clock(a, nonce), now);
 }
 
 int auth_new(struct auth **out, const struct sw_config *cfg, struct store *st)
@@ -361,21 +354,18 @@ static enum verdict check_response(struct auth *a, const sip_t *sip, const struc
 		*why = "a malformed response";
 		return V_FAIL;
 	}
-	for (size_t i = 0; i <= hl; i++)
-		got[i] = (char)(ar->ar_response[i] >= 'A' && ar->ar_response[i] <= 'F'
-					? ar->ar_response[i] - 'A' + 'a'
-					: ar->ar_response[i]);
+	auth_hex_lower(ar->ar_response, got, sizeof(got));
 	if (CRYPTO_memcmp(want, got, hl) != 0) {
 		*why = "a wrong password";
 		return V_FAIL;
 	}
 	/* The credentials are right: what remains is the nonce's freshness. */
-	if (auth_nonce_check(a, ar->ar_nonce, now) != AUTH_NONCE_OK) {
+	t = nonce_clock(a, ar->ar_nonce);
+	if (nonce_age(a, t, now) != AUTH_NONCE_OK) {
 		*why = "an old nonce";
 		return V_STALE;
 	}
 	nc = strtoul(ar->ar_nc, &end, 16);
-	t = nonce_clock(a, ar->ar_nonce);
 	if (nc == 0 || !nc_fresh(a, ar->ar_nonce, t, (uint32_t)nc, now)) {
 		*why = "a nonce count already used (replay)";
 		return V_STALE;

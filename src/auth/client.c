@@ -175,8 +175,7 @@ enum auth_client auth_client_credentials(struct store *st, const char *aor, stru
 		return AUTH_CLIENT_UNUSABLE;
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return AUTH_CLIENT_ERROR;
-	for (int i = 0; i < 8; i++)
-		snprintf(cnonce + 2 * i, 3, "%02x", rnd[i]);
+	auth_hex(rnd, sizeof(rnd), cnonce);
 	c->nc++;
 	snprintf(nc, sizeof(nc), "%08x", c->nc);
 	if (auth_response((enum auth_algo)c->algo, cr.ha1[c->algo], c->nonce, nc, cnonce,

@@ -48,10 +48,30 @@ bool auth_is_hex(const char *s, size_t len)
 	return strspn(s, "0123456789abcdefABCDEF") == len;
 }
 
+void auth_hex(const unsigned char *d, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+void auth_hex_lower(const char *in, char *out, size_t size)
+{
+	size_t i = 0;
+
+	for (; size && i < size - 1 && in[i]; i++)
+		out[i] = (char)(in[i] >= 'A' && in[i] <= 'F' ? in[i] - 'A' + 'a' : in[i]);
+	if (size)
+		out[i] = 0;
+}
+
 /* H of the parts joined by ':' into lowercase hex. */
 static int hash_hex(enum auth_algo algo, const char *const parts[], int n, char *out)
 {
-	static const char hex[] = "0123456789abcdef";
 	const EVP_MD *md = algo == AUTH_SHA256 ? EVP_sha256() : EVP_md5();
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char d[EVP_MAX_MD_SIZE];
@@ -70,11 +90,7 @@ static int hash_hex(enum auth_algo algo, const char *const parts[], int n, char 
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return -1;
-	for (unsigned int i = 0; i < len; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[2 * len] = 0;
+	auth_hex(d, len, out);
 	return 0;
 }
 
@@ -96,8 +112,7 @@ int auth_response(enum auth_algo algo, const char *ha1, const char *nonce, const
 
 	if (!auth_is_hex(ha1, n) || hash_hex(algo, a2, 2, ha2) < 0)
 		return -1;
-	for (size_t i = 0; i <= n; i++)
-		lower[i] = (char)(ha1[i] >= 'A' && ha1[i] <= 'F' ? ha1[i] - 'A' + 'a' : ha1[i]);
+	auth_hex_lower(ha1, lower, sizeof(lower));
 	if (qop) {
 		const char *parts[] = {lower, nonce, nc, cnonce, qop, ha2};
 		return hash_hex(algo, parts, 6, out);

@@ -85,8 +85,7 @@ static void rand_hex(char *out, size_t bytes)
 		bytes = sizeof(b);
 	if (RAND_bytes(b, (int)bytes) != 1)
 		memset(b, 0, sizeof(b));
-	for (size_t i = 0; i < bytes; i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	auth_hex(b, bytes, out);
 }
 
 static int64_t jitter(int64_t max)
