@@ -439,12 +439,11 @@ static int judge(struct auth *a, const sip_t *sip, const char *aor, bool proxy, 
 	}
 	su_home_deinit(home);
 	if (j->n_algos == 0) {
-		/* It cannot succeed; challenge as for anyone. */
+		/* It cannot succeed; challenge as for an AOR without an account. */
+		struct auth_account none = {0};
+
 		j->no_ha1 = true;
-		for (char **p = a->cfg->auth.algorithms; p && *p && j->n_algos < AUTH_ALGO_COUNT;
-		     p++)
-			if (auth_algo_parse(*p) >= 0)
-				j->algos[j->n_algos++] = auth_algo_parse(*p);
+		j->n_algos = offered(a, &none, j->algos);
 	}
 	return 0;
 }
