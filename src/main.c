@@ -97,6 +97,16 @@ static void token_invalid(void *ctx, const struct pn_identity *id, const char *t
 			 log_token(token, tok));
 }
 
+/* Tell the registrar which providers can send (the others get 555). */
+static void apply_push_support(struct daemon *d)
+{
+	bool enabled[PN_PROVIDER_COUNT];
+
+	for (int i = 0; i < PN_PROVIDER_COUNT; i++)
+		enabled[i] = push_provider_enabled(d->push, i);
+	registrar_set_push_support(d->reg, enabled, push_vapid_public_key(d->push));
+}
+
 static void apply_log_settings(struct daemon *d)
 {
 	int level = d->cli_log_level >= 0 ? d->cli_log_level : log_level_parse(d->cfg.log.level);
@@ -121,8 +131,7 @@ static int reload(void *ctx)
 			log_error("push credentials not reloaded; keeping the previous ones");
 		/* A provider added or removed changes which REGISTERs get 555. */
 		if (d->push)
-			registrar_set_push_support(d->reg, push_provider_enabled(d->push, PN_APNS),
-						   push_provider_enabled(d->push, PN_FCM));
+			apply_push_support(d);
 		log_notice("configuration reloaded from %s", d->config_path);
 		rc = 0;
 	} else {
@@ -288,8 +297,7 @@ int main(int argc, char **argv)
 	if (push_new(&d.push, d.root, &d.cfg) < 0)
 		goto out; /* reason logged */
 	push_set_token_invalid_cb(d.push, token_invalid, d.reg);
-	registrar_set_push_support(d.reg, push_provider_enabled(d.push, PN_APNS),
-				   push_provider_enabled(d.push, PN_FCM));
+	apply_push_support(&d);
 	if (router_new(&d.router, d.sip, d.reg, d.push, d.store) < 0) {
 		log_error("cannot create the router");
 		goto out;

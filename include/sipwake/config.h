@@ -77,6 +77,11 @@ struct sw_config {
 			char *token_url;
 			char *ca_file;
 		} fcm;
+		struct {
+			char *vapid_key; /* PEM P-256 private key, "" = Web Push off */
+			char *subject;   /* VAPID "sub": mailto: or https: contact */
+			char *ca_file;
+		} webpush;
 	} push;
 	struct {
 		bool store;

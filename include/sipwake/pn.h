@@ -26,8 +26,9 @@ enum pn_provider {
 	PN_NONE = 0,
 	PN_APNS,
 	PN_FCM,
-	PN_WEBPUSH, /* parsed and validated; no provider sends it yet (issue 10) */
+	PN_WEBPUSH,
 };
+#define PN_PROVIDER_COUNT (PN_WEBPUSH + 1)
 
 #define PN_WEBPUSH_ENDPOINT_MAX 2048 /* longest push subscription endpoint accepted */
 

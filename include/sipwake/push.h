@@ -115,10 +115,18 @@ void push_req_detach(struct push_req *r);
 /* True when the provider has credentials loaded. */
 bool push_provider_enabled(struct push *p, enum pn_provider prov);
 
+/*
+ * The public half of the VAPID key Web Push messages are signed with
+ * (base64url of the uncompressed point: what a browser passes as
+ * applicationServerKey), or NULL when Web Push is not configured. Valid
+ * until the next push_reload() or push_free().
+ */
+const char *push_vapid_public_key(struct push *p);
+
 /* Names for logs, counters and admin output. */
 const char *push_kind_name(enum push_kind kind);
 const char *push_result_name(enum push_result res);
-/* "apns" / "fcm" for PN_APNS / PN_FCM. */
+/* "apns" / "fcm" / "webpush" for PN_APNS / PN_FCM / PN_WEBPUSH, "none" else. */
 const char *push_provider_name(enum pn_provider prov);
 
 /* Latency histogram upper bounds in ms; the last bucket is +Inf. */
@@ -139,8 +147,8 @@ struct push_provider_stats {
 	uint64_t latency_hist[PUSH_LATENCY_BUCKETS]; /* non-cumulative */
 };
 
-/* Counters for admin/metrics: stats[prov] for prov = PN_APNS, PN_FCM. */
-#define PUSH_PROVIDER_SLOTS 3
+/* Counters for admin/metrics, per provider (PN_APNS .. PN_PROVIDER_COUNT - 1). */
+#define PUSH_PROVIDER_SLOTS PN_PROVIDER_COUNT
 const struct push_provider_stats *push_stats(struct push *p, enum pn_provider prov);
 
 /*

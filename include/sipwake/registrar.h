@@ -40,8 +40,13 @@ typedef void registrar_event_fn(void *ctx, const struct binding *b, enum registr
 int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st);
 /* Free every binding (the store keeps them). Safe with NULL. */
 void registrar_free(struct registrar *r);
-/* Which push providers are configured (others get 555). */
-void registrar_set_push_support(struct registrar *r, bool apns, bool fcm);
+/*
+ * Which push providers can send, indexed by enum pn_provider (a REGISTER
+ * for another gets 555), and the VAPID public key (base64url) announced in
+ * +sip.vapid when Web Push is one of them, or NULL. Both are copied.
+ */
+void registrar_set_push_support(struct registrar *r, const bool enabled[PN_PROVIDER_COUNT],
+				const char *vapid_public);
 /* Add a subscriber (at most a few; called in order of subscription). */
 void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx);
 /* Load unexpired bindings from the store (at start-up). Returns the count or -1. */

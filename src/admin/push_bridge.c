@@ -181,17 +181,16 @@ static void on_push_counter(void *ctx, const char *provider, const char *kind, c
 static void collect_push(void *ctx)
 {
 	struct admin *a = ctx;
-	static const enum pn_provider provs[] = {PN_APNS, PN_FCM};
 	double bounds[PUSH_LATENCY_BUCKETS - 1];
 
 	for (int i = 0; i < PUSH_LATENCY_BUCKETS - 1; i++)
 		bounds[i] = push_latency_bounds[i] / 1000.0;
 	push_counters_foreach(a->push, on_push_counter, NULL);
-	for (size_t i = 0; i < sizeof(provs) / sizeof(provs[0]); i++) {
-		const struct push_provider_stats *st = push_stats(a->push, provs[i]);
-		const char *name = push_provider_name(provs[i]);
+	for (int prov = PN_APNS; prov < PN_PROVIDER_COUNT; prov++) {
+		const struct push_provider_stats *st = push_stats(a->push, prov);
+		const char *name = push_provider_name(prov);
 
-		if (!st || (!push_provider_enabled(a->push, provs[i]) && !st->attempts))
+		if (!st || (!push_provider_enabled(a->push, prov) && !st->attempts))
 			continue;
 		stats_counter_set(stats_counter("sipwake_push_attempts_total", "provider", name, NULL),
 				  st->attempts);

@@ -765,6 +765,22 @@ static void check_apns(struct load_ctx *ctx)
 		report_key(ctx, "push.apns.private_key", "needs push.apns.certificate");
 }
 
+/* A VAPID key needs a subject (push services may refuse an anonymous sender). */
+static void check_webpush(struct load_ctx *ctx)
+{
+	const char *key = str_of(ctx, "push.webpush.vapid_key");
+	const char *sub = str_of(ctx, "push.webpush.subject");
+
+	if (nonempty(sub) && (has_space(sub) || (strncmp(sub, "mailto:", 7) != 0 &&
+						 !is_https_url(sub)) || !sub[7]))
+		report_key(ctx, "push.webpush.subject",
+			   "\"%s\" is not a mailto: or https: URI", sub);
+	else if (nonempty(key) && sub && !sub[0])
+		report_key(ctx, "push.webpush.vapid_key",
+			   "needs push.webpush.subject (a mailto: or https: contact for the push "
+			   "services)");
+}
+
 static void check_urls(struct load_ctx *ctx)
 {
 	static const char *const required[] = {"push.apns.url", "push.apns.sandbox_url",
@@ -906,6 +922,7 @@ static void check_rules(struct load_ctx *ctx)
 	check_domains(ctx);
 	check_auth(ctx);
 	check_apns(ctx);
+	check_webpush(ctx);
 	check_urls(ctx);
 	check_paths(ctx);
 	check_files(ctx);

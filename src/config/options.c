@@ -156,6 +156,13 @@ const struct config_option config_options[] = {
 	    "OAuth2 token endpoint (\"\" = token_uri of the service account)"),
 	STR("push.fcm.ca_file", push.fcm.ca_file, "", F | R,
 	    "extra CA bundle trusted for FCM and its token endpoint"),
+	STR("push.webpush.vapid_key", push.webpush.vapid_key, "", K | R,
+	    "Web Push: PEM P-256 private key signing every push (VAPID, RFC 8292); "
+	    "not readable or writable by others"),
+	STR("push.webpush.subject", push.webpush.subject, "", R,
+	    "Web Push: the operator's contact in each VAPID signature, a mailto: or https: URI"),
+	STR("push.webpush.ca_file", push.webpush.ca_file, "", F | R,
+	    "extra CA bundle trusted for Web Push services (tests, private push servers)"),
 
 	BOOL("messages.store", messages.store, 1, 0,
 	     "store MESSAGEs no device accepts (202 Accepted) and deliver them later"),
@@ -322,9 +329,12 @@ void config_write_reference(FILE *out)
 	      "  `push.apns.private_key`; token and certificate auth exclude each other.\n"
 	      "- Push endpoint URLs start with `https://` (credentials and tokens never go\n"
 	      "  in clear); `push.fcm.token_url` may be empty.\n"
+	      "- `push.webpush.vapid_key` needs `push.webpush.subject`, a `mailto:` or\n"
+	      "  `https://` URI.\n"
 	      "- Every file named (certificates, keys, CA bundles, the service account)\n"
 	      "  must exist and be readable by sipwaked. Key files (`sip.tls.private_key`,\n"
-	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`)\n"
+	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`,\n"
+	      "  `push.webpush.vapid_key`)\n"
 	      "  must not be readable or writable by others: `chmod o-rwx` them. Give absolute paths.\n"
 	      "- `storage.database` is not empty; `admin.socket` is not empty and fits in a\n"
 	      "  Unix socket address (at most 107 bytes).\n"

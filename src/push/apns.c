@@ -8,7 +8,6 @@
  * as alert or background pushes on the remote-notification token.
  */
 #include "push_int.h"
-#include "sipwake/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,8 +25,6 @@
 #define APNS_DEFAULT_URL "https://api.push.apple.com"
 #define APNS_DEFAULT_SANDBOX_URL "https://api.sandbox.push.apple.com"
 #define APNS_MAX_TOKEN 200
-#define APNS_MESSAGE_TTL 86400
-#define APNS_CANCEL_TTL 3600
 
 struct apns {
 	struct push *p;
@@ -212,29 +209,21 @@ static const char *apns_jwt(struct apns *a, bool force)
 /* ---- payload --------------------------------------------------------- */
 
 struct apns_build {
-	enum push_kind kind;
+	struct push_fields f;
 	bool voip;
-	char *call_id, *from_uri, *from_name, *to_uri, *reason;
 };
-
-static void put_str(json_t *o, const char *k, const char *v)
-{
-	if (v)
-		json_object_set_new(o, k, json_string(v));
-}
 
 static const char *caller_label(const struct apns_build *b)
 {
-	if (b->from_name && b->from_name[0])
-		return b->from_name;
-	if (b->from_uri && b->from_uri[0])
-		return b->from_uri;
+	if (b->f.from_name && b->f.from_name[0])
+		return b->f.from_name;
+	if (b->f.from_uri && b->f.from_uri[0])
+		return b->f.from_uri;
 	return "Unknown caller";
 }
 
 static json_t *apns_build_payload(void *arg, const char *text)
 {
-	static const char *const types[] = {"call", "message", "wakeup", "cancel"};
 	const struct apns_build *b = arg;
 	json_t *root = json_object(), *aps = json_object(), *alert = NULL;
 
@@ -243,7 +232,7 @@ static json_t *apns_build_payload(void *arg, const char *text)
 		json_decref(aps);
 		return NULL;
 	}
-	switch (b->kind) {
+	switch (b->f.kind) {
 	case PUSH_CALL:
 		if (!b->voip) {
 			alert = json_pack("{s:s, s:s}", "title", caller_label(b), "body",
@@ -263,7 +252,7 @@ static json_t *apns_build_payload(void *arg, const char *text)
 	case PUSH_CANCEL:
 		if (!b->voip)
 			alert = json_pack("{s:s, s:s}", "title", caller_label(b), "body",
-					  b->reason && strcmp(b->reason, "answered_elsewhere") == 0
+					  b->f.reason && strcmp(b->f.reason, "answered_elsewhere") == 0
 						  ? "Call answered elsewhere"
 						  : "Missed call");
 		break;
@@ -271,42 +260,20 @@ static json_t *apns_build_payload(void *arg, const char *text)
 	if (alert)
 		json_object_set_new(aps, "alert", alert);
 	json_object_set_new(root, "aps", aps);
-	json_object_set_new(root, "type", json_string(types[b->kind]));
-	put_str(root, "call-id", b->call_id);
-	put_str(root, "from-uri", b->from_uri);
-	put_str(root, "from-name", b->from_name);
-	put_str(root, "to-uri", b->to_uri);
-	if (b->kind == PUSH_CANCEL)
-		put_str(root, "reason", b->reason ? b->reason : "missed");
+	push_fields_put(&b->f, root, NULL); /* the text is the alert's body */
 	return root;
-}
-
-static char *clip(const char *s)
-{
-	return s ? utf8_clip(s, PUSH_FIELD_MAX, NULL) : NULL;
 }
 
 /* Build the JSON payload of r; the text of a message is cut to fit the limit. */
 static char *apns_payload(const struct push_req *r, bool voip, size_t *len)
 {
-	struct apns_build b = {.kind = r->kind, .voip = voip};
-	char *text = NULL, *json = NULL;
+	struct apns_build b = {.voip = voip};
+	char *json;
 
-	b.call_id = clip(r->pl.call_id);
-	b.from_uri = clip(r->pl.from_uri);
-	b.from_name = clip(r->pl.from_name);
-	b.to_uri = clip(r->pl.to_uri);
-	b.reason = clip(r->pl.reason);
-	if (r->kind == PUSH_MESSAGE && r->pl.text)
-		text = utf8_clip(r->pl.text, PUSH_APNS_MAX_VOIP_PAYLOAD, NULL);
-	json = push_fit_payload(apns_build_payload, &b, text,
+	push_fields_init(&b.f, r, PUSH_APNS_MAX_VOIP_PAYLOAD);
+	json = push_fit_payload(apns_build_payload, &b, b.f.text,
 				voip ? PUSH_APNS_MAX_VOIP_PAYLOAD : PUSH_APNS_MAX_PAYLOAD, len);
-	free(text);
-	free(b.call_id);
-	free(b.from_uri);
-	free(b.from_name);
-	free(b.to_uri);
-	free(b.reason);
+	push_fields_cleanup(&b.f);
 	return json;
 }
 
@@ -398,7 +365,7 @@ static int apns_prepare(void *state, struct push_req *r)
 	case PUSH_MESSAGE:
 		q->push_type = "alert";
 		q->priority = 10;
-		q->expiration = (long)time(NULL) + APNS_MESSAGE_TTL;
+		q->expiration = (long)time(NULL) + PUSH_MESSAGE_TTL;
 		break;
 	case PUSH_WAKEUP:
 		q->push_type = "background";
@@ -408,7 +375,7 @@ static int apns_prepare(void *state, struct push_req *r)
 	case PUSH_CANCEL:
 		q->push_type = r->voip ? "voip" : "alert";
 		q->priority = 10;
-		q->expiration = (long)time(NULL) + APNS_CANCEL_TTL;
+		q->expiration = (long)time(NULL) + PUSH_CANCEL_TTL;
 		break;
 	}
 	if (r->kind == PUSH_WAKEUP)

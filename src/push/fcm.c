@@ -9,7 +9,6 @@
  * Messages are data-only, android.priority HIGH, ttl by kind.
  */
 #include "push_int.h"
-#include "sipwake/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,8 +23,6 @@
 #define FCM_TOKEN_MARGIN_MS (5u * 60 * 1000) /* renew this long before expiry */
 #define FCM_TOKEN_LAST_USE_MS (30u * 1000)   /* never send with less validity left */
 #define FCM_TOKEN_TIMEOUT_MS 10000
-#define FCM_MESSAGE_TTL 86400
-#define FCM_CANCEL_TTL 3600
 #define FCM_MAX_TOKEN 4096
 
 struct fcm {
@@ -172,17 +169,10 @@ out:
 /* ---- payload --------------------------------------------------------- */
 
 struct fcm_build {
-	const struct push_req *r;
+	struct push_fields f;
 	const char *token;
-	char *call_id, *from_uri, *from_name, *to_uri, *reason;
 	char ttl[24];
 };
-
-static void put_str(json_t *o, const char *k, const char *v)
-{
-	if (v)
-		json_object_set_new(o, k, json_string(v));
-}
 
 static json_t *fcm_build_message(void *arg, const char *text)
 {
@@ -191,30 +181,17 @@ static json_t *fcm_build_message(void *arg, const char *text)
 
 	if (!data)
 		return NULL;
-	put_str(data, "type", push_kind_name(b->r->kind));
-	put_str(data, "call-id", b->call_id);
-	put_str(data, "from-uri", b->from_uri);
-	put_str(data, "from-name", b->from_name);
-	put_str(data, "to-uri", b->to_uri);
-	put_str(data, "text", text);
-	if (b->r->kind == PUSH_CANCEL)
-		put_str(data, "reason", b->reason ? b->reason : "missed");
+	push_fields_put(&b->f, data, text);
 	return json_pack("{s:{s:s, s:o, s:{s:s, s:s}}}", "message", "token", b->token, "data", data,
 			 "android", "priority", "HIGH", "ttl", b->ttl);
-}
-
-static char *clip(const char *s)
-{
-	return s ? utf8_clip(s, PUSH_FIELD_MAX, NULL) : NULL;
 }
 
 static int fcm_prepare(void *state, struct push_req *r)
 {
 	struct fcm *f = state;
-	struct fcm_build b = {.r = r};
+	struct fcm_build b = {0};
 	struct fcm_req *q = NULL;
-	char *text = NULL;
-	int ttl, rc = -(int)PUSH_PERMANENT;
+	int rc = -(int)PUSH_PERMANENT;
 
 	r->voip = false;
 	r->token = set(r->id.token) ? r->id.token : r->id.voip_token;
@@ -223,35 +200,16 @@ static int fcm_prepare(void *state, struct push_req *r)
 		return rc;
 	}
 	b.token = r->token;
-	switch (r->kind) {
-	case PUSH_CALL:
-		ttl = f->call_timeout;
-		break;
-	case PUSH_MESSAGE:
-		ttl = FCM_MESSAGE_TTL;
-		break;
-	case PUSH_WAKEUP:
-		ttl = f->wakeup_ttl;
-		break;
-	default:
-		ttl = FCM_CANCEL_TTL;
-		break;
-	}
-	snprintf(b.ttl, sizeof(b.ttl), "%ds", ttl);
-	b.call_id = clip(r->pl.call_id);
-	b.from_uri = clip(r->pl.from_uri);
-	b.from_name = clip(r->pl.from_name);
-	b.to_uri = clip(r->pl.to_uri);
-	b.reason = clip(r->pl.reason);
-	if (r->kind == PUSH_MESSAGE && r->pl.text)
-		text = utf8_clip(r->pl.text, PUSH_FCM_MAX_PAYLOAD, NULL);
+	snprintf(b.ttl, sizeof(b.ttl), "%ds", push_kind_ttl(r->kind, f->call_timeout, f->wakeup_ttl));
+	push_fields_init(&b.f, r, PUSH_FCM_MAX_PAYLOAD);
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		snprintf(r->reason, sizeof(r->reason), "out of memory");
 		rc = -(int)PUSH_RETRYABLE;
 		goto out;
 	}
-	q->body = push_fit_payload(fcm_build_message, &b, text, PUSH_FCM_MAX_PAYLOAD, &q->body_len);
+	q->body = push_fit_payload(fcm_build_message, &b, b.f.text, PUSH_FCM_MAX_PAYLOAD,
+				   &q->body_len);
 	if (!q->body) {
 		snprintf(r->reason, sizeof(r->reason), "payload does not fit");
 		goto out;
@@ -261,12 +219,7 @@ static int fcm_prepare(void *state, struct push_req *r)
 	rc = 0;
 out:
 	free(q);
-	free(text);
-	free(b.call_id);
-	free(b.from_uri);
-	free(b.from_name);
-	free(b.to_uri);
-	free(b.reason);
+	push_fields_cleanup(&b.f);
 	return rc;
 }
 

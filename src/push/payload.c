@@ -1,13 +1,74 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fitting a JSON push payload into the provider's size limit by shortening
- * its text on UTF-8 character boundaries (core's utf8.h).
+ * What push payloads have in common: the request's fields cut to size, the
+ * provider-neutral data object, the time to live per kind, and fitting a
+ * JSON payload into the provider's size limit by shortening its text on
+ * UTF-8 character boundaries (core's utf8.h).
  */
 #include "push_int.h"
 #include "sipwake/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static char *clip(const char *s, size_t max)
+{
+	return s ? utf8_clip(s, max, NULL) : NULL;
+}
+
+void push_fields_init(struct push_fields *f, const struct push_req *r, size_t text_max)
+{
+	f->kind = r->kind;
+	f->call_id = clip(r->pl.call_id, PUSH_FIELD_MAX);
+	f->from_uri = clip(r->pl.from_uri, PUSH_FIELD_MAX);
+	f->from_name = clip(r->pl.from_name, PUSH_FIELD_MAX);
+	f->to_uri = clip(r->pl.to_uri, PUSH_FIELD_MAX);
+	f->reason = clip(r->pl.reason, PUSH_FIELD_MAX);
+	f->text = r->kind == PUSH_MESSAGE ? clip(r->pl.text, text_max) : NULL;
+}
+
+void push_fields_cleanup(struct push_fields *f)
+{
+	free(f->call_id);
+	free(f->from_uri);
+	free(f->from_name);
+	free(f->to_uri);
+	free(f->reason);
+	free(f->text);
+	memset(f, 0, sizeof(*f));
+}
+
+static void put_str(json_t *o, const char *k, const char *v)
+{
+	if (v)
+		json_object_set_new(o, k, json_string(v));
+}
+
+void push_fields_put(const struct push_fields *f, json_t *o, const char *text)
+{
+	put_str(o, "type", push_kind_name(f->kind));
+	put_str(o, "call-id", f->call_id);
+	put_str(o, "from-uri", f->from_uri);
+	put_str(o, "from-name", f->from_name);
+	put_str(o, "to-uri", f->to_uri);
+	put_str(o, "text", text);
+	if (f->kind == PUSH_CANCEL)
+		put_str(o, "reason", f->reason ? f->reason : "missed");
+}
+
+int push_kind_ttl(enum push_kind kind, int call_timeout, int wakeup_ttl)
+{
+	switch (kind) {
+	case PUSH_CALL:
+		return call_timeout;
+	case PUSH_MESSAGE:
+		return PUSH_MESSAGE_TTL;
+	case PUSH_WAKEUP:
+		return wakeup_ttl;
+	default:
+		return PUSH_CANCEL_TTL;
+	}
+}
 
 /* Build with the first keep bytes of text (cut on a character, plus "…" when cut). */
 static char *fit_try(push_build_fn *build, void *arg, const char *text, size_t len, size_t keep,

@@ -9,6 +9,7 @@
  * is live, the requester may hold another and let go at any time.
  */
 #include "push_int.h"
+#include "webpush.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct push {
 static const struct push_provider *const providers[] = {
 	&push_apns_provider,
 	&push_fcm_provider,
+	&push_webpush_provider,
 };
 
 static int curl_users;
@@ -71,7 +73,9 @@ const char *push_result_name(enum push_result res)
 
 const char *push_provider_name(enum pn_provider prov)
 {
-	return prov == PN_APNS ? "apns" : prov == PN_FCM ? "fcm" : "none";
+	static const char *const names[PN_PROVIDER_COUNT] = {"none", "apns", "fcm", "webpush"};
+
+	return (unsigned)prov < PN_PROVIDER_COUNT ? names[prov] : "none";
 }
 
 struct push_http *push_get_http(struct push *p)
@@ -115,6 +119,11 @@ bool push_provider_enabled(struct push *p, enum pn_provider prov)
 	return (unsigned)prov < PUSH_PROVIDER_SLOTS && p->inst[prov] != NULL;
 }
 
+const char *push_vapid_public_key(struct push *p)
+{
+	return p->inst[PN_WEBPUSH] ? webpush_public_b64(p->inst[PN_WEBPUSH]->state) : NULL;
+}
+
 void push_set_token_invalid_cb(struct push *p, push_token_invalid_fn *fn, void *ctx)
 {
 	p->tok_cb = fn;
@@ -123,7 +132,7 @@ void push_set_token_invalid_cb(struct push *p, push_token_invalid_fn *fn, void *
 
 void push_counters_foreach(struct push *p, push_counter_fn *fn, void *ctx)
 {
-	for (int prov = PN_APNS; prov <= PN_FCM; prov++)
+	for (int prov = PN_APNS; prov < PN_PROVIDER_COUNT; prov++)
 		for (int k = 0; k < PUSH_KIND_COUNT; k++)
 			for (int r = 0; r < PUSH_RESULT_COUNT; r++)
 				if (p->stats[prov].results[k][r])
@@ -224,7 +233,7 @@ int push_new(struct push **out, su_root_t *root, const struct sw_config *cfg)
 	if (load_providers(p, cfg, fresh) < 0)
 		goto out;
 	memcpy(p->inst, fresh, sizeof(fresh));
-	for (int i = PN_APNS; i <= PN_FCM; i++)
+	for (int i = PN_APNS; i < PN_PROVIDER_COUNT; i++)
 		log_info("push: %s %s", push_provider_name(i),
 			 p->inst[i] ? "enabled" : "not configured");
 	rc = 0;
@@ -251,8 +260,9 @@ int push_reload(struct push *p, const struct sw_config *cfg)
 	}
 	p->min_interval_ms = cfg->push.min_interval > 0 ? (uint64_t)cfg->push.min_interval * 1000 : 0;
 	inst_reap(p);
-	log_notice("push: credentials reloaded (apns %s, fcm %s)",
-		   p->inst[PN_APNS] ? "enabled" : "off", p->inst[PN_FCM] ? "enabled" : "off");
+	log_notice("push: credentials reloaded (apns %s, fcm %s, webpush %s)",
+		   p->inst[PN_APNS] ? "enabled" : "off", p->inst[PN_FCM] ? "enabled" : "off",
+		   p->inst[PN_WEBPUSH] ? "enabled" : "off");
 	return 0;
 }
 
@@ -542,7 +552,7 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 	if (!pl)
 		pl = &no_payload;
 	if (!id || (unsigned)kind >= PUSH_KIND_COUNT ||
-	    (id->provider != PN_APNS && id->provider != PN_FCM))
+	    id->provider == PN_NONE || (unsigned)id->provider >= PN_PROVIDER_COUNT)
 		return -(int)PUSH_PERMANENT;
 	in = p->inst[id->provider];
 	if (!in)

@@ -145,6 +145,7 @@ struct push_provider {
 
 extern const struct push_provider push_apns_provider;
 extern const struct push_provider push_fcm_provider;
+extern const struct push_provider push_webpush_provider;
 
 /* Live credentials of one provider; old ones retire after a reload. */
 struct push_inst {
@@ -174,6 +175,33 @@ uint64_t push_req_remaining(const struct push_req *r);
 #define PUSH_FCM_MAX_PAYLOAD 4096
 /* Caps for the short fields put in payloads. */
 #define PUSH_FIELD_MAX 256
+/* How long a push may wait at the provider for an offline device, seconds. */
+#define PUSH_MESSAGE_TTL 86400
+#define PUSH_CANCEL_TTL 3600
+
+/*
+ * What every payload says about a request, each field cut to
+ * PUSH_FIELD_MAX bytes on a character boundary (the text to text_max);
+ * NULL where the request has none.
+ */
+struct push_fields {
+	enum push_kind kind;
+	char *call_id, *from_uri, *from_name, *to_uri, *reason, *text;
+};
+void push_fields_init(struct push_fields *f, const struct push_req *r, size_t text_max);
+void push_fields_cleanup(struct push_fields *f);
+/*
+ * Put "type", "call-id", "from-uri", "from-name", "to-uri", "reason" (a
+ * cancel's, "missed" by default) and, when not NULL, "text" into o: the
+ * data of an FCM message and of a Web Push message.
+ */
+void push_fields_put(const struct push_fields *f, json_t *o, const char *text);
+/*
+ * Time to live of a push of this kind, seconds: call_timeout for a call
+ * (no use once the call is gone), wakeup_ttl for a wake-up, a day for a
+ * message, an hour for a cancel.
+ */
+int push_kind_ttl(enum push_kind kind, int call_timeout, int wakeup_ttl);
 
 /*
  * Build a payload whose only variable part is the text: calls build(text)

@@ -9,15 +9,16 @@
  * - the VAPID Authorization header (RFC 8292): an ES256 JWT for the push
  *   service's origin, signed with the operator's key, and that key's
  *   public half.
- * The first step of issue 10 (a Web Push provider); webpush.h is the
- * interface, used by the provider and checked against RFC 8291's own
- * example in tests/unit/test_webpush.c.
+ * webpush.h is the interface, used by the provider (webpush.c) and checked
+ * against RFC 8291's own example in tests/unit/test_webpush.c.
  */
 #include "webpush.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -202,19 +203,20 @@ out:
 	return rc;
 }
 
-/* "https://host[:port]" of an endpoint URL: the audience of its VAPID JWT. */
-static int origin_of(const char *url, char *out, size_t len)
+int webpush_origin(const char *url, char *out, size_t len)
 {
 	const char *host, *end, *at;
 
-	if (strncmp(url, "https://", 8) != 0)
+	if (strncasecmp(url, "https://", 8) != 0)
 		return -1;
 	host = url + 8;
 	end = host + strcspn(host, "/?#");
 	at = strchr(host, '@');
 	if (end == host || (at && at < end) || (size_t)(end - url) >= len)
 		return -1; /* no host, or user info (never in a push endpoint) */
-	memcpy(out, url, (size_t)(end - url));
+	memcpy(out, "https://", 8);
+	for (size_t i = 8; i < (size_t)(end - url); i++)
+		out[i] = (char)tolower((unsigned char)url[i]);
 	out[end - url] = 0;
 	return 0;
 }
@@ -226,7 +228,7 @@ char *webpush_vapid(EVP_PKEY *key, const char *endpoint, const char *subject, in
 	char aud[512], *jwt = NULL, *k = NULL, *header = NULL;
 	json_t *h = NULL, *claims = NULL;
 
-	if (origin_of(endpoint, aud, sizeof(aud)) < 0 || webpush_public_key(key, pub) < 0)
+	if (webpush_origin(endpoint, aud, sizeof(aud)) < 0 || webpush_public_key(key, pub) < 0)
 		return NULL;
 	h = json_pack("{s:s,s:s}", "typ", "JWT", "alg", "ES256");
 	claims = json_pack("{s:s,s:I,s:s}", "aud", aud, "exp", (json_int_t)(now + lifetime), "sub",

@@ -195,13 +195,16 @@ void registrar_free(struct registrar *r)
 	strmap_free(r->by_pn);
 	strmap_free(r->by_contact);
 	strmap_free(r->by_source);
+	free(r->vapid_public);
 	free(r);
 }
 
-void registrar_set_push_support(struct registrar *r, bool apns, bool fcm)
+void registrar_set_push_support(struct registrar *r, const bool enabled[PN_PROVIDER_COUNT],
+				const char *vapid_public)
 {
-	r->apns = apns;
-	r->fcm = fcm;
+	memcpy(r->pns, enabled, sizeof(r->pns));
+	free(r->vapid_public);
+	r->vapid_public = vapid_public && enabled[PN_WEBPUSH] ? strdup(vapid_public) : NULL;
 }
 
 void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx)

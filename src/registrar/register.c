@@ -127,7 +127,7 @@ static int q_value(const char *s)
 
 static bool provider_configured(struct registrar *r, const struct pn_identity *pn)
 {
-	return (pn->provider == PN_APNS && r->apns) || (pn->provider == PN_FCM && r->fcm);
+	return (unsigned)pn->provider < PN_PROVIDER_COUNT && r->pns[pn->provider];
 }
 
 /*
@@ -317,20 +317,27 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
 	return b;
 }
 
-/* "Feature-Caps: *;+sip.pns="apns";+sip.pnsreg="120"" per provider. */
+/*
+ * "Feature-Caps: *;+sip.pns="apns";+sip.pnsreg="120"" for the idx-th
+ * provider that can send; Web Push adds the key its pushes are signed with
+ * (+sip.vapid of RFC 8599). -1 past the last one.
+ */
 static int feature_caps(struct registrar *r, char *buf, size_t len, int idx)
 {
-	const char *prov = NULL;
-	int k = 0;
+	static const char *const names[PN_PROVIDER_COUNT] = {NULL, "apns", "fcm", "webpush"};
+	int prov, k = 0;
 
-	if (r->apns && k++ == idx)
-		prov = "apns";
-	else if (r->fcm && k++ == idx)
-		prov = "fcm";
-	if (!prov)
+	for (prov = PN_APNS; prov < PN_PROVIDER_COUNT; prov++)
+		if (r->pns[prov] && k++ == idx)
+			break;
+	if (prov == PN_PROVIDER_COUNT)
 		return -1;
-	snprintf(buf, len, "Feature-Caps: *;+sip.pns=\"%s\";+sip.pnsreg=\"%d\"", prov,
-		 r->cfg->push.wakeup_before_expiry);
+	if (prov == PN_WEBPUSH && r->vapid_public)
+		snprintf(buf, len, "Feature-Caps: *;+sip.pns=\"webpush\";+sip.vapid=\"%s\";"
+			 "+sip.pnsreg=\"%d\"", r->vapid_public, r->cfg->push.wakeup_before_expiry);
+	else
+		snprintf(buf, len, "Feature-Caps: *;+sip.pns=\"%s\";+sip.pnsreg=\"%d\"", names[prov],
+			 r->cfg->push.wakeup_before_expiry);
 	return 0;
 }
 
@@ -341,7 +348,7 @@ static int feature_caps(struct registrar *r, char *buf, size_t len, int idx)
  */
 static void add_feature_caps(struct registrar *r, msg_t *msg, sip_t *sip)
 {
-	char fc[160];
+	char fc[256];
 
 	for (int i = 0; feature_caps(r, fc, sizeof(fc), i) == 0; i++) {
 		msg_header_t *h = msg_header_make(msg_home(msg), sip_unknown_class, fc);

@@ -101,7 +101,8 @@ struct registrar {
 	struct strmap *by_contact;
 	struct strmap *by_source; /* -> first binding, chained by src_next */
 	size_t count;
-	bool apns, fcm;
+	bool pns[PN_PROVIDER_COUNT]; /* providers that can send */
+	char *vapid_public;           /* +sip.vapid, NULL = none */
 	bool masquerade; /* upstream refused Path: rewrite Contacts to us */
 	struct {
 		registrar_event_fn *fn;

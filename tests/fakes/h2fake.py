@@ -165,6 +165,7 @@ class H2Server(asyncio.Protocol):
         try:
             ans = self.fake.handler(self.fake, req)
         except Exception as e:
+            self.fake.write({"event": "handler_error", "conn": self.conn_id, "error": repr(e)})
             ans = Answer(500, {"reason": "FakeServerBug", "error": repr(e)})
         if ans.drop:
             # Abort the whole connection, no GOAWAY: like a reset by a middlebox.

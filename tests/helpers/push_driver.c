@@ -149,12 +149,17 @@ static int do_send(struct driver *d, json_t *op, bool bench)
 
 	if (!s || kind < 0)
 		abort();
-	id.provider = prov && strncmp(prov, "apns", 4) == 0 ? PN_APNS : PN_FCM;
+	id.provider = !prov			   ? PN_FCM
+		      : strncmp(prov, "apns", 4) == 0	   ? PN_APNS
+		      : strcmp(prov, "webpush") == 0 ? PN_WEBPUSH
+						   : PN_FCM;
 	id.sandbox = prov && strcmp(prov, "apns.dev") == 0;
 	id.token = (char *)jstr(op, "token");
 	id.voip_token = (char *)jstr(op, "voip_token");
 	id.topic = (char *)jstr(op, "topic");
 	id.team_id = (char *)jstr(op, "team_id");
+	id.wp_p256dh = (char *)jstr(op, "p256dh");
+	id.wp_auth = (char *)jstr(op, "auth");
 	if (text && rep > 1) {
 		size_t n = strlen(text);
 		big = malloc(n * (size_t)rep + 1);
@@ -206,7 +211,7 @@ static void emit_stats(struct driver *d)
 			       (json_int_t)d->ticks, "max_tick_gap_ms", (json_int_t)d->max_gap_ms,
 			       "pending", (int)push_pending(d->push));
 
-	for (int prov = PN_APNS; prov <= PN_FCM; prov++) {
+	for (int prov = PN_APNS; prov < PN_PROVIDER_COUNT; prov++) {
 		const struct push_provider_stats *st = push_stats(d->push, prov);
 		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "attempts",
 				      (json_int_t)st->attempts, "retries", (json_int_t)st->retries,
@@ -251,6 +256,9 @@ static void cfg_apply(struct sw_config *c, json_t *o)
 	S("fcm_url", push.fcm.url);
 	S("fcm_token_url", push.fcm.token_url);
 	S("fcm_ca", push.fcm.ca_file);
+	S("webpush_key", push.webpush.vapid_key);
+	S("webpush_subject", push.webpush.subject);
+	S("webpush_ca", push.webpush.ca_file);
 #undef S
 	if (json_object_get(o, "min_interval"))
 		c->push.min_interval = (int)json_integer_value(json_object_get(o, "min_interval"));
@@ -418,7 +426,8 @@ static void usage(void)
 	fprintf(stderr, "usage: push_driver [--config JSON] [--script FILE] [--log-level L]\n"
 			"  --config: JSON object with apns_key, apns_key_id, apns_team, apns_cert,\n"
 			"  apns_cert_key, apns_url, apns_sandbox_url, apns_ca, fcm_sa, fcm_url,\n"
-			"  fcm_token_url, fcm_ca, min_interval, call_timeout\n");
+			"  fcm_token_url, fcm_ca, webpush_key, webpush_subject, webpush_ca,\n"
+			"  min_interval, call_timeout\n");
 	exit(64);
 }
 

@@ -67,7 +67,10 @@ class PKI:
         # FCM service account with a fresh RSA key.
         openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
                 "-out", "sa.key", cwd=d)
-        for k in ("ca.key", "server.key", "client.key", "AuthKey.p8", "sa.key"):
+        # Web Push VAPID key pair (P-256), as an operator makes it with openssl.
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-out", "vapid.pem", cwd=d)
+        for k in ("ca.key", "server.key", "client.key", "AuthKey.p8", "sa.key", "vapid.pem"):
             os.chmod(os.path.join(d, k), 0o600)
         self.ca = self.p("ca.pem")
         self.cert = self.p("server.pem")
@@ -75,6 +78,8 @@ class PKI:
         self.client_cert = self.p("client.pem")
         self.client_key = self.p("client.key")
         self.p8 = self.p("AuthKey.p8")
+        self.vapid = self.p("vapid.pem")
+        self.vapid_public = vapid_public_of(self.vapid)
 
     def p(self, name):
         return os.path.join(self.dir, name)
@@ -92,6 +97,20 @@ class PKI:
             json.dump(sa, f)
         os.chmod(path, 0o600)
         return path
+
+
+def b64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def vapid_public_of(pem_path):
+    """The applicationServerKey of a VAPID key: base64url of its public point."""
+    from cryptography.hazmat.primitives import serialization
+    with open(pem_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    return b64url(key.public_key().public_bytes(serialization.Encoding.X962,
+                                                serialization.PublicFormat.UncompressedPoint))
 
 
 def free_port():
@@ -183,6 +202,68 @@ def apns_config(pki, url, sandbox_url=None, cert_auth=False, **kw):
         cfg.update(apns_key=pki.p8, apns_key_id=KEY_ID, apns_team=TEAM)
     cfg.update(kw)
     return cfg
+
+
+class WebPush:
+    """fake_webpush.py and the subscriptions it knows, as a browser makes them."""
+
+    def __init__(self, pki, rules=(), port=0, name="webpush"):
+        self.pki = pki
+        self.subs = {}
+        self.subs_file = pki.p("%s-%d.subs" % (name, Fake.started + 1))
+        self._save()
+        self.fake = Fake(pki, "webpush", rules, ["--subscriptions", self.subs_file], port=port,
+                         name=name)
+        self.url = self.fake.url
+
+    def _save(self):
+        with open(self.subs_file + ".tmp", "w") as f:
+            json.dump(self.subs, f)
+        os.rename(self.subs_file + ".tmp", self.subs_file)
+
+    def subscribe(self, sid, keys=True, server_key=None):
+        """A subscription for applicationServerKey server_key (default the test
+        VAPID key): {"endpoint", and with keys "p256dh", "auth"}."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        sub = {"server_key": server_key or self.pki.vapid_public}
+        out = {"endpoint": "%s/push/%s" % (self.url, sid)}
+        if keys:
+            k = ec.generate_private_key(ec.SECP256R1())
+            sub["private"] = b64url(k.private_numbers().private_value.to_bytes(32, "big"))
+            sub["auth"] = b64url(os.urandom(16))
+            out["p256dh"] = b64url(k.public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+            out["auth"] = sub["auth"]
+        self.subs[sid] = sub
+        self._save()
+        return out
+
+    def pushes(self, sid=None):
+        return [r for r in self.fake.requests() if sid is None or r.get("sub") == sid]
+
+    def set_rules(self, rules):
+        self.fake.set_rules(rules)
+
+    def stop(self):
+        self.fake.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+def webpush_pn(sub, param=None):
+    """Contact parameters of a Web Push subscription (docs/client-guide.md)."""
+    import urllib.parse
+    pn = ";pn-provider=webpush;pn-prid=%s" % urllib.parse.quote(sub["endpoint"], safe="")
+    if "p256dh" in sub:
+        pn += ";pn-p256dh=%s;pn-auth=%s" % (sub["p256dh"], sub["auth"])
+    if param:
+        pn += ";pn-param=" + param
+    return pn
 
 
 def check_sanitizers(stderr):

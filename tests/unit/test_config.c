@@ -491,6 +491,10 @@ static void test_single_errors(void)
 		   "\"fcm.googleapis.com\" is not an https:// URL");
 	EXPECT_ONE(OK_SIP "push: { apns: { key_id = \"ABC\"; }; };\n", 2, "push.apns.key_id",
 		   "\"ABC\" is not an Apple key ID");
+	EXPECT_ONE(OK_SIP "push: { webpush: { subject = \"ops@example.com\"; }; };\n", 2,
+		   "push.webpush.subject", "\"ops@example.com\" is not a mailto: or https: URI");
+	EXPECT_ONE(OK_SIP "push: { webpush: { subject = \"mailto:\"; }; };\n", 2,
+		   "push.webpush.subject", "\"mailto:\" is not a mailto: or https: URI");
 	EXPECT_ONE(OK_SIP "admin: { socket = \"\"; };\n", 2, "admin.socket", "must not be empty");
 	EXPECT_ONE("sip: {\n listen = [ \"sip:127.0.0.1\" ];\n advertised_host = \"sip:x\"; };\n",
 		   3, "sip.advertised_host", "\"sip:x\" is not a host name or address");
@@ -582,6 +586,23 @@ static void test_key_files(void)
 	expect_error(errs, 3, "push.apns.key_file", "needs push.apns.key_id");
 	expect_error(errs, 3, "push.apns.key_file", "needs push.apns.team_id");
 	CHECK_MSG(count_lines(errs) == 2, "two errors expected:\n%s", errs);
+	free(errs);
+
+	/* a VAPID key needs a subject; with one it is accepted */
+	snprintf(text, sizeof(text), OK_SIP "push: { webpush: {\n vapid_key = \"%s\"; }; };\n", key);
+	rc = load_text(text, &cfg, &errs);
+	CHECK_MSG(rc == -1, "vapid_key without subject accepted");
+	expect_error(errs, 3, "push.webpush.vapid_key", "needs push.webpush.subject");
+	CHECK_MSG(count_lines(errs) == 1, "one error expected:\n%s", errs);
+	free(errs);
+	snprintf(text, sizeof(text),
+		 OK_SIP "push: { webpush: {\n vapid_key = \"%s\";\n subject = \"https://ops.example.com/\"; "
+			"}; };\n",
+		 key);
+	rc = load_text(text, &cfg, &errs);
+	CHECK_MSG(rc == 0, "vapid_key with subject rejected:\n%s", errs);
+	if (rc == 0)
+		config_cleanup(&cfg);
 	free(errs);
 
 	/* certificate auth needs its private key */
