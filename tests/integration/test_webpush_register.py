@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Web Push subscriptions in a REGISTER (issue 10, first steps): sipwake
-parses and checks them (pn-provider=webpush, the endpoint in pn-prid, the
-keys in pn-p256dh and pn-auth; docs/client-guide.md). A malformed one gets
-400 with a Warning naming the parameter; a well-formed one gets 555 while
-no Web Push provider exists, like any provider that is not configured. No
-binding is made either way."""
+"""Web Push subscriptions in a REGISTER (issue 10): sipwake parses and
+checks them (pn-provider=webpush, the endpoint in pn-prid, the keys in
+pn-p256dh and pn-auth; docs/client-guide.md). A malformed one gets 400
+with a Warning naming the parameter; a well-formed one gets 555 on a
+server without push.webpush configured, like any provider it has no
+credentials for. No binding is made either way (test_wake_webpush.py has
+the configured case)."""
 import json
 import os
 import subprocess

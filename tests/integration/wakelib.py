@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Helpers for the wake-up routing tests (test_wake_*.py) and bench/wake.
 
-- WakeEnv: a throw-away PKI (pushlib.PKI), the fake APNs and FCM on free
-  loopback ports, and the sipwaked config that points at them (UDP, TCP and
-  a sips: TLS listener with the test server certificate).
+- WakeEnv: a throw-away PKI (pushlib.PKI), the fake APNs and FCM (and on
+  request the fake Web Push service) on free loopback ports, and the
+  sipwaked config that points at them (UDP, TCP and a sips: TLS listener
+  with the test server certificate).
 - Phone: a SIP phone in Python on UDP, TCP or TLS (sipp here has no TLS).
   It registers with push parameters, can drop its connection and register
   again from a NEW socket (new port), and answers or refuses calls. Every
@@ -59,9 +60,10 @@ def _branch():
 
 
 class WakeEnv:
-    """PKI + fake APNs + fake FCM, stopped through t.on_cleanup."""
+    """PKI + fake APNs + fake FCM (+ the fake Web Push service when webpush),
+    stopped through t.on_cleanup."""
 
-    def __init__(self, t, apns_rules=None, fcm_rules=None):
+    def __init__(self, t, apns_rules=None, fcm_rules=None, webpush=False):
         self.t = t
         d = os.path.join(t.dir, "pki")
         os.makedirs(d, exist_ok=True)
@@ -76,6 +78,10 @@ class WakeEnv:
         self.fcm = pushlib.Fake(self.pki, "fcm", ["%s=%s" % kv for kv in (fcm_rules or {}).items()],
                                 ["--service-account", self.sa], port=fport, name="fcm")
         t.on_cleanup(self.fcm.stop)
+        self.webpush = None
+        if webpush:
+            self.webpush = pushlib.WebPush(self.pki)
+            t.on_cleanup(self.webpush.stop)
 
     def config(self, port, tls_port=None, upstream_uri="", extra=None, workdir=None):
         """sipwaked config with both fakes; workdir (default the test's) holds
@@ -95,6 +101,10 @@ class WakeEnv:
             "fcm": {"service_account": self.sa, "url": self.fcm_url,
                     "token_url": self.fcm_url + "/token", "ca_file": self.pki.ca},
         }
+        if self.webpush:
+            cfg["push"]["webpush"] = {"vapid_key": self.pki.vapid,
+                                      "subject": "mailto:ops@sipwake.test",
+                                      "ca_file": self.pki.ca}
         return swlib.deep_merge(cfg, extra or {})
 
     # what the fakes received ------------------------------------------------
