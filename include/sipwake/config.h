@@ -59,6 +59,7 @@ struct sw_config {
 		int call_timeout;
 		char *provisional; /* "110", "180" or "none" */
 		bool missed_call_push;
+		bool voicemail_push;
 		int wakeup_before_expiry;
 		int min_interval;
 		struct {

@@ -23,8 +23,9 @@ enum push_kind {
 	PUSH_MESSAGE, /* incoming MESSAGE: alert with sender and start of the text */
 	PUSH_WAKEUP,  /* background push asking the app to re-register */
 	PUSH_CANCEL,  /* follow-up to a call: missed, or answered elsewhere */
+	PUSH_VOICEMAIL, /* message-summary NOTIFY (RFC 3842): alert with the counts, never PushKit */
 };
-#define PUSH_KIND_COUNT 4
+#define PUSH_KIND_COUNT 5
 
 enum push_result {
 	PUSH_OK,             /* the provider accepted the push */
@@ -44,6 +45,9 @@ struct push_payload {
 	const char *text;      /* MESSAGE body (may be long; cut to fit) or NULL */
 	const char *reason;    /* PUSH_CANCEL: "missed" or "answered_elsewhere" */
 	const char *to_uri;    /* callee AOR or NULL */
+	/* PUSH_VOICEMAIL: Messages-Waiting, and the Voice-Message counts (0 when absent) */
+	bool vm_waiting;
+	int vm_new, vm_old;
 };
 
 /*

@@ -129,6 +129,9 @@ const struct config_option config_options[] = {
 	     "response sent to the caller once a push is out: 110 Push sent, 180 Ringing or none"),
 	BOOL("push.missed_call_push", push.missed_call_push, 1, R,
 	     "send an alert push when the caller hangs up before a device answers"),
+	BOOL("push.voicemail_push", push.voicemail_push, 1, R,
+	     "push the voicemail counts of an unsolicited message-summary NOTIFY (RFC 3842) to "
+	     "devices that sleep, and answer it for them"),
 	INT("push.wakeup_before_expiry", push.wakeup_before_expiry, 120, 0, DAY, R,
 	    "s before a push binding expires to push the app to re-REGISTER (0 = off)"),
 	INT("push.min_interval", push.min_interval, 2, 0, 3600, R,

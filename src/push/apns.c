@@ -256,6 +256,18 @@ static json_t *apns_build_payload(void *arg, const char *text)
 						  ? "Call answered elsewhere"
 						  : "Missed call");
 		break;
+	case PUSH_VOICEMAIL:
+		/* The badge follows the mailbox; an alert only while messages wait. */
+		json_object_set_new(aps, "badge", json_integer(b->f.vm_waiting ? b->f.vm_new : 0));
+		if (b->f.vm_waiting && b->f.vm_new > 0) {
+			char body[64];
+
+			snprintf(body, sizeof(body), "%d new voice message%s", b->f.vm_new,
+				 b->f.vm_new == 1 ? "" : "s");
+			alert = json_pack("{s:s, s:s}", "title", "Voicemail", "body", body);
+			json_object_set_new(aps, "sound", json_string("default"));
+		}
+		break;
 	}
 	if (alert)
 		json_object_set_new(aps, "alert", alert);
@@ -377,9 +389,16 @@ static int apns_prepare(void *state, struct push_req *r)
 		q->priority = 10;
 		q->expiration = (long)time(NULL) + PUSH_CANCEL_TTL;
 		break;
+	case PUSH_VOICEMAIL: /* a badge-only update goes at low priority */
+		q->push_type = "alert";
+		q->priority = r->pl.vm_waiting && r->pl.vm_new > 0 ? 10 : 5;
+		q->expiration = (long)time(NULL) + PUSH_MESSAGE_TTL;
+		break;
 	}
 	if (r->kind == PUSH_WAKEUP)
 		snprintf(q->collapse, sizeof(q->collapse), "sipwake-wakeup");
+	else if (r->kind == PUSH_VOICEMAIL) /* only the latest count matters */
+		snprintf(q->collapse, sizeof(q->collapse), "sipwake-voicemail");
 	else if (set(r->pl.call_id))
 		collapse_id(r->pl.call_id, q->collapse);
 	push_uuid4(q->apns_id);

@@ -8,6 +8,7 @@
 #include "push_int.h"
 #include "sipwake/utf8.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ void push_fields_init(struct push_fields *f, const struct push_req *r, size_t te
 	f->to_uri = clip(r->pl.to_uri, PUSH_FIELD_MAX);
 	f->reason = clip(r->pl.reason, PUSH_FIELD_MAX);
 	f->text = r->kind == PUSH_MESSAGE ? clip(r->pl.text, text_max) : NULL;
+	f->vm_waiting = r->pl.vm_waiting;
+	f->vm_new = r->pl.vm_new;
+	f->vm_old = r->pl.vm_old;
 }
 
 void push_fields_cleanup(struct push_fields *f)
@@ -54,6 +58,15 @@ void push_fields_put(const struct push_fields *f, json_t *o, const char *text)
 	put_str(o, "text", text);
 	if (f->kind == PUSH_CANCEL)
 		put_str(o, "reason", f->reason ? f->reason : "missed");
+	if (f->kind == PUSH_VOICEMAIL) {
+		char n[16];
+
+		put_str(o, "messages-waiting", f->vm_waiting ? "yes" : "no");
+		snprintf(n, sizeof(n), "%d", f->vm_new);
+		put_str(o, "voice-new", n);
+		snprintf(n, sizeof(n), "%d", f->vm_old);
+		put_str(o, "voice-old", n);
+	}
 }
 
 int push_kind_ttl(enum push_kind kind, int call_timeout, int wakeup_ttl)
@@ -62,6 +75,7 @@ int push_kind_ttl(enum push_kind kind, int call_timeout, int wakeup_ttl)
 	case PUSH_CALL:
 		return call_timeout;
 	case PUSH_MESSAGE:
+	case PUSH_VOICEMAIL:
 		return PUSH_MESSAGE_TTL;
 	case PUSH_WAKEUP:
 		return wakeup_ttl;

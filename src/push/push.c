@@ -60,7 +60,7 @@ static int curl_users;
 
 const char *push_kind_name(enum push_kind kind)
 {
-	static const char *const names[] = {"call", "message", "wakeup", "cancel"};
+	static const char *const names[] = {"call", "message", "wakeup", "cancel", "voicemail"};
 	return (unsigned)kind < PUSH_KIND_COUNT ? names[kind] : "?";
 }
 
@@ -577,6 +577,9 @@ int push_send(struct push *p, const struct pn_identity *id, enum push_kind kind,
 		rc = -(int)PUSH_RETRYABLE;
 		goto out;
 	}
+	r->pl.vm_waiting = pl->vm_waiting;
+	r->pl.vm_new = pl->vm_new;
+	r->pl.vm_old = pl->vm_old;
 	r->ops = in->ops;
 	rc = in->ops->prepare(in->state, r);
 	if (rc < 0) {

@@ -187,19 +187,23 @@ uint64_t push_req_remaining(const struct push_req *r);
 struct push_fields {
 	enum push_kind kind;
 	char *call_id, *from_uri, *from_name, *to_uri, *reason, *text;
+	bool vm_waiting;
+	int vm_new, vm_old;
 };
 void push_fields_init(struct push_fields *f, const struct push_req *r, size_t text_max);
 void push_fields_cleanup(struct push_fields *f);
 /*
  * Put "type", "call-id", "from-uri", "from-name", "to-uri", "reason" (a
- * cancel's, "missed" by default) and, when not NULL, "text" into o: the
- * data of an FCM message and of a Web Push message.
+ * cancel's, "missed" by default), for a voicemail "messages-waiting"
+ * ("yes"/"no"), "voice-new" and "voice-old" (decimal strings), and, when
+ * not NULL, "text" into o: the data of an FCM message and of a Web Push
+ * message (all values strings).
  */
 void push_fields_put(const struct push_fields *f, json_t *o, const char *text);
 /*
  * Time to live of a push of this kind, seconds: call_timeout for a call
  * (no use once the call is gone), wakeup_ttl for a wake-up, a day for a
- * message, an hour for a cancel.
+ * message or a voicemail summary, an hour for a cancel.
  */
 int push_kind_ttl(enum push_kind kind, int call_timeout, int wakeup_ttl);
 

@@ -245,6 +245,8 @@ static int wp_prepare(void *state, struct push_req *r)
 	q->urgency = r->kind == PUSH_WAKEUP ? "urgency: normal" : "urgency: high";
 	if (r->kind == PUSH_WAKEUP)
 		snprintf(q->topic, sizeof(q->topic), "sipwake-wakeup");
+	else if (r->kind == PUSH_VOICEMAIL) /* a newer count replaces an older one */
+		snprintf(q->topic, sizeof(q->topic), "sipwake-voicemail");
 	else if ((r->kind == PUSH_CALL || r->kind == PUSH_CANCEL) && set(r->pl.call_id))
 		call_topic(r->pl.call_id, q->topic);
 	return 0;

@@ -440,6 +440,11 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 			held_start(rt, t, sip, &tg.b, 1, binding_aor(tg.b), true, in_proto);
 			return 0;
 		}
+		if (mwi_wanted(rt, sip)) {
+			msg_destroy(fwd);
+			mwi_start(rt, t, sip, &tg.b, 1, via_id, in_proto);
+			return 0;
+		}
 		if (router_fork_binding(rt, t, fwd, tg.b, via_id, in_proto) < 0) {
 			proxy_txn_reply(t, SIP_480_TEMPORARILY_UNAVAILABLE, TAG_END());
 			return 0;
@@ -458,6 +463,10 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 		}
 		if (held_wants_hold(sip)) {
 			held_start(rt, t, sip, list, n, tg.aor, false, in_proto);
+			return 0;
+		}
+		if (mwi_wanted(rt, sip)) {
+			mwi_start(rt, t, sip, list, n, true, in_proto);
 			return 0;
 		}
 		for (size_t i = 0; i < n; i++) {

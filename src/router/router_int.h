@@ -70,6 +70,15 @@ bool held_wants_hold(const sip_t *sip);
 /* True when such a request may also wake a device with a push (SPEC 4.3 rules). */
 bool held_wants_push(const sip_t *sip);
 
+/*
+ * Voicemail (mwi.c): true for an unsolicited message-summary NOTIFY that
+ * push.voicemail_push takes over; then mwi_start owns t and forks to the
+ * bindings that are live, pushes those that sleep, and answers.
+ */
+bool mwi_wanted(const struct router *rt, const sip_t *sip);
+void mwi_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct binding **list,
+	       size_t n, bool restore_uri, const char *in_proto);
+
 /* Stored-message delivery when a binding of the AOR is reachable again. */
 void deliver_on_binding(struct router *rt, const struct binding *b, enum registrar_event ev);
 void deliver_free_all(struct router *rt);

@@ -155,7 +155,11 @@ def make_handler(args):
         if ptype == "background":
             if aps.get("content-available") != 1 or {"alert", "sound", "badge"} & set(aps):
                 return error(400, "BadPayload")
-        if ptype == "alert" and "alert" not in aps:
+        # an alert push shows an alert, plays a sound or sets the badge (a
+        # badge-only update is an alert push too)
+        if ptype == "alert" and not {"alert", "sound", "badge"} & set(aps):
+            return error(400, "BadPayload")
+        if "badge" in aps and (not isinstance(aps["badge"], int) or aps["badge"] < 0):
             return error(400, "BadPayload")
 
         action, n = fake.rule_for(token)

@@ -127,9 +127,8 @@ static const char *jstr(json_t *o, const char *k)
 
 static int kind_of(const char *s)
 {
-	static const char *const names[] = {"call", "message", "wakeup", "cancel"};
-	for (int i = 0; i < 4; i++)
-		if (s && strcmp(s, names[i]) == 0)
+	for (int i = 0; i < PUSH_KIND_COUNT; i++)
+		if (s && strcmp(s, push_kind_name(i)) == 0)
 			return i;
 	return -1;
 }
@@ -174,6 +173,9 @@ static int do_send(struct driver *d, json_t *op, bool bench)
 	pl.text = text;
 	pl.reason = jstr(op, "reason");
 	pl.to_uri = jstr(op, "to_uri");
+	pl.vm_waiting = json_is_true(json_object_get(op, "vm_waiting"));
+	pl.vm_new = (int)json_integer_value(json_object_get(op, "vm_new"));
+	pl.vm_old = (int)json_integer_value(json_object_get(op, "vm_old"));
 	s->d = d;
 	s->seq = d->seq++;
 	s->bench = bench;

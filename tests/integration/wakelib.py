@@ -428,7 +428,7 @@ class Phone(_Party):
 
 
 class Caller(_Party):
-    """A caller sending INVITE/MESSAGE to `remote` (Kamailio or sipwake)."""
+    """A caller sending INVITE/MESSAGE/NOTIFY to `remote` (Kamailio or sipwake)."""
 
     def __init__(self, transport, remote, user, name="caller", domain=swlib.DOMAIN,
                  display="Alice Caller"):
@@ -477,6 +477,23 @@ class Caller(_Party):
                "Content-Type: %s\r\nContent-Length: %d\r\n\r\n" % (ctype, len(body)))
         self.send(txt.encode() + body)
 
+    def notify_summary(self, body, extra=()):
+        """An unsolicited NOTIFY (Event: message-summary, RFC 3842) to the user,
+        as a voicemail server sends it; the final response is in final()."""
+        self.branch = _branch()
+        data = body.encode()
+        txt = ("NOTIFY sip:%s@%s SIP/2.0\r\n" % (self.user, self.domain) +
+               self._hdrs("NOTIFY", 1, self.branch) +
+               "To: <sip:%s@%s>\r\nCall-ID: %s\r\nCSeq: 1 NOTIFY\r\n"
+               "Contact: <sip:voicemail@%s:%d;transport=%s>\r\n"
+               "Event: message-summary\r\nSubscription-State: active\r\n" % (
+                   self.user, self.domain, self.call_id, self.conn.local[0],
+                   self.conn.local[1], self.transport) +
+               "".join("%s: %s\r\n" % kv for kv in extra) +
+               "Content-Type: application/simple-message-summary\r\n"
+               "Content-Length: %d\r\n\r\n" % len(data))
+        self.send(txt.encode() + data)
+
     def responses(self):
         return self.received(lambda m: m.status is not None)
 
@@ -486,7 +503,7 @@ class Caller(_Party):
     def final(self, timeout=10.0):
         """The final response to the INVITE/MESSAGE; a non-2xx INVITE final is ACKed."""
         f = self.wait(lambda m: m.status is not None and m.status >= 200
-                      and m.cseq_method in ("INVITE", "MESSAGE"), timeout)
+                      and m.cseq_method in ("INVITE", "MESSAGE", "NOTIFY"), timeout)
         if f is not None and f.cseq_method == "INVITE" and f.status >= 300:
             ack = ("ACK sip:%s@%s SIP/2.0\r\n" % (self.user, self.domain) +
                    self._hdrs("ACK", 1, self.branch) +
