@@ -83,6 +83,13 @@ struct sw_config {
 			char *subject;   /* VAPID "sub": mailto: or https: contact */
 			char *ca_file;
 		} webpush;
+		struct {
+			char *provider;    /* pn-provider value of the service, "" = off */
+			char *url;         /* https URL each push is POSTed to */
+			char *auth_header; /* "Name: value" sent with each push, or "" */
+			char *body;        /* JSON template, "" = the default one */
+			char *ca_file;
+		} http;
 	} push;
 	struct {
 		bool store;

@@ -6,7 +6,9 @@
  *                (APNs pn-param = TEAMID.topic, split at the first dot;
  *                 a topic ending in ".voip" means a PushKit token)
  *                pn-provider=webpush; pn-prid=%-escaped endpoint URL, with
- *                sipwake's pn-p256dh and pn-auth for the subscription keys
+ *                sipwake's pn-p256dh and pn-auth for the subscription keys;
+ *                any other pn-provider token: an operator's own service
+ *                (PN_HTTP), pn-prid its token
  *   - Linphone:  pn-prid=TOK1:remote&TOK2:voip;
  *                pn-param=TEAMID.bundle.remote&voip
  *   - legacy:    pn-type=apple|firebase|google|android; pn-tok=TOKEN;
@@ -27,8 +29,10 @@ enum pn_provider {
 	PN_APNS,
 	PN_FCM,
 	PN_WEBPUSH,
+	PN_HTTP, /* an operator's own push service (push.http), named by its pn-provider */
 };
-#define PN_PROVIDER_COUNT (PN_WEBPUSH + 1)
+#define PN_PROVIDER_COUNT (PN_HTTP + 1)
+#define PN_SERVICE_MAX 32 /* longest pn-provider name of an operator's service */
 
 #define PN_WEBPUSH_ENDPOINT_MAX 2048 /* longest push subscription endpoint accepted */
 
@@ -45,6 +49,7 @@ struct pn_identity {
 	int timeout;      /* pn-timeout in seconds, -1 when absent */
 	char *wp_p256dh;  /* Web Push: the subscription's P-256 key (base64url), or NULL */
 	char *wp_auth;    /* Web Push: its auth secret (base64url), or NULL */
+	char *service;    /* PN_HTTP: the pn-provider value, lowercase */
 };
 
 /* Outcome of pn_parse(). */
@@ -78,7 +83,7 @@ int pn_identity_copy(struct pn_identity *dst, const struct pn_identity *src);
  */
 char *pn_identity_key(const struct pn_identity *id);
 
-/* "apns", "apns.dev", "fcm" or "webpush". */
+/* "apns", "apns.dev", "fcm", "webpush", or an operator service's own name. */
 const char *pn_provider_name(const struct pn_identity *id);
 
 /*

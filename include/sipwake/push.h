@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Push dispatch: wakes a device through APNs or FCM. The dispatcher is
- * provider-neutral; src/push/apns.c and src/push/fcm.c are the providers,
- * both carried by one libcurl multi handle on the daemon's su_root, so a
+ * Push dispatch: wakes a device through APNs, FCM, Web Push or the
+ * operator's own service. The dispatcher is provider-neutral; src/push/
+ * apns.c, fcm.c, webpush.c and service.c are the providers, all carried
+ * by one libcurl multi handle on the daemon's su_root, so a
  * push in flight never blocks SIP processing. The router calls push_send()
  * and hears back through a completion callback; a request whose requester
  * went away (call cancelled, transaction freed) completes harmlessly.
@@ -69,9 +70,9 @@ struct push;
 struct push_req;
 
 /*
- * Create the dispatcher on root: loads the APNs key or certificate and the
- * FCM service account named in cfg (providers without credentials stay
- * disabled). Key files readable by others are refused. Returns 0, or -1
+ * Create the dispatcher on root: loads the APNs key or certificate, the
+ * FCM service account, the VAPID key and the push.http service named in
+ * cfg (providers without credentials stay disabled). Key files readable by others are refused. Returns 0, or -1
  * with the reason logged. cfg is only read during the call.
  */
 int push_new(struct push **out, su_root_t *root, const struct sw_config *cfg);
@@ -130,7 +131,7 @@ const char *push_vapid_public_key(struct push *p);
 /* Names for logs, counters and admin output. */
 const char *push_kind_name(enum push_kind kind);
 const char *push_result_name(enum push_result res);
-/* "apns" / "fcm" / "webpush" for PN_APNS / PN_FCM / PN_WEBPUSH, "none" else. */
+/* "apns", "fcm", "webpush", "http" (an operator's service) by enum pn_provider, "none" else. */
 const char *push_provider_name(enum pn_provider prov);
 
 /* Latency histogram upper bounds in ms; the last bucket is +Inf. */

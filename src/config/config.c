@@ -23,9 +23,12 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <jansson.h>
+
 #include "options.h"
 #include "sipwake/keyfile.h"
 #include "sipwake/log.h"
+#include "sipwake/pn.h"
 
 #define NAME_MAX_LEN 256 /* longest dotted key we look at */
 
@@ -781,6 +784,48 @@ static void check_webpush(struct load_ctx *ctx)
 			   "services)");
 }
 
+/* push.http: a provider name and URL together, a usable header line and body. */
+static void check_http_push(struct load_ctx *ctx)
+{
+	static const char *const reserved[] = {"apns", "apns.dev", "fcm", "webpush"};
+	const char *prov = str_of(ctx, "push.http.provider"), *url = str_of(ctx, "push.http.url");
+	const char *hdr = str_of(ctx, "push.http.auth_header"), *body = str_of(ctx, "push.http.body");
+
+	if (nonempty(prov)) {
+		bool bad = strlen(prov) > PN_SERVICE_MAX ||
+			   strspn(prov, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					"0123456789._-") != strlen(prov);
+		for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+			bad |= !strcasecmp(prov, reserved[i]);
+		if (bad)
+			report_key(ctx, "push.http.provider",
+				   "\"%s\" is not a pn-provider name of its own (a token of at most "
+				   "%d letters, digits, '.', '-', '_', not apns, fcm or webpush)",
+				   prov, PN_SERVICE_MAX);
+		if (url && !url[0])
+			report_key(ctx, "push.http.provider", "needs push.http.url");
+	}
+	if (nonempty(url) && !is_https_url(url))
+		report_key(ctx, "push.http.url", "\"%s\" is not an https:// URL", url);
+	else if (nonempty(url) && prov && !prov[0])
+		report_key(ctx, "push.http.url", "needs push.http.provider");
+	if (nonempty(hdr)) {
+		const char *colon = strchr(hdr, ':');
+		if (!colon || colon == hdr || strpbrk(hdr, "\r\n") ||
+		    strcspn(hdr, " \t") < (size_t)(colon - hdr))
+			report_key(ctx, "push.http.auth_header",
+				   "is not one header line \"Name: value\"");
+	}
+	if (nonempty(body)) {
+		json_error_t jerr;
+		json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(j))
+			report_key(ctx, "push.http.body", "is not a JSON object: %s",
+				   j ? "another JSON value" : jerr.text);
+		json_decref(j);
+	}
+}
+
 static void check_urls(struct load_ctx *ctx)
 {
 	static const char *const required[] = {"push.apns.url", "push.apns.sandbox_url",
@@ -923,6 +968,7 @@ static void check_rules(struct load_ctx *ctx)
 	check_auth(ctx);
 	check_apns(ctx);
 	check_webpush(ctx);
+	check_http_push(ctx);
 	check_urls(ctx);
 	check_paths(ctx);
 	check_files(ctx);

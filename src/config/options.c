@@ -166,6 +166,18 @@ const struct config_option config_options[] = {
 	    "Web Push: the operator's contact in each VAPID signature, a mailto: or https: URI"),
 	STR("push.webpush.ca_file", push.webpush.ca_file, "", F | R,
 	    "extra CA bundle trusted for Web Push services (tests, private push servers)"),
+	STR("push.http.provider", push.http.provider, "", R,
+	    "the pn-provider value apps give for the operator's own push service (\"\" = off)"),
+	STR("push.http.url", push.http.url, "", R,
+	    "https URL every push for that service is POSTed to (HTTP/2 or HTTP/1.1)"),
+	STR("push.http.auth_header", push.http.auth_header, "", R,
+	    "header sent with each push, \"Name: value\" (e.g. \"Authorization: Bearer ...\")"),
+	STR("push.http.body", push.http.body, "", R,
+	    "JSON template of the body; ${...} placeholders in its strings (\"\" = "
+	    "{\"token\": \"${token}\", \"param\": \"${param}\", \"ttl\": \"${ttl}\", "
+	    "\"data\": \"${data}\"})"),
+	STR("push.http.ca_file", push.http.ca_file, "", F | R,
+	    "extra CA bundle trusted for the push service"),
 
 	BOOL("messages.store", messages.store, 1, 0,
 	     "store MESSAGEs no device accepts (202 Accepted) and deliver them later"),
@@ -334,6 +346,12 @@ void config_write_reference(FILE *out)
 	      "  in clear); `push.fcm.token_url` may be empty.\n"
 	      "- `push.webpush.vapid_key` needs `push.webpush.subject`, a `mailto:` or\n"
 	      "  `https://` URI.\n"
+	      "- `push.http.provider` and `push.http.url` go together; the provider is a\n"
+	      "  token (letters, digits, `.` `-` `_`, at most 32) other than `apns`,\n"
+	      "  `apns.dev`, `fcm` and `webpush`; `push.http.body` is a JSON object (an\n"
+	      "  unknown `${...}` placeholder in it stops the start or the reload, named in\n"
+	      "  the log; see docs/push.md); `push.http.auth_header` is `Name: value` on\n"
+	      "  one line.\n"
 	      "- Every file named (certificates, keys, CA bundles, the service account)\n"
 	      "  must exist and be readable by sipwaked. Key files (`sip.tls.private_key`,\n"
 	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`,\n"

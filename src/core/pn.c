@@ -10,6 +10,7 @@
  */
 #include "sipwake/pn.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -587,6 +588,36 @@ static enum pn_parse_status parse_webpush(struct pn_values *pv, struct pn_identi
 	return PN_PARSE_OK;
 }
 
+/*
+ * Any other pn-provider that is a token names an operator's own push
+ * service (push.http; whether this server has it is the registrar's
+ * call): pn-prid is its device token, pn-param passed on as given.
+ */
+static enum pn_parse_status parse_service(const char *prov, struct pn_values *pv,
+					  struct pn_identity *out, char *err, size_t errlen)
+{
+	static const char tok_chars[] = "_:.-+/=~";
+	const char *tok = pv->v[K_PRID], *param = pv->v[K_PARAM];
+
+	if (!all_chars(tok, tok_chars)) {
+		set_err(err, errlen, "pn-prid: characters outside [A-Za-z0-9%s]", tok_chars);
+		return PN_PARSE_BAD;
+	}
+	if (param && !all_chars(param, tok_chars)) {
+		set_err(err, errlen, "pn-param: characters outside [A-Za-z0-9%s]", tok_chars);
+		return PN_PARSE_BAD;
+	}
+	out->token = strdup(tok);
+	out->service = strdup(prov);
+	if (!out->token || !out->service) {
+		set_err(err, errlen, "pn-prid: out of memory");
+		return PN_PARSE_BAD;
+	}
+	for (char *c = out->service; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return PN_PARSE_OK;
+}
+
 static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identity *out,
 					  char *err, size_t errlen)
 {
@@ -600,6 +631,8 @@ static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identi
 		out->provider = PN_FCM;
 	} else if (strcasecmp(prov, "webpush") == 0) {
 		out->provider = PN_WEBPUSH;
+	} else if (strlen(prov) <= PN_SERVICE_MAX && all_chars(prov, "._-")) {
+		out->provider = PN_HTTP;
 	} else {
 		set_err(err, errlen, "pn-provider: unsupported provider '%s'",
 			printable(prov, shown, sizeof(shown)));
@@ -613,6 +646,8 @@ static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identi
 		return parse_fcm(pv, K_PRID, K_PARAM, out, err, errlen);
 	if (out->provider == PN_WEBPUSH)
 		return parse_webpush(pv, out, err, errlen);
+	if (out->provider == PN_HTTP)
+		return parse_service(prov, pv, out, err, errlen);
 	return parse_apns(pv, out, err, errlen);
 }
 
@@ -728,6 +763,7 @@ void pn_identity_cleanup(struct pn_identity *id)
 	free(id->param);
 	free(id->wp_p256dh);
 	free(id->wp_auth);
+	free(id->service);
 	memset(id, 0, sizeof(*id));
 }
 
@@ -757,6 +793,7 @@ int pn_identity_copy(struct pn_identity *dst, const struct pn_identity *src)
 	rc |= copy_str(&dst->param, src->param);
 	rc |= copy_str(&dst->wp_p256dh, src->wp_p256dh);
 	rc |= copy_str(&dst->wp_auth, src->wp_auth);
+	rc |= copy_str(&dst->service, src->service);
 	if (rc)
 		pn_identity_cleanup(dst);
 	return rc ? -1 : 0;
@@ -771,6 +808,8 @@ const char *pn_provider_name(const struct pn_identity *id)
 		return "fcm";
 	case PN_WEBPUSH:
 		return "webpush";
+	case PN_HTTP:
+		return id->service ? id->service : "none";
 	default:
 		return "none";
 	}

@@ -54,6 +54,7 @@ static const struct push_provider *const providers[] = {
 	&push_apns_provider,
 	&push_fcm_provider,
 	&push_webpush_provider,
+	&push_service_provider,
 };
 
 static int curl_users;
@@ -73,7 +74,8 @@ const char *push_result_name(enum push_result res)
 
 const char *push_provider_name(enum pn_provider prov)
 {
-	static const char *const names[PN_PROVIDER_COUNT] = {"none", "apns", "fcm", "webpush"};
+	static const char *const names[PN_PROVIDER_COUNT] = {"none", "apns", "fcm", "webpush",
+								     "http"};
 
 	return (unsigned)prov < PN_PROVIDER_COUNT ? names[prov] : "none";
 }
@@ -260,9 +262,16 @@ int push_reload(struct push *p, const struct sw_config *cfg)
 	}
 	p->min_interval_ms = cfg->push.min_interval > 0 ? (uint64_t)cfg->push.min_interval * 1000 : 0;
 	inst_reap(p);
-	log_notice("push: credentials reloaded (apns %s, fcm %s, webpush %s)",
-		   p->inst[PN_APNS] ? "enabled" : "off", p->inst[PN_FCM] ? "enabled" : "off",
-		   p->inst[PN_WEBPUSH] ? "enabled" : "off");
+	{
+		char list[128];
+		size_t n = 0;
+
+		list[0] = 0;
+		for (int i = PN_APNS; i < PN_PROVIDER_COUNT && n < sizeof(list); i++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s %s", n ? ", " : "",
+					      push_provider_name(i), p->inst[i] ? "enabled" : "off");
+		log_notice("push: credentials reloaded (%s)", list);
+	}
 	return 0;
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the push layer: what push.c (the dispatcher), apns.c and fcm.c
- * (the providers), http.c (libcurl multi on su_root), jwt.c (signing,
- * base64url) and payload.c (fitting a payload to its size limit) share. Nothing
+ * Inside the push layer: what push.c (the dispatcher), apns.c, fcm.c,
+ * webpush.c and service.c (the providers), http.c (libcurl multi on
+ * su_root), jwt.c (signing, base64url) and payload.c (payload fields and
+ * fitting a payload to its size limit) share. Nothing
  * outside src/push/ includes this file; the rest of the daemon sees only
  * include/sipwake/push.h.
  */
@@ -122,7 +123,7 @@ struct push_req {
 	struct push_req *wait_next; /* provider queues (FCM waiting for a token) */
 };
 
-/* A provider: a table of functions, apns.c and fcm.c are the instances. */
+/* A provider: a table of functions; apns.c, fcm.c, webpush.c, service.c are the instances. */
 struct push_provider {
 	const char *name;
 	enum pn_provider id;
@@ -146,6 +147,7 @@ struct push_provider {
 extern const struct push_provider push_apns_provider;
 extern const struct push_provider push_fcm_provider;
 extern const struct push_provider push_webpush_provider;
+extern const struct push_provider push_service_provider;
 
 /* Live credentials of one provider; old ones retire after a reload. */
 struct push_inst {

@@ -127,7 +127,11 @@ static int q_value(const char *s)
 
 static bool provider_configured(struct registrar *r, const struct pn_identity *pn)
 {
-	return (unsigned)pn->provider < PN_PROVIDER_COUNT && r->pns[pn->provider];
+	if ((unsigned)pn->provider >= PN_PROVIDER_COUNT || !r->pns[pn->provider])
+		return false;
+	/* An operator's service answers to its own pn-provider name only. */
+	return pn->provider != PN_HTTP ||
+	       (pn->service && !strcasecmp(pn->service, r->cfg->push.http.provider));
 }
 
 /*
@@ -324,7 +328,8 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
  */
 static int feature_caps(struct registrar *r, char *buf, size_t len, int idx)
 {
-	static const char *const names[PN_PROVIDER_COUNT] = {NULL, "apns", "fcm", "webpush"};
+	const char *const names[PN_PROVIDER_COUNT] = {NULL, "apns", "fcm", "webpush",
+						      r->cfg->push.http.provider};
 	int prov, k = 0;
 
 	for (prov = PN_APNS; prov < PN_PROVIDER_COUNT; prov++)

@@ -6,7 +6,8 @@
  * tokens, legacy pn-type/pn-tok/app-id). Invariants: an identity that parses
  * has a provider, a pn-prid and a token, and every string in it keeps to
  * the characters that are safe in an HTTP/2 header or URL path (a Web Push
- * endpoint: an https URL of visible URL characters, its keys base64url); its copy
+ * endpoint: an https URL of visible URL characters, its keys base64url; an
+ * operator service's name a lowercase token, its token base64-safe); its copy
  * has the same identity key; what pn_strip_params() leaves is no push
  * contact any more and strips to itself. Anything else aborts.
  */
@@ -57,6 +58,19 @@ static void check_identity(const struct pn_identity *id)
 	if (id->provider == PN_WEBPUSH) {
 		check_webpush(id);
 		check_safe(id->param);
+		goto key;
+	}
+	if (id->provider == PN_HTTP) {
+		/* an operator's service: a token name, its token and param in a small set */
+		static const char tok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					  "0123456789_:.-+/=~";
+		if (!id->service || !*id->service || strlen(id->service) > PN_SERVICE_MAX ||
+		    strspn(id->service, "abcdefghijklmnopqrstuvwxyz0123456789._-") !=
+			    strlen(id->service) ||
+		    !id->token || !*id->token || strspn(id->token, tok) != strlen(id->token) ||
+		    (id->param && strspn(id->param, tok) != strlen(id->param)) || id->voip_token ||
+		    id->wp_p256dh || id->sandbox)
+			abort();
 		goto key;
 	}
 	if (id->provider != PN_APNS && id->provider != PN_FCM)

@@ -33,6 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FLAG_NO_APNS 0x02
 #define FLAG_NO_FCM 0x04
 #define FLAG_MASQUERADE 0x08
+#define FLAG_NO_WEBPUSH 0x10
 
 static struct fuzz_stack standalone, gateway;
 
@@ -141,7 +142,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flags = data[0];
 	s = flags & FLAG_GATEWAY ? &gateway : &standalone;
 	r = s->reg;
-	registrar_set_push_support(r, !(flags & FLAG_NO_APNS), !(flags & FLAG_NO_FCM));
+	{
+		const bool on[PN_PROVIDER_COUNT] = {false, !(flags & FLAG_NO_APNS),
+						    !(flags & FLAG_NO_FCM), !(flags & FLAG_NO_WEBPUSH),
+						    true};
+		registrar_set_push_support(r, on, FUZZ_VAPID_PUBLIC);
+	}
 	msg = msg_make(sip_default_mclass(), 0, data + 1, size - 1);
 	if (!msg)
 		return 0;

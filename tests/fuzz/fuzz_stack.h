@@ -24,6 +24,10 @@
 #include "sipwake/log.h"
 #include "sipwake/store.h"
 
+/* A VAPID public key for +sip.vapid (any base64url point will do here). */
+#define FUZZ_VAPID_PUBLIC                                                                          \
+	"BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+
 struct fuzz_stack {
 	char dir[64];
 	struct sw_config cfg;
@@ -64,7 +68,10 @@ static inline int fuzz_stack_open(struct fuzz_stack *s, const char *upstream, co
 		return -1;
 	if (registrar_new(&s->reg, s->sa, s->st) < 0)
 		return -1;
-	registrar_set_push_support(s->reg, true, true);
+	{
+		const bool all[PN_PROVIDER_COUNT] = {false, true, true, true, true};
+		registrar_set_push_support(s->reg, all, FUZZ_VAPID_PUBLIC);
+	}
 	return 0;
 }
 

@@ -148,10 +148,12 @@ static int do_send(struct driver *d, json_t *op, bool bench)
 
 	if (!s || kind < 0)
 		abort();
-	id.provider = !prov			   ? PN_FCM
-		      : strncmp(prov, "apns", 4) == 0	   ? PN_APNS
-		      : strcmp(prov, "webpush") == 0 ? PN_WEBPUSH
-						   : PN_FCM;
+	id.provider = !prov || !strcmp(prov, "fcm") ? PN_FCM
+		      : strncmp(prov, "apns", 4) == 0 ? PN_APNS
+		      : strcmp(prov, "webpush") == 0  ? PN_WEBPUSH
+						      : PN_HTTP; /* an operator's service */
+	id.service = id.provider == PN_HTTP ? (char *)prov : NULL;
+	id.param = (char *)jstr(op, "param");
 	id.sandbox = prov && strcmp(prov, "apns.dev") == 0;
 	id.token = (char *)jstr(op, "token");
 	id.voip_token = (char *)jstr(op, "voip_token");
@@ -261,6 +263,11 @@ static void cfg_apply(struct sw_config *c, json_t *o)
 	S("webpush_key", push.webpush.vapid_key);
 	S("webpush_subject", push.webpush.subject);
 	S("webpush_ca", push.webpush.ca_file);
+	S("http_provider", push.http.provider);
+	S("http_url", push.http.url);
+	S("http_auth", push.http.auth_header);
+	S("http_body", push.http.body);
+	S("http_ca", push.http.ca_file);
 #undef S
 	if (json_object_get(o, "min_interval"))
 		c->push.min_interval = (int)json_integer_value(json_object_get(o, "min_interval"));
@@ -429,6 +436,7 @@ static void usage(void)
 			"  --config: JSON object with apns_key, apns_key_id, apns_team, apns_cert,\n"
 			"  apns_cert_key, apns_url, apns_sandbox_url, apns_ca, fcm_sa, fcm_url,\n"
 			"  fcm_token_url, fcm_ca, webpush_key, webpush_subject, webpush_ca,\n"
+			"  http_provider, http_url, http_auth, http_body, http_ca,\n"
 			"  min_interval, call_timeout\n");
 	exit(64);
 }

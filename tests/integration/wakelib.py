@@ -60,10 +60,13 @@ def _branch():
 
 
 class WakeEnv:
-    """PKI + fake APNs + fake FCM (+ the fake Web Push service when webpush),
-    stopped through t.on_cleanup."""
+    """PKI + fake APNs + fake FCM (+ the fake Web Push service when webpush,
+    the fake operator service "acme" of push.http when http_push), stopped
+    through t.on_cleanup."""
 
-    def __init__(self, t, apns_rules=None, fcm_rules=None, webpush=False):
+    HTTP_AUTH = "X-Api-Key: k-123"
+
+    def __init__(self, t, apns_rules=None, fcm_rules=None, webpush=False, http_push=False):
         self.t = t
         d = os.path.join(t.dir, "pki")
         os.makedirs(d, exist_ok=True)
@@ -82,6 +85,11 @@ class WakeEnv:
         if webpush:
             self.webpush = pushlib.WebPush(self.pki)
             t.on_cleanup(self.webpush.stop)
+        self.http = None
+        if http_push:
+            self.http = pushlib.Fake(self.pki, "http_push", [], ["--path", "/push", "--auth",
+                                                                 self.HTTP_AUTH], name="acme")
+            t.on_cleanup(self.http.stop)
 
     def config(self, port, tls_port=None, upstream_uri="", extra=None, workdir=None):
         """sipwaked config with both fakes; workdir (default the test's) holds
@@ -105,6 +113,9 @@ class WakeEnv:
             cfg["push"]["webpush"] = {"vapid_key": self.pki.vapid,
                                       "subject": "mailto:ops@sipwake.test",
                                       "ca_file": self.pki.ca}
+        if self.http:
+            cfg["push"]["http"] = {"provider": "acme", "url": self.http.url + "/push",
+                                   "auth_header": self.HTTP_AUTH, "ca_file": self.pki.ca}
         return swlib.deep_merge(cfg, extra or {})
 
     # what the fakes received ------------------------------------------------

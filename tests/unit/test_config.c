@@ -495,6 +495,20 @@ static void test_single_errors(void)
 		   "push.webpush.subject", "\"ops@example.com\" is not a mailto: or https: URI");
 	EXPECT_ONE(OK_SIP "push: { webpush: { subject = \"mailto:\"; }; };\n", 2,
 		   "push.webpush.subject", "\"mailto:\" is not a mailto: or https: URI");
+	EXPECT_ONE(OK_SIP "push: { http: { provider = \"fcm\"; url = \"https://p.example/x\"; }; };\n",
+		   2, "push.http.provider", "\"fcm\" is not a pn-provider name of its own");
+	EXPECT_ONE(OK_SIP "push: { http: { provider = \"acme\"; }; };\n", 2, "push.http.provider",
+		   "needs push.http.url");
+	EXPECT_ONE(OK_SIP "push: { http: { url = \"https://p.example/x\"; }; };\n", 2, "push.http.url",
+		   "needs push.http.provider");
+	EXPECT_ONE(OK_SIP "push: { http: { provider = \"acme\"; url = \"http://p.example/x\"; }; };\n",
+		   2, "push.http.url", "\"http://p.example/x\" is not an https:// URL");
+	EXPECT_ONE(OK_SIP "push: { http: { auth_header = \"Bearer xyz\"; }; };\n", 2,
+		   "push.http.auth_header", "is not one header line");
+	EXPECT_ONE(OK_SIP "push: { http: { body = \"[1, 2]\"; }; };\n", 2, "push.http.body",
+		   "is not a JSON object: another JSON value");
+	EXPECT_ONE(OK_SIP "push: { http: { body = \"{\\\"a\\\": \"; }; };\n", 2, "push.http.body",
+		   "is not a JSON object:");
 	EXPECT_ONE(OK_SIP "admin: { socket = \"\"; };\n", 2, "admin.socket", "must not be empty");
 	EXPECT_ONE("sip: {\n listen = [ \"sip:127.0.0.1\" ];\n advertised_host = \"sip:x\"; };\n",
 		   3, "sip.advertised_host", "\"sip:x\" is not a host name or address");

@@ -390,9 +390,20 @@ static void test_malformed(void)
 	EXPECT_BAD("pn-provider=apns;pn-prid=" TOK_A ";pn-param=T.", "pn-param: expected");
 	EXPECT_BAD("pn-provider=apns;pn-prid=" TOK_A ";pn-param=T.com.x%0D%0AX:y", "pn-param:");
 
-	/* Unknown providers are unsupported, not malformed; the name is shown safely. */
-	EXPECT("pn-provider=hms;pn-prid=abc", PN_PARSE_UNSUPPORTED,
-	       "pn-provider: unsupported provider 'hms'", &id);
+	/*
+	 * Another provider token names an operator's own service (the registrar
+	 * decides whether this server has it); a name that is no token is
+	 * unsupported, not malformed, and shown safely.
+	 */
+	EXPECT("pn-provider=HMS;pn-prid=abc%2B/x=;pn-param=app-1", PN_PARSE_OK, NULL, &id);
+	CHECK(id.provider == PN_HTTP && id.service && !strcmp(id.service, "hms") &&
+	      !strcmp(id.token, "abc+/x=") && !strcmp(pn_provider_name(&id), "hms") &&
+	      !strcmp(id.param, "app-1"));
+	pn_identity_cleanup(&id);
+	EXPECT_BAD("pn-provider=hms;pn-prid=a%22b", "pn-prid: characters outside");
+	EXPECT_BAD("pn-provider=hms", "pn-prid: missing");
+	EXPECT("pn-provider=a-name-longer-than-thirty-two-chars;pn-prid=abc", PN_PARSE_UNSUPPORTED,
+	       "pn-provider: unsupported provider", &id);
 	pn_identity_cleanup(&id);
 	EXPECT("pn-provider=x%0Ay;pn-prid=abc", PN_PARSE_UNSUPPORTED,
 	       "pn-provider: unsupported provider 'x?y'", &id);
