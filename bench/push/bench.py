@@ -2,14 +2,20 @@
 # SPDX-License-Identifier: MIT
 """bench/push: push throughput and latency through ONE HTTP/2 connection.
 
-Starts the fake APNs (tests/fakes/fake_apns.py, request log off) on a free
-loopback port and drives the real push layer (tests/helpers/push_driver)
-at 1, 100 and 1000 concurrent requests: pushes/s, p50, p99. Then, unless
+Starts the fake APNs (tests/fakes/fake_apns.py) on a free loopback port
+and drives the real push layer (tests/helpers/push_driver) at 1, 100 and
+1000 concurrent requests: pushes/s, p50, p99, CPU per push. Then, unless
 --no-h2load, h2load sends the same request (valid JWT and headers) over
 one connection with the same stream counts, which shows the ceiling of the
-Python fake itself. Not part of ctest; timing figures belong here.
+Python fake itself. --providers adds Web Push runs next to APNs, on the
+same machine in the same run: "webpush" (every push encrypted for the
+subscription, RFC 8291: one ECDH and one AES-GCM record each) and
+"webpush-empty" (pushes without content, VAPID only), against
+tests/fakes/fake_webpush.py, which verifies and decrypts every push.
+Not part of ctest; timing figures belong here.
 
 usage: bench/push/bench.py [--build DIR] [--n N] [--conc 1,100,1000] [--no-h2load]
+                           [--providers apns,webpush,webpush-empty]
 """
 import argparse
 import json
@@ -65,6 +71,8 @@ def main():
     ap.add_argument("--n", type=int, default=10000, help="pushes per run (1 stream: n/5)")
     ap.add_argument("--no-h2load", action="store_true")
     ap.add_argument("--conc", default="1,100,1000", help="concurrency levels, comma-separated")
+    ap.add_argument("--providers", default="apns",
+                    help="comma-separated: apns, webpush, webpush-empty")
     args = ap.parse_args()
     os.environ["SIPWAKE_BUILD_DIR"] = args.build
     os.environ["SIPWAKE_SOURCE_DIR"] = SOURCE
@@ -73,19 +81,32 @@ def main():
     rows = []
     with L.tmpdir() as d:
         pki = L.PKI(d)
-        for conc in [int(c) for c in args.conc.split(",")]:
+        for prov, conc in [(p, int(c)) for p in args.providers.split(",")
+                           for c in args.conc.split(",")]:
             n = args.n // 5 if conc == 1 else args.n
+            op = {"op": "bench", "n": n, "concurrency": conc, "kind": "call",
+                  "call_id": "bench@example.com", "from_uri": "sip:alice@example.com",
+                  "from_name": "Alice", "deadline_ms": 60000}
             # A fresh fake per run, so its log counts the connections of this run.
-            fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
-                                            "--key-id", L.KEY_ID, "--team-id", L.TEAM])
+            if prov == "apns":
+                fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
+                                                "--key-id", L.KEY_ID, "--team-id", L.TEAM])
+                op.update(provider="apns", topic=L.BUNDLE, token=L.tok(1))
+                cfg = L.apns_config(pki, fake.url)
+            elif prov in ("webpush", "webpush-empty"):
+                wp = L.WebPush(pki)
+                fake = wp.fake
+                sub = wp.subscribe("bench", keys=prov == "webpush")
+                op.update(provider="webpush", token=sub["endpoint"])
+                if "p256dh" in sub:
+                    op.update(p256dh=sub["p256dh"], auth=sub["auth"])
+                cfg = {"webpush_key": pki.vapid, "webpush_subject": "mailto:bench@example.com",
+                       "webpush_ca": pki.ca}
+            else:
+                raise SystemExit("unknown provider " + prov)
             try:
-                op = {"op": "bench", "n": n, "concurrency": conc, "kind": "call",
-                      "provider": "apns", "topic": L.BUNDLE, "token": L.tok(1),
-                      "call_id": "bench@example.com", "from_uri": "sip:alice@example.com",
-                      "from_name": "Alice", "deadline_ms": 60000}
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                ev, _ = L.run_driver(L.apns_config(pki, fake.url), [op], timeout=900,
-                                     log_level="warn")
+                ev, _ = L.run_driver(cfg, [op], timeout=900, log_level="warn")
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 # Only the driver ended in between (the fake still runs): its CPU time.
                 cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -93,10 +114,11 @@ def main():
                 conns = len(fake.connections())
             finally:
                 fake.stop()
-            row = {"concurrency": conc, "n": n, "ok": b["ok"], "pushes_per_s": round(b["rate"]),
+            row = {"provider": prov, "concurrency": conc, "n": n, "ok": b["ok"],
+                   "pushes_per_s": round(b["rate"]),
                    "p50_ms": round(b["p50_ms"], 2), "p99_ms": round(b["p99_ms"], 2),
                    "connections": conns, "driver_cpu_us_per_push": round(cpu * 1e6 / n, 1)}
-            if not args.no_h2load and shutil.which("h2load"):
+            if prov == "apns" and not args.no_h2load and shutil.which("h2load"):
                 fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
                                                 "--key-id", L.KEY_ID, "--team-id", L.TEAM])
                 try:
@@ -108,12 +130,13 @@ def main():
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print("%-12s %8s %10s %9s %9s %6s %13s %14s" % (
-        "concurrency", "n", "pushes/s", "p50 ms", "p99 ms", "conns", "cpu us/push",
-        "h2load req/s"))
+    print("%-14s %-12s %8s %8s %10s %9s %9s %6s %13s %14s" % (
+        "provider", "concurrency", "n", "ok", "pushes/s", "p50 ms", "p99 ms", "conns",
+        "cpu us/push", "h2load req/s"))
     for r in rows:
-        print("%-12d %8d %10d %9.2f %9.2f %6d %13.1f %14s" % (
-            r["concurrency"], r["n"], r["pushes_per_s"], r["p50_ms"], r["p99_ms"],
+        print("%-14s %-12d %8d %8d %10d %9.2f %9.2f %6d %13.1f %14s" % (
+            r["provider"], r["concurrency"], r["n"], r["ok"], r["pushes_per_s"], r["p50_ms"],
+            r["p99_ms"],
             r["connections"], r["driver_cpu_us_per_push"], r.get("h2load_req_per_s", "-")))
     return 0
 
