@@ -38,8 +38,7 @@ struct apns {
 };
 
 struct apns_req {
-	char *body;
-	size_t body_len;
+	struct push_body b; /* first: the shared helpers use it */
 	char *topic;
 	const char *push_type;
 	int priority;
@@ -47,7 +46,6 @@ struct apns_req {
 	char collapse[65]; /* "" = none */
 	char apns_id[37];
 	char *jwt_used;
-	struct push_http_xfer *xfer;
 };
 
 static bool set(const char *s)
@@ -363,8 +361,8 @@ static int apns_prepare(void *state, struct push_req *r)
 		q->topic = NULL;
 		goto nomem;
 	}
-	q->body = apns_payload(r, r->voip, &q->body_len);
-	if (!q->body) {
+	q->b.body = apns_payload(r, r->voip, &q->b.body_len);
+	if (!q->b.body) {
 		snprintf(r->reason, sizeof(r->reason), "payload does not fit");
 		goto out;
 	}
@@ -412,7 +410,7 @@ nomem:
 out:
 	if (q) {
 		free(q->topic);
-		free(q->body);
+		free(q->b.body);
 		free(q);
 	}
 	return rc;
@@ -424,9 +422,8 @@ static void apns_req_cleanup(struct push_req *r)
 
 	if (!q)
 		return;
-	push_http_cancel(q->xfer);
+	push_body_release(&q->b);
 	free(q->topic);
-	free(q->body);
 	free(q->jwt_used);
 	free(q);
 	r->pdata = NULL;
@@ -511,18 +508,9 @@ static void apns_done(void *arg, const struct push_http_result *res)
 	char reason[96] = "";
 	bool resend = false;
 
-	q->xfer = NULL;
+	q->b.xfer = NULL;
 	if (res->code != CURLE_OK) {
-		if (res->code == CURLE_PEER_FAILED_VERIFICATION || res->code == CURLE_SSL_CACERT_BADFILE ||
-		    res->code == CURLE_SSL_CERTPROBLEM) {
-			log_error("push: apns: TLS problem: %s", res->error);
-			result = PUSH_PERMANENT;
-		} else {
-			result = PUSH_RETRYABLE;
-		}
-		snprintf(reason, sizeof(reason), "%s",
-			 res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
-		push_attempt_done(r, result, 0, reason);
+		push_attempt_failed(r, res);
 		return;
 	}
 	if (res->status != 200 && res->body_len)
@@ -600,26 +588,16 @@ static int apns_start(void *state, struct push_req *r)
 	rq.url = url;
 	rq.headers = h;
 	h = NULL; /* owned by the transfer from here on */
-	rq.body = q->body;
-	rq.body_len = q->body_len;
+	rq.body = q->b.body;
+	rq.body_len = q->b.body_len;
 	rq.ca_file = a->ca_file;
 	rq.cert_file = a->cert_file;
 	rq.key_file = a->cert_key;
-	rc = push_http_start(push_get_http(a->p), &rq, apns_done, r, &q->xfer);
+	rc = push_http_start(push_get_http(a->p), &rq, apns_done, r, &q->b.xfer);
 out:
 	curl_slist_free_all(h);
 	free(url);
 	return rc;
-}
-
-static void apns_abort(void *state, struct push_req *r)
-{
-	struct apns_req *q = r->pdata;
-
-	if (q && q->xfer) {
-		push_http_cancel(q->xfer);
-		q->xfer = NULL;
-	}
 }
 
 const struct push_provider push_apns_provider = {
@@ -629,6 +607,6 @@ const struct push_provider push_apns_provider = {
 	.destroy = apns_destroy,
 	.prepare = apns_prepare,
 	.start = apns_start,
-	.abort = apns_abort,
+	.abort = push_body_abort,
 	.req_cleanup = apns_req_cleanup,
 };

@@ -42,10 +42,8 @@ struct fcm {
 };
 
 struct fcm_req {
-	char *body;
-	size_t body_len;
+	struct push_body b; /* first: the shared helpers use it */
 	char *token_used;
-	struct push_http_xfer *xfer;
 	bool waiting;
 };
 
@@ -208,9 +206,9 @@ static int fcm_prepare(void *state, struct push_req *r)
 		rc = -(int)PUSH_RETRYABLE;
 		goto out;
 	}
-	q->body = push_fit_payload(fcm_build_message, &b, b.f.text, PUSH_FCM_MAX_PAYLOAD,
-				   &q->body_len);
-	if (!q->body) {
+	q->b.body = push_fit_payload(fcm_build_message, &b, b.f.text, PUSH_FCM_MAX_PAYLOAD,
+				   &q->b.body_len);
+	if (!q->b.body) {
 		snprintf(r->reason, sizeof(r->reason), "payload does not fit");
 		goto out;
 	}
@@ -229,8 +227,7 @@ static void fcm_req_cleanup(struct push_req *r)
 
 	if (!q)
 		return;
-	push_http_cancel(q->xfer);
-	free(q->body);
+	push_body_release(&q->b);
 	free(q->token_used);
 	free(q);
 	r->pdata = NULL;
@@ -437,15 +434,9 @@ static void fcm_done(void *arg, const struct push_http_result *res)
 	char reason[96] = "";
 	bool refresh = false;
 
-	q->xfer = NULL;
+	q->b.xfer = NULL;
 	if (res->code != CURLE_OK) {
-		result = PUSH_RETRYABLE;
-		if (res->code == CURLE_PEER_FAILED_VERIFICATION) {
-			log_error("push: fcm: TLS problem: %s", res->error);
-			result = PUSH_PERMANENT;
-		}
-		push_attempt_done(r, result, 0,
-				  res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
+		push_attempt_failed(r, res);
 		return;
 	}
 	if (res->status != 200)
@@ -503,10 +494,10 @@ static int fcm_send(struct fcm *f, struct push_req *r)
 	rq.url = f->send_url;
 	rq.headers = h;
 	h = NULL;
-	rq.body = q->body;
-	rq.body_len = q->body_len;
+	rq.body = q->b.body;
+	rq.body_len = q->b.body_len;
 	rq.ca_file = f->ca_file;
-	rc = push_http_start(push_get_http(f->p), &rq, fcm_done, r, &q->xfer);
+	rc = push_http_start(push_get_http(f->p), &rq, fcm_done, r, &q->b.xfer);
 out:
 	curl_slist_free_all(h);
 	free(auth);
@@ -548,10 +539,7 @@ static void fcm_abort(void *state, struct push_req *r)
 		return;
 	if (q->waiting)
 		waitq_remove(f, r);
-	if (q->xfer) {
-		push_http_cancel(q->xfer);
-		q->xfer = NULL;
-	}
+	push_body_abort(state, r);
 }
 
 const struct push_provider push_fcm_provider = {

@@ -336,6 +336,34 @@ void push_http_cancel(struct push_http_xfer *x)
 		xfer_free(x);
 }
 
+void push_body_abort(void *state, struct push_req *r)
+{
+	struct push_body *b = r->pdata;
+
+	(void)state;
+	if (b && b->xfer) {
+		push_http_cancel(b->xfer);
+		b->xfer = NULL;
+	}
+}
+
+void push_body_release(struct push_body *b)
+{
+	push_http_cancel(b->xfer);
+	b->xfer = NULL;
+	free(b->body);
+	b->body = NULL;
+}
+
+void push_body_cleanup(struct push_req *r)
+{
+	if (!r->pdata)
+		return;
+	push_body_release(r->pdata);
+	free(r->pdata);
+	r->pdata = NULL;
+}
+
 unsigned push_http_active(struct push_http *h)
 {
 	return h->active;

@@ -450,6 +450,19 @@ void push_attempt_done(struct push_req *r, enum push_result res, int http_status
 		req_finish(r, res);
 }
 
+void push_attempt_failed(struct push_req *r, const struct push_http_result *res)
+{
+	enum push_result result = PUSH_RETRYABLE;
+
+	if (res->code == CURLE_PEER_FAILED_VERIFICATION || res->code == CURLE_SSL_CACERT_BADFILE ||
+	    res->code == CURLE_SSL_CERTPROBLEM) {
+		log_error("push: %s: TLS problem: %s", r->ops->name, res->error);
+		result = PUSH_PERMANENT;
+	}
+	push_attempt_done(r, result, 0,
+			  res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
+}
+
 /* ---- rate limit ------------------------------------------------------ */
 
 static uint64_t fnv1a(const char *s)

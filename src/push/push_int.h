@@ -67,6 +67,23 @@ void push_http_cancel(struct push_http_xfer *x);
 /* Transfers in flight. */
 unsigned push_http_active(struct push_http *h);
 
+/*
+ * What each provider keeps per request, at the start of its per-request
+ * data (r->pdata): the body it sends on every attempt and the transfer in
+ * flight. The helpers below serve every provider.
+ */
+struct push_body {
+	char *body;
+	size_t body_len;
+	struct push_http_xfer *xfer;
+};
+/* A provider's abort: cancel the transfer in flight, if any (r->pdata starts with a push_body). */
+void push_body_abort(void *state, struct push_req *r);
+/* Cancel the transfer and free the body; the struct itself stays. */
+void push_body_release(struct push_body *b);
+/* A provider's req_cleanup when its data owns nothing but the push_body: release, free pdata. */
+void push_body_cleanup(struct push_req *r);
+
 /* ---- jwt.c: base64url, keys, JWT signing, UUIDs ---------------------- */
 
 /* base64url without padding; malloc'd, NULL on ENOMEM. */
@@ -162,6 +179,13 @@ struct push_inst {
 /* Provider → dispatcher: one attempt ended. reason may be NULL. */
 void push_attempt_done(struct push_req *r, enum push_result res, int http_status,
 		       const char *reason);
+/*
+ * Provider → dispatcher: the attempt's transfer got no HTTP answer. A
+ * certificate problem (the peer's does not verify, or ours or the CA file
+ * is unusable) will not go away on a retry: permanent, logged. Anything
+ * else (timeout, refused, reset) is retried.
+ */
+void push_attempt_failed(struct push_req *r, const struct push_http_result *res);
 /* Provider → dispatcher helpers. */
 struct push_http *push_get_http(struct push *p);
 su_root_t *push_get_root(struct push *p);

@@ -37,12 +37,6 @@ struct service {
 	int call_timeout, wakeup_ttl;
 };
 
-struct service_req {
-	char *body;
-	size_t body_len;
-	struct push_http_xfer *xfer;
-};
-
 static bool set(const char *s)
 {
 	return s && s[0];
@@ -211,7 +205,7 @@ static int service_prepare(void *state, struct push_req *r)
 {
 	struct service *s = state;
 	struct push_fields f;
-	struct service_req *q;
+	struct push_body *q;
 	json_t *data = json_object(), *body = NULL;
 	char ttl[16], vnew[16], vold[16];
 	const char *bad = NULL;
@@ -258,18 +252,6 @@ static int service_prepare(void *state, struct push_req *r)
 	return rc;
 }
 
-static void service_req_cleanup(struct push_req *r)
-{
-	struct service_req *q = r->pdata;
-
-	if (!q)
-		return;
-	push_http_cancel(q->xfer);
-	free(q->body);
-	free(q);
-	r->pdata = NULL;
-}
-
 /* The service's answer: 2xx ok, 404/410 dead token, 429/5xx later, else permanent. */
 static enum push_result service_verdict(long status)
 {
@@ -285,14 +267,13 @@ static enum push_result service_verdict(long status)
 static void service_done(void *arg, const struct push_http_result *res)
 {
 	struct push_req *r = arg;
-	struct service_req *q = r->pdata;
+	struct push_body *q = r->pdata;
 	struct service *s = r->inst->state;
 	char reason[96] = "";
 
 	q->xfer = NULL;
 	if (res->code != CURLE_OK) {
-		push_attempt_done(r, PUSH_RETRYABLE, 0,
-				  res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
+		push_attempt_failed(r, res);
 		return;
 	}
 	if (res->status == 401 || res->status == 403) {
@@ -310,7 +291,7 @@ static void service_done(void *arg, const struct push_http_result *res)
 static int service_start(void *state, struct push_req *r)
 {
 	struct service *s = state;
-	struct service_req *q = r->pdata;
+	struct push_body *q = r->pdata;
 	struct push_http_request rq = {0};
 	struct curl_slist *h = NULL, *n;
 
@@ -332,17 +313,6 @@ static int service_start(void *state, struct push_req *r)
 	return push_http_start(push_get_http(s->p), &rq, service_done, r, &q->xfer);
 }
 
-static void service_abort(void *state, struct push_req *r)
-{
-	struct service_req *q = r->pdata;
-
-	(void)state;
-	if (q && q->xfer) {
-		push_http_cancel(q->xfer);
-		q->xfer = NULL;
-	}
-}
-
 const struct push_provider push_service_provider = {
 	.name = "http",
 	.id = PN_HTTP,
@@ -350,6 +320,6 @@ const struct push_provider push_service_provider = {
 	.destroy = service_destroy,
 	.prepare = service_prepare,
 	.start = service_start,
-	.abort = service_abort,
-	.req_cleanup = service_req_cleanup,
+	.abort = push_body_abort,
+	.req_cleanup = push_body_cleanup,
 };

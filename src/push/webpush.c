@@ -40,13 +40,11 @@ struct webpush {
 };
 
 struct wp_req {
-	unsigned char *body; /* aes128gcm record, NULL for a push without content */
-	size_t body_len;
+	struct push_body b; /* first; b.body: the aes128gcm record, NULL without content */
 	char ttl[32];
 	const char *urgency;
 	char topic[WP_TOPIC_LEN + 1]; /* "" = none */
 	char origin[512];
-	struct push_http_xfer *xfer;
 };
 
 static bool set(const char *s)
@@ -179,11 +177,11 @@ static json_t *wp_build(void *arg, const char *text)
 	return o;
 }
 
-/* Encrypt r's payload for the subscription's keys into q->body. 0 or -(enum push_result). */
+/* Encrypt r's payload for the subscription's keys into q->b.body. 0 or -(enum push_result). */
 static int wp_encrypt(struct push_req *r, struct wp_req *q)
 {
 	struct push_fields f;
-	unsigned char *ua = NULL, *auth = NULL;
+	unsigned char *ua = NULL, *auth = NULL, *rec = NULL;
 	size_t ua_len = 0, auth_len = 0, len = 0;
 	char *json;
 	int rc = -(int)PUSH_PERMANENT;
@@ -196,11 +194,12 @@ static int wp_encrypt(struct push_req *r, struct wp_req *q)
 		snprintf(r->reason, sizeof(r->reason), "payload does not fit");
 	else if (!ua || ua_len != WEBPUSH_KEY_LEN || !auth || auth_len != WEBPUSH_AUTH_LEN)
 		snprintf(r->reason, sizeof(r->reason), "unusable subscription keys");
-	else if (webpush_encrypt(ua, auth, auth_len, json, len, NULL, NULL, &q->body,
-				 &q->body_len) < 0)
+	else if (webpush_encrypt(ua, auth, auth_len, json, len, NULL, NULL, &rec, &q->b.body_len) <
+		 0)
 		snprintf(r->reason, sizeof(r->reason), "cannot encrypt for this subscription");
 	else
 		rc = 0;
+	q->b.body = (char *)rec;
 	push_fields_cleanup(&f);
 	free(json);
 	free(ua);
@@ -252,18 +251,6 @@ static int wp_prepare(void *state, struct push_req *r)
 	return 0;
 }
 
-static void wp_req_cleanup(struct push_req *r)
-{
-	struct wp_req *q = r->pdata;
-
-	if (!q)
-		return;
-	push_http_cancel(q->xfer);
-	free(q->body);
-	free(q);
-	r->pdata = NULL;
-}
-
 /* ---- one attempt ----------------------------------------------------- */
 
 /*
@@ -299,10 +286,9 @@ static void wp_done(void *arg, const struct push_http_result *res)
 	char reason[96] = "";
 	bool resign;
 
-	q->xfer = NULL;
+	q->b.xfer = NULL;
 	if (res->code != CURLE_OK) {
-		push_attempt_done(r, PUSH_RETRYABLE, 0,
-				  res->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : res->error);
+		push_attempt_failed(r, res);
 		return;
 	}
 	result = wp_verdict(res->status, !r->auth_retried, &resign);
@@ -349,7 +335,7 @@ static int wp_send(struct webpush *w, struct push_req *r, bool fresh_vapid)
 	hdrs[nh++] = q->urgency;
 	if (topic)
 		hdrs[nh++] = topic;
-	if (q->body) {
+	if (q->b.body) {
 		hdrs[nh++] = "content-encoding: aes128gcm";
 		hdrs[nh++] = "content-type: application/octet-stream";
 	} else {
@@ -363,10 +349,10 @@ static int wp_send(struct webpush *w, struct push_req *r, bool fresh_vapid)
 	rq.url = r->token;
 	rq.headers = h;
 	h = NULL;
-	rq.body = q->body ? (const char *)q->body : "";
-	rq.body_len = q->body ? q->body_len : 0;
+	rq.body = q->b.body ? q->b.body : "";
+	rq.body_len = q->b.body ? q->b.body_len : 0;
 	rq.ca_file = w->ca_file;
-	rc = push_http_start(push_get_http(w->p), &rq, wp_done, r, &q->xfer);
+	rc = push_http_start(push_get_http(w->p), &rq, wp_done, r, &q->b.xfer);
 out:
 	curl_slist_free_all(h);
 	free(auth);
@@ -379,17 +365,6 @@ static int wp_start(void *state, struct push_req *r)
 	return wp_send(state, r, false);
 }
 
-static void wp_abort(void *state, struct push_req *r)
-{
-	struct wp_req *q = r->pdata;
-
-	(void)state;
-	if (q && q->xfer) {
-		push_http_cancel(q->xfer);
-		q->xfer = NULL;
-	}
-}
-
 const struct push_provider push_webpush_provider = {
 	.name = "webpush",
 	.id = PN_WEBPUSH,
@@ -397,6 +372,6 @@ const struct push_provider push_webpush_provider = {
 	.destroy = wp_destroy,
 	.prepare = wp_prepare,
 	.start = wp_start,
-	.abort = wp_abort,
-	.req_cleanup = wp_req_cleanup,
+	.abort = push_body_abort,
+	.req_cleanup = push_body_cleanup,
 };

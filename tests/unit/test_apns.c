@@ -33,7 +33,7 @@ static int prepare(struct push_req *r, enum push_kind kind, const char *token, c
 static json_t *body(struct push_req *r)
 {
 	struct apns_req *q = r->pdata;
-	return json_loadb(q->body, q->body_len, 0, NULL);
+	return json_loadb(q->b.body, q->b.body_len, 0, NULL);
 }
 
 int main(void)
@@ -81,7 +81,7 @@ int main(void)
 	big[sizeof(big) - 1] = '\0';
 	CHECK(prepare(&r, PUSH_MESSAGE, REMOTE, NULL, big) == 0);
 	q = r.pdata;
-	CHECK(q->body_len <= PUSH_APNS_MAX_PAYLOAD && q->body_len > PUSH_APNS_MAX_PAYLOAD - 16);
+	CHECK(q->b.body_len <= PUSH_APNS_MAX_PAYLOAD && q->b.body_len > PUSH_APNS_MAX_PAYLOAD - 16);
 	apns_req_cleanup(&r);
 
 	/* A call's follow-up: an alert where there is a remote token; for a

@@ -23,8 +23,8 @@ static json_t *prepare(enum push_kind kind, const char *text)
 	r.pl.text = text;
 	if (fcm_prepare(&state, &r) == 0) {
 		q = r.pdata;
-		CHECK(q->body_len <= PUSH_FCM_MAX_PAYLOAD);
-		b = json_loadb(q->body, q->body_len, 0, NULL);
+		CHECK(q->b.body_len <= PUSH_FCM_MAX_PAYLOAD);
+		b = json_loadb(q->b.body, q->b.body_len, 0, NULL);
 	}
 	fcm_req_cleanup(&r);
 	return b;
