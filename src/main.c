@@ -132,6 +132,7 @@ static int reload(void *ctx)
 		/* A provider added or removed changes which REGISTERs get 555. */
 		if (d->push)
 			apply_push_support(d);
+		registrar_config_changed(d->reg);
 		log_notice("configuration reloaded from %s", d->config_path);
 		rc = 0;
 	} else {

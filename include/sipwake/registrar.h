@@ -47,6 +47,8 @@ void registrar_free(struct registrar *r);
  */
 void registrar_set_push_support(struct registrar *r, const bool enabled[PN_PROVIDER_COUNT],
 				const char *vapid_public);
+/* After a reload: the wake-up lead time may have changed, schedule every binding again (O(n)). */
+void registrar_config_changed(struct registrar *r);
 /* Add a subscriber (at most a few; called in order of subscription). */
 void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx);
 /* Load unexpired bindings from the store (at start-up). Returns the count or -1. */

@@ -196,6 +196,8 @@ void registrar_free(struct registrar *r)
 	strmap_free(r->by_contact);
 	strmap_free(r->by_source);
 	free(r->vapid_public);
+	free(r->heap);
+	free(r->due_buf);
 	free(r);
 }
 
@@ -398,6 +400,7 @@ static void index_add(struct registrar *r, struct binding *b)
 	if (b->contact_key)
 		strmap_put(r->by_contact, b->contact_key, b);
 	r->count++;
+	registrar_schedule(r, b);
 }
 
 static void index_del(struct registrar *r, struct binding *b)
@@ -428,6 +431,7 @@ static void index_del(struct registrar *r, struct binding *b)
 	if (b->contact_key && strmap_get(r->by_contact, b->contact_key) == b)
 		strmap_del(r->by_contact, b->contact_key);
 	r->count--;
+	registrar_unschedule(r, b);
 }
 
 int binding_save(struct registrar *r, struct binding *b)
@@ -575,7 +579,13 @@ void registrar_remove(struct registrar *r, struct binding *b, const char *why)
 	binding_unsave(r, b->id);
 	keepalive_release(r, b);
 	registrar_notify(r, b, REGISTRAR_REMOVED);
+	registrar_unschedule(r, b); /* whatever the callbacks did, never free a scheduled one */
 	binding_free(b);
+}
+
+void registrar_config_changed(struct registrar *r)
+{
+	registrar_reschedule_all(r);
 }
 
 int registrar_remove_aor(struct registrar *r, const char *aor, const char *why)
@@ -635,69 +645,59 @@ void registrar_enforce_limit(struct registrar *r, const char *aor, const struct 
 	}
 }
 
-#define PURGE_BATCH 256
-#define KEEPALIVE_BATCH 8192 /* upstream refreshes queued per tick (a second) at most */
-
-struct purge_ctx {
-	int64_t now;
-	int64_t wakeup_before;
-	struct binding *expired[PURGE_BATCH];
-	int n;
-	struct binding *expiring[PURGE_BATCH];
-	int n_expiring;
-	struct binding *refresh[KEEPALIVE_BATCH];
-	int n_refresh;
-};
-
-static void collect_due(void *ctx, const char *key, void *value)
-{
-	struct purge_ctx *p = ctx;
-
-	for (struct binding *b = ((struct aor_rec *)value)->head; b; b = b->next) {
-		if (p->n_refresh < KEEPALIVE_BATCH && keepalive_due(b, p->now))
-			p->refresh[p->n_refresh++] = b;
-		if (b->expires <= p->now) {
-			if (p->n < PURGE_BATCH)
-				p->expired[p->n++] = b;
-		} else if (p->wakeup_before > 0 && b->pn_key && b->wakeup_for != b->expires &&
-			   b->expires - p->now <= p->wakeup_before &&
-			   /* not for a registration no longer than the lead time: the app
-			    * would be woken right after each registration, forever */
-			   b->expires - b->updated > p->wakeup_before &&
-			   p->n_expiring < PURGE_BATCH) {
-			p->expiring[p->n_expiring++] = b;
-		}
-	}
-}
-
 /*
- * Once a second: drop expired bindings, and announce (once per expiry
- * time) push bindings about to expire so that a wake-up push can ask the
- * app to re-register (RFC 8599 5.5). Batches are bounded; what is left
- * over is handled on the next tick.
+ * Once a second, what the schedule says is due (at most REGISTRAR_TICK_MAX,
+ * earliest first; the rest on the next tick): drop expired bindings,
+ * announce (once per expiry time) push bindings about to expire so that a
+ * wake-up push can ask the app to re-register (RFC 8599 5.5), and queue
+ * the upstream refreshes that are due. Nothing is done per binding that
+ * is not due.
  */
 void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct registrar *r = (struct registrar *)arg;
-	struct purge_ctx p = {.now = time(NULL), .wakeup_before = r->cfg->push.wakeup_before_expiry};
+	int64_t now = time(NULL);
+	size_t n, expired = 0, refreshes = 0;
 
-	strmap_each(r->by_aor, collect_due, &p);
-	for (int i = 0; i < p.n_expiring; i++) {
-		p.expiring[i]->wakeup_for = p.expiring[i]->expires;
-		registrar_notify(r, p.expiring[i], REGISTRAR_EXPIRING);
-	}
+	if (r->unscheduled)
+		registrar_reschedule_all(r);
+	if (!r->due_buf && !(r->due_buf = malloc(REGISTRAR_TICK_MAX * sizeof(*r->due_buf))))
+		return; /* the next tick tries again */
+	n = registrar_take_due(r, now, r->due_buf, REGISTRAR_TICK_MAX);
 	keepalive_flush(r);
-	for (int i = 0; i < p.n_refresh; i++)
-		keepalive_queue(r, p.refresh[i]);
-	if (p.n_refresh)
+	/* Expired first, so that nothing else is done for them. */
+	for (size_t i = 0; i < n; i++) {
+		struct binding *b = r->due_buf[i];
+
+		if (b->expires <= now) {
+			registrar_remove(r, b, "expired");
+			r->due_buf[i] = NULL;
+			expired++;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct binding *b = r->due_buf[i];
+
+		if (!b)
+			continue;
+		if (registrar_wakeup_due(r, b, now)) {
+			b->wakeup_for = b->expires;
+			registrar_notify(r, b, REGISTRAR_EXPIRING);
+		}
+		if (keepalive_due(b, now)) {
+			keepalive_queue(r, b); /* schedules it again */
+			refreshes++;
+		} else {
+			registrar_schedule(r, b);
+		}
+	}
+	if (refreshes)
 		keepalive_pace(r);
-	for (int i = 0; i < p.n; i++)
-		registrar_remove(r, p.expired[i], "expired");
 	/* Expired rows (bindings, and stored messages past messages.max_age) go
 	 * when a binding expired, and once a minute in any case. */
-	if (r->st && (p.n || ++r->purge_ticks % 60 == 0)) {
+	if (r->st && (expired || ++r->purge_ticks % 60 == 0)) {
 		registrar_write_begin(r);
-		store_purge(r->st, p.now);
+		store_purge(r->st, now);
 	}
 }
 

@@ -207,6 +207,7 @@ void keepalive_bound(struct registrar *r, struct binding *b, int up_granted, int
 	up->failures = 0;
 	up->failing = up->wakeup_asked = up->lapsed = false;
 	snprintf(up->state, sizeof(up->state), "ok");
+	registrar_schedule(r, b);
 }
 
 void keepalive_load(struct registrar *r, struct binding *b, const struct store_binding *sb,
@@ -232,12 +233,18 @@ void keepalive_load(struct registrar *r, struct binding *b, const struct store_b
 	else /* spread, but within what is left of it where possible */
 		up->next_try = now + jitter(left - 2 < KA_SPREAD ? (left > 2 ? left - 2 : 0) : KA_SPREAD);
 	b->up = up;
+	registrar_schedule(r, b);
+}
+
+bool keepalive_busy(const struct binding *b)
+{
+	return b->up && (b->up->inflight || b->up->queued);
 }
 
 bool keepalive_due(const struct binding *b, int64_t now)
 {
-	return b->up && !b->up->inflight && !b->up->queued && b->up->next_try &&
-	       b->up->next_try <= now && b->expires > now;
+	return b->up && !keepalive_busy(b) && b->up->next_try && b->up->next_try <= now &&
+	       b->expires > now;
 }
 
 static void keepalive_refresh(struct registrar *r, struct binding *b);
@@ -272,6 +279,7 @@ void keepalive_queue(struct registrar *r, struct binding *b)
 	snprintf(p->ids[(p->head + p->len) % KA_QUEUE_MAX], BINDING_ID_LEN + 1, "%s", b->id);
 	p->len++;
 	b->up->queued = true;
+	registrar_schedule(r, b);
 }
 
 static void pace_slice(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
@@ -291,6 +299,8 @@ static void pace_slice(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 		b->up->queued = false;
 		if (keepalive_due(b, now))
 			keepalive_refresh(r, b);
+		else
+			registrar_schedule(r, b);
 	}
 	if (p->len > 0 && su_timer_set(p->timer, pace_slice, (su_timer_arg_t *)r) == 0)
 		p->armed = true;
@@ -316,8 +326,10 @@ static void upreq_free(struct upreq *q)
 
 	if (!q)
 		return;
-	if ((b = refreshed(q)))
+	if ((b = refreshed(q))) {
 		b->up->inflight = NULL;
+		registrar_schedule(q->r, b);
+	}
 	if (q->prevp) {
 		*q->prevp = q->next;
 		if (q->next)
@@ -505,6 +517,7 @@ static void refresh_ok(struct registrar *r, struct binding *b, int granted, int6
 	snprintf(up->state, sizeof(up->state), "ok");
 	log_debug("binding %s of %s refreshed upstream for %ds", b->id, b->aor, granted);
 	save(r, b);
+	registrar_schedule(r, b);
 }
 
 static void refresh_failed(struct registrar *r, struct binding *b, const char *result,
@@ -528,6 +541,7 @@ static void refresh_failed(struct registrar *r, struct binding *b, const char *r
 	up->failing = true;
 	snprintf(up->state, sizeof(up->state), "%s", why);
 	save(r, b);
+	registrar_schedule(r, b);
 	/* Before upstream forgets the device, ask the app to register itself. */
 	if (!up->wakeup_asked && up->expires - now <= wait + KA_MARGIN_MIN) {
 		up->wakeup_asked = true;
@@ -660,6 +674,7 @@ static void keepalive_refresh(struct registrar *r, struct binding *b)
 
 	if (b->up->expires >= b->expires) {
 		b->up->next_try = 0; /* upstream keeps it as long as the device's binding lasts */
+		registrar_schedule(r, b);
 		return;
 	}
 	q = upreq_new(r, b, true);
@@ -677,6 +692,7 @@ static void keepalive_refresh(struct registrar *r, struct binding *b)
 		stats_count("sipwake_upstream_lapsed_total", NULL);
 	}
 	b->up->inflight = q;
+	registrar_schedule(r, b);
 	q->expires = (int)(b->expires - now);
 	next_cseq(q);
 	/* A cached challenge is answered with its next nonce count: no round trip. */

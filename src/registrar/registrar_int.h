@@ -6,6 +6,8 @@
 #ifndef SIPWAKE_REGISTRAR_INT_H
 #define SIPWAKE_REGISTRAR_INT_H
 
+#include <stdint.h>
+
 #include "sipwake/auth.h"
 #include "sipwake/registrar.h"
 #include "sipwake/strmap.h"
@@ -67,6 +69,8 @@ struct binding {
 	int64_t expires;
 	int64_t updated;
 	int64_t wakeup_for; /* the expiry a wake-up was announced for (once each) */
+	int64_t due;        /* when the tick next needs it (schedule.c) */
+	uint32_t heap_pos;  /* its place in the schedule + 1, 0 = not scheduled */
 	tport_t *tp;
 	int pend;
 	bool flow_dead;
@@ -120,6 +124,11 @@ struct registrar {
 	struct upreq *upreqs; /* keep-alive REGISTERs in flight (keepalive.c) */
 	struct ka_pacer *pacer; /* due refreshes, sent spread over the next second */
 	struct deferred_reply *replies, **replies_tail;
+	/* schedule.c: bindings by the time the tick next needs them */
+	struct binding **heap;
+	size_t heap_len, heap_cap;
+	bool unscheduled; /* a binding could not be scheduled (no memory): rebuild */
+	struct binding **due_buf; /* what one tick takes, REGISTRAR_TICK_MAX at most */
 };
 
 /* A REGISTER answer held until the bindings it acknowledges are committed. */
@@ -129,6 +138,21 @@ struct deferred_reply {
 	nta_incoming_t *irq;   /* standalone: our own answer */
 	msg_t *msg;
 };
+
+/*
+ * The schedule (schedule.c). registrar_schedule() after anything that
+ * changes when a binding is next due: its expiry or update time, its
+ * wake-up announcement, its upstream leg's next refresh or busy state.
+ * registrar_take_due() removes and returns the due ones, earliest first;
+ * the tick schedules again those that stay.
+ */
+#define REGISTRAR_TICK_MAX 8192 /* bindings one tick handles; the rest on the next one */
+void registrar_schedule(struct registrar *r, struct binding *b);
+void registrar_unschedule(struct registrar *r, struct binding *b);
+size_t registrar_take_due(struct registrar *r, int64_t now, struct binding **out, size_t max);
+void registrar_reschedule_all(struct registrar *r);
+/* True when b's wake-up push before expiry is due at now. */
+bool registrar_wakeup_due(const struct registrar *r, const struct binding *b, int64_t now);
 
 void registrar_notify(struct registrar *r, const struct binding *b, enum registrar_event ev);
 void registrar_new_id(char out[BINDING_ID_LEN + 1]);
@@ -168,12 +192,14 @@ void keepalive_bound(struct registrar *r, struct binding *b, int up_granted, int
 void keepalive_load(struct registrar *r, struct binding *b, const struct store_binding *sb,
 		    int64_t now);
 /*
- * Due refreshes: the one-second tick asks keepalive_due of each binding and
- * queues those (keepalive_queue), then keepalive_pace() sends the queue
- * spread evenly over the next second, so that a burst never floods
- * upstream's socket.
+ * Due refreshes: the one-second tick takes the due bindings from the
+ * schedule, asks keepalive_due of each and queues those
+ * (keepalive_queue), then keepalive_pace() sends the queue spread evenly
+ * over the next second, so that a burst never floods upstream's socket.
+ * keepalive_busy: a refresh of b is queued or in flight (not due).
  */
 bool keepalive_due(const struct binding *b, int64_t now);
+bool keepalive_busy(const struct binding *b);
 void keepalive_queue(struct registrar *r, struct binding *b);
 void keepalive_pace(struct registrar *r);
 /* Write the legs refreshes changed since the last tick (one transaction). */

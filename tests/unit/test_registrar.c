@@ -274,6 +274,77 @@ static void test_reload(struct fixture *f)
 	CHECK(!binding_reachable(list[0]) || strstr(binding_received(list[0]), "udp"));
 }
 
+/* A binding of its own AOR expiring at expires (no push, no upstream leg). */
+static struct binding *bind_at(struct fixture *f, int i, int64_t expires)
+{
+	char aor[64], uri[96], id[BINDING_ID_LEN + 1];
+	struct binding_data d = {
+		.aor = aor, .contact = uri, .received = "sip:127.0.0.1:5999;transport=udp",
+		.call_id = "cid", .cseq = 1, .q = 1000, .expires = expires, .updated = expires - 600,
+	};
+
+	snprintf(aor, sizeof(aor), "sip:sched%d@example.com", i);
+	snprintf(uri, sizeof(uri), "sip:sched%d@10.2.0.1:5060", i);
+	registrar_new_id(id);
+	d.id = id;
+	return registrar_upsert(f->r, NULL, &d);
+}
+
+/*
+ * The schedule hands out due bindings earliest first and nothing early,
+ * follows a binding whose expiry changed, and forgets a removed one.
+ */
+static void test_schedule(struct fixture *f)
+{
+	enum { N = 600 };
+	static struct binding *all[N], *out[N + 8];
+	int64_t base = time(NULL) + 100000, last = 0;
+	size_t n, total = 0;
+	unsigned seed = 12345;
+
+	for (int i = 0; i < N; i++) {
+		seed = seed * 1103515245u + 12345u;
+		all[i] = bind_at(f, i, base + (int64_t)(seed >> 8) % 5000);
+		CHECK(all[i] != NULL);
+	}
+	/* binding 7 now expires first; binding 9 goes */
+	{
+		struct binding_data d = {
+			.id = all[7]->id, .aor = all[7]->aor, .contact = all[7]->contact,
+			.received = all[7]->received, .call_id = "cid", .cseq = 2, .q = 1000,
+			.expires = base - 1, .updated = base - 601,
+		};
+		CHECK(registrar_upsert(f->r, all[7], &d) == all[7]);
+	}
+	registrar_remove(f->r, all[9], "test");
+	all[9] = NULL;
+	/* the other tests' bindings come due first; none of these */
+	n = registrar_take_due(f->r, base - 2, out, N);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(out[i]->due <= base - 2 && strncmp(out[i]->aor, "sip:sched", 9) != 0);
+		registrar_schedule(f->r, out[i]);
+	}
+	CHECK(registrar_take_due(f->r, base - 2, out, N) == n); /* scheduled again, same times */
+	n = registrar_take_due(f->r, base - 1, out, N);
+	CHECK(n == 1 && out[0] == all[7]);
+	registrar_schedule(f->r, all[7]);
+	for (int64_t now = base - 1; now <= base + 5000; now += 250) {
+		n = registrar_take_due(f->r, now, out, N + 8);
+		for (size_t i = 0; i < n; i++) {
+			CHECK_MSG(out[i]->due <= now, "binding due at %lld taken at %lld",
+				  (long long)out[i]->due, (long long)now);
+			CHECK(out[i]->due >= last);
+			CHECK(out[i] != all[9]);
+			last = out[i]->due;
+		}
+		total += n;
+	}
+	CHECK_MSG(total == N - 1, "%zu of %d bindings came due", total, N - 1);
+	for (int i = 0; i < N; i++)
+		if (all[i])
+			registrar_remove(f->r, all[i], "test");
+}
+
 int main(void)
 {
 	struct fixture f = {0};
@@ -290,6 +361,7 @@ int main(void)
 		test_lookup_best(&f);
 		test_remove_pn(&f);
 		test_reload(&f);
+		test_schedule(&f);
 	}
 	teardown(&f);
 	su_deinit();
