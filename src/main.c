@@ -104,7 +104,8 @@ static void apply_push_support(struct daemon *d)
 
 	for (int i = 0; i < PN_PROVIDER_COUNT; i++)
 		enabled[i] = push_provider_enabled(d->push, i);
-	registrar_set_push_support(d->reg, enabled, push_vapid_public_key(d->push));
+	registrar_set_push_support(d->reg, enabled, push_vapid_public_key(d->push),
+				   push_service_name(d->push));
 }
 
 static void apply_log_settings(struct daemon *d)

@@ -128,6 +128,13 @@ bool push_provider_enabled(struct push *p, enum pn_provider prov);
  */
 const char *push_vapid_public_key(struct push *p);
 
+/*
+ * The pn-provider name the operator's service (push.http) answers to, as
+ * loaded (a reload that failed keeps the old one), or NULL without it.
+ * Valid until the next push_reload() or push_free().
+ */
+const char *push_service_name(struct push *p);
+
 /* Names for logs, counters and admin output. */
 const char *push_kind_name(enum push_kind kind);
 const char *push_result_name(enum push_result res);

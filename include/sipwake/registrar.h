@@ -42,11 +42,12 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 void registrar_free(struct registrar *r);
 /*
  * Which push providers can send, indexed by enum pn_provider (a REGISTER
- * for another gets 555), and the VAPID public key (base64url) announced in
- * +sip.vapid when Web Push is one of them, or NULL. Both are copied.
+ * for another gets 555), the VAPID public key (base64url) announced in
+ * +sip.vapid when Web Push is one of them, and the pn-provider name of the
+ * operator's service (PN_HTTP), or NULLs. All are copied.
  */
 void registrar_set_push_support(struct registrar *r, const bool enabled[PN_PROVIDER_COUNT],
-				const char *vapid_public);
+				const char *vapid_public, const char *service);
 /* After a reload: the wake-up lead time may have changed, schedule every binding again (O(n)). */
 void registrar_config_changed(struct registrar *r);
 /* Add a subscriber (at most a few; called in order of subscription). */

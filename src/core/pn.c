@@ -591,7 +591,10 @@ static enum pn_parse_status parse_webpush(struct pn_values *pv, struct pn_identi
 /*
  * Any other pn-provider that is a token names an operator's own push
  * service (push.http; whether this server has it is the registrar's
- * call): pn-prid is its device token, pn-param passed on as given.
+ * call): pn-prid is its device token, pn-param passed on as given. Values
+ * outside the characters a service token may use make it unsupported, not
+ * malformed: it may be a provider of somebody else (a push server before
+ * us, RFC 8599 9), so the registrar answers 555 or passes it on.
  */
 static enum pn_parse_status parse_service(const char *prov, struct pn_values *pv,
 					  struct pn_identity *out, char *err, size_t errlen)
@@ -601,11 +604,11 @@ static enum pn_parse_status parse_service(const char *prov, struct pn_values *pv
 
 	if (!all_chars(tok, tok_chars)) {
 		set_err(err, errlen, "pn-prid: characters outside [A-Za-z0-9%s]", tok_chars);
-		return PN_PARSE_BAD;
+		return PN_PARSE_UNSUPPORTED;
 	}
 	if (param && !all_chars(param, tok_chars)) {
 		set_err(err, errlen, "pn-param: characters outside [A-Za-z0-9%s]", tok_chars);
-		return PN_PARSE_BAD;
+		return PN_PARSE_UNSUPPORTED;
 	}
 	out->token = strdup(tok);
 	out->service = strdup(prov);
@@ -640,7 +643,8 @@ static enum pn_parse_status parse_rfc8599(struct pn_values *pv, struct pn_identi
 	}
 	if (!pv->v[K_PRID]) {
 		set_err(err, errlen, "pn-prid: missing (pn-provider=%s given)", prov);
-		return PN_PARSE_BAD;
+		/* for a provider we may not have, that is its business (555 or passed on) */
+		return out->provider == PN_HTTP ? PN_PARSE_UNSUPPORTED : PN_PARSE_BAD;
 	}
 	if (out->provider == PN_FCM)
 		return parse_fcm(pv, K_PRID, K_PARAM, out, err, errlen);

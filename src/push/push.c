@@ -121,6 +121,11 @@ bool push_provider_enabled(struct push *p, enum pn_provider prov)
 	return (unsigned)prov < PUSH_PROVIDER_SLOTS && p->inst[prov] != NULL;
 }
 
+const char *push_service_name(struct push *p)
+{
+	return p->inst[PN_HTTP] ? push_service_name_of(p->inst[PN_HTTP]->state) : NULL;
+}
+
 const char *push_vapid_public_key(struct push *p)
 {
 	return p->inst[PN_WEBPUSH] ? webpush_public_b64(p->inst[PN_WEBPUSH]->state) : NULL;

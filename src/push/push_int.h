@@ -165,6 +165,8 @@ extern const struct push_provider push_apns_provider;
 extern const struct push_provider push_fcm_provider;
 extern const struct push_provider push_webpush_provider;
 extern const struct push_provider push_service_provider;
+/* service.c: the pn-provider name of a push.http instance. */
+const char *push_service_name_of(void *state);
 
 /* Live credentials of one provider; old ones retire after a reload. */
 struct push_inst {

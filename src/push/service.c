@@ -8,14 +8,15 @@
  * by the push's values, a string that is exactly "${data}" by the whole
  * data object of an FCM message; the values are escaped by jansson, so no
  * value can change the body's structure. Answers like the other providers:
- * 2xx ok, 404/410 the token is dead, 429/5xx retried (Retry-After
- * honoured), 401/403 a credential problem, anything else permanent.
+ * 2xx ok, 410 the token is dead, 429/5xx retried (Retry-After honoured),
+ * 401/403 a credential problem, anything else (404 too) permanent.
  */
 #include "push_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sipwake/log.h"
 
@@ -213,6 +214,12 @@ static int service_prepare(void *state, struct push_req *r)
 
 	r->voip = false;
 	r->token = r->id.token;
+	if (!r->id.service || strcasecmp(r->id.service, s->provider) != 0) {
+		/* registered for a service of another name (push.http.provider changed) */
+		snprintf(r->reason, sizeof(r->reason), "binding is for pn-provider %s, not %s",
+			 r->id.service ? r->id.service : "?", s->provider);
+		return rc;
+	}
 	push_fields_init(&f, r, PUSH_FCM_MAX_PAYLOAD);
 	snprintf(ttl, sizeof(ttl), "%d", push_kind_ttl(r->kind, s->call_timeout, s->wakeup_ttl));
 	snprintf(vnew, sizeof(vnew), "%d", f.vm_new);
@@ -252,12 +259,16 @@ static int service_prepare(void *state, struct push_req *r)
 	return rc;
 }
 
-/* The service's answer: 2xx ok, 404/410 dead token, 429/5xx later, else permanent. */
+/*
+ * The service's answer: 2xx ok, 410 dead token, 429/5xx later, else
+ * permanent. Only 410 removes a binding: a wrong push.http.url answers 404
+ * to every push, and must not wipe every device of the service.
+ */
 static enum push_result service_verdict(long status)
 {
 	if (status >= 200 && status < 300)
 		return PUSH_OK;
-	if (status == 404 || status == 410)
+	if (status == 410)
 		return PUSH_TOKEN_INVALID;
 	if (status == 429 || status >= 500)
 		return PUSH_RETRYABLE;
@@ -280,6 +291,9 @@ static void service_done(void *arg, const struct push_http_result *res)
 		push_stats_mut(s->p, PN_HTTP)->auth_failures++;
 		log_error("push: http: CREDENTIAL PROBLEM: %s answers %ld; check push.http.auth_header",
 			  s->url, res->status);
+	} else if (res->status == 404) {
+		log_error("push: http: %s answers 404: check push.http.url (a dead token is 410)",
+			  s->url);
 	}
 	if (res->status / 100 != 2)
 		snprintf(reason, sizeof(reason), "HTTP %ld", res->status);
@@ -311,6 +325,11 @@ static int service_start(void *state, struct push_req *r)
 	rq.body_len = q->body_len;
 	rq.ca_file = s->ca_file;
 	return push_http_start(push_get_http(s->p), &rq, service_done, r, &q->xfer);
+}
+
+const char *push_service_name_of(void *state)
+{
+	return state ? ((struct service *)state)->provider : NULL;
 }
 
 const struct push_provider push_service_provider = {

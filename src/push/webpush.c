@@ -136,10 +136,13 @@ const char *webpush_public_b64(void *state)
 static const char *vapid_header(struct webpush *w, const char *origin, const char *endpoint,
 				bool force)
 {
-	struct vapid_entry *e = strmap_get(w->vapid, origin);
+	struct vapid_entry *e;
 	int64_t now = (int64_t)time(NULL);
 	char *h;
 
+	if (!w->vapid && !(w->vapid = strmap_new())) /* emptied when full, and no memory then */
+		return NULL;
+	e = strmap_get(w->vapid, origin);
 	if (e && !force && e->exp - now > WP_VAPID_RENEW)
 		return e->header;
 	h = webpush_vapid(w->key, endpoint, w->subject, now, WP_VAPID_LIFETIME);
@@ -235,6 +238,11 @@ static int wp_prepare(void *state, struct push_req *r)
 	r->pdata = q;
 	if (!set(r->token) || webpush_origin(r->token, q->origin, sizeof(q->origin)) < 0) {
 		snprintf(r->reason, sizeof(r->reason), "no usable push endpoint");
+		return -(int)PUSH_PERMANENT;
+	}
+	if (r->kind == PUSH_VOICEMAIL && !(r->id.wp_p256dh && r->id.wp_auth)) {
+		/* a push without content would carry no count: nothing would be kept */
+		snprintf(r->reason, sizeof(r->reason), "voicemail counts need the subscription's keys");
 		return -(int)PUSH_PERMANENT;
 	}
 	if (r->id.wp_p256dh && r->id.wp_auth && (rc = wp_encrypt(r, q)) < 0)

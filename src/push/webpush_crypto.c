@@ -218,6 +218,13 @@ int webpush_origin(const char *url, char *out, size_t len)
 	for (size_t i = 8; i < (size_t)(end - url); i++)
 		out[i] = (char)tolower((unsigned char)url[i]);
 	out[end - url] = 0;
+	/* an origin leaves out the scheme's default port (RFC 6454 6.2); the
+	 * port is after the last ':' that is not inside an [IPv6] literal */
+	{
+		char *colon = strrchr(out + 8, ':');
+		if (colon && !strchr(colon, ']') && !strcmp(colon, ":443"))
+			*colon = 0;
+	}
 	return 0;
 }
 

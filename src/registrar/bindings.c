@@ -196,17 +196,22 @@ void registrar_free(struct registrar *r)
 	strmap_free(r->by_contact);
 	strmap_free(r->by_source);
 	free(r->vapid_public);
+	free(r->service);
 	free(r->heap);
 	free(r->due_buf);
 	free(r);
 }
 
 void registrar_set_push_support(struct registrar *r, const bool enabled[PN_PROVIDER_COUNT],
-				const char *vapid_public)
+				const char *vapid_public, const char *service)
 {
 	memcpy(r->pns, enabled, sizeof(r->pns));
 	free(r->vapid_public);
 	r->vapid_public = vapid_public && enabled[PN_WEBPUSH] ? strdup(vapid_public) : NULL;
+	free(r->service);
+	r->service = service && service[0] && enabled[PN_HTTP] ? strdup(service) : NULL;
+	if (!r->service)
+		r->pns[PN_HTTP] = false; /* nothing to announce or to match */
 }
 
 void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx)

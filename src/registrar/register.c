@@ -130,8 +130,7 @@ static bool provider_configured(struct registrar *r, const struct pn_identity *p
 	if ((unsigned)pn->provider >= PN_PROVIDER_COUNT || !r->pns[pn->provider])
 		return false;
 	/* An operator's service answers to its own pn-provider name only. */
-	return pn->provider != PN_HTTP ||
-	       (pn->service && !strcasecmp(pn->service, r->cfg->push.http.provider));
+	return pn->provider != PN_HTTP || (pn->service && !strcasecmp(pn->service, r->service));
 }
 
 /*
@@ -328,8 +327,7 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
  */
 static int feature_caps(struct registrar *r, char *buf, size_t len, int idx)
 {
-	const char *const names[PN_PROVIDER_COUNT] = {NULL, "apns", "fcm", "webpush",
-						      r->cfg->push.http.provider};
+	const char *const names[PN_PROVIDER_COUNT] = {NULL, "apns", "fcm", "webpush", r->service};
 	int prov, k = 0;
 
 	for (prov = PN_APNS; prov < PN_PROVIDER_COUNT; prov++)

@@ -107,6 +107,7 @@ struct registrar {
 	size_t count;
 	bool pns[PN_PROVIDER_COUNT]; /* providers that can send */
 	char *vapid_public;           /* +sip.vapid, NULL = none */
+	char *service;                /* pn-provider of the operator's service, NULL = none */
 	bool masquerade; /* upstream refused Path: rewrite Contacts to us */
 	struct {
 		registrar_event_fn *fn;

@@ -6,9 +6,10 @@
  * push with the counts (an alert on the remote token, never PushKit) when
  * it has no live connection, when it is on UDP (where nothing says it is
  * awake: the same rule as for calls) or when its branch fails. The NOTIFY
- * is answered 200 once a device took it or a provider accepted a push for
- * one, and with the best failure (480 without any) when neither happened:
- * a 2xx always means the news reached a device or its push service.
+ * is answered 200 as soon as a device took it or a provider accepted a
+ * push for one (a device that never answers does not hold it up), and with
+ * the best failure (480 without any) when neither happened: a 2xx always
+ * means the news reached a device or its push service.
  */
 #include "router_int.h"
 
@@ -37,10 +38,42 @@ struct mwi {
 	struct push_payload pl;
 	char from[256], to[256], call_id[256];
 	unsigned pushes_ok, pushes_pending;
+	bool starting; /* mwi_start still adding devices: nothing is answered yet */
 	bool closing;
 	int n;
 	struct mwi_dev dev[MAX_FORK];
+	int branch_status[MAX_FORK]; /* final status by branch index, 0 = none yet */
 };
+
+/* A count of at most 6 digits at *s, and what follows; -1 if none. */
+static int count_at(const char **s)
+{
+	int n = 0, digits = 0;
+
+	*s += strspn(*s, " \t");
+	while (**s >= '0' && **s <= '9' && digits < 6) {
+		n = n * 10 + (**s - '0');
+		(*s)++;
+		digits++;
+	}
+	return digits && !(**s >= '0' && **s <= '9') ? n : -1;
+}
+
+/* The yes/no of a Messages-Waiting value (RFC 3842): 1, 0, or -1 for anything else. */
+static int yes_no(const char *v)
+{
+	size_t n;
+
+	v += strspn(v, " \t");
+	n = strcspn(v, " \t");
+	if (v[n + strspn(v + n, " \t")])
+		return -1; /* more than one word */
+	if (n == 3 && !strncasecmp(v, "yes", 3))
+		return 1;
+	if (n == 2 && !strncasecmp(v, "no", 2))
+		return 0;
+	return -1;
+}
 
 /* Messages-Waiting (required) and Voice-Message "new/old" of a message-summary body. */
 static bool parse_summary(const char *body, size_t len, struct push_payload *pl)
@@ -59,16 +92,22 @@ static bool parse_summary(const char *body, size_t len, struct push_payload *pl)
 		line[n] = 0;
 		line[strcspn(line, "\r")] = 0;
 		if (!strncasecmp(line, "Messages-Waiting:", 17)) {
-			const char *v = line + 17 + strspn(line + 17, " \t");
-			if (!strncasecmp(v, "yes", 3) || !strncasecmp(v, "no", 2)) {
-				pl->vm_waiting = !strncasecmp(v, "yes", 3);
+			int yn = yes_no(line + 17);
+			if (yn >= 0) {
+				pl->vm_waiting = yn == 1;
 				have_waiting = true;
 			}
 		} else if (!strncasecmp(line, "Voice-Message:", 14)) {
-			unsigned nw = 0, old = 0;
-			if (sscanf(line + 14, " %6u/%6u", &nw, &old) == 2) {
-				pl->vm_new = (int)nw;
-				pl->vm_old = (int)old;
+			const char *s = line + 14;
+			int nw = count_at(&s), old = -1;
+
+			if (nw >= 0 && *s == '/') {
+				s++;
+				old = count_at(&s);
+			}
+			if (old >= 0) {
+				pl->vm_new = nw;
+				pl->vm_old = old;
 			}
 		}
 		p = eol ? eol + 1 : end;
@@ -86,16 +125,20 @@ bool mwi_wanted(const struct router *rt, const sip_t *sip)
 	       !strcasecmp(ev->o_type, "message-summary") && sip->sip_payload;
 }
 
+/* Answer once a push was accepted, or once nothing is left to wait for. */
 static void mwi_finish(struct mwi *m)
 {
-	if (m->closing || proxy_txn_answered(m->t) || m->pushes_pending ||
-	    proxy_txn_active_branches(m->t) > 0)
+	if (m->starting || m->closing || proxy_txn_answered(m->t))
+		return;
+	if (m->pushes_ok) {
+		m->closing = true;
+		proxy_txn_reply(m->t, SIP_200_OK, TAG_END());
+		return;
+	}
+	if (m->pushes_pending || proxy_txn_active_branches(m->t) > 0)
 		return;
 	m->closing = true;
-	if (m->pushes_ok)
-		proxy_txn_reply(m->t, SIP_200_OK, TAG_END());
-	else
-		proxy_txn_close(m->t, SIP_480_TEMPORARILY_UNAVAILABLE); /* the best failure, or 480 */
+	proxy_txn_close(m->t, SIP_480_TEMPORARILY_UNAVAILABLE); /* the best failure, or 480 */
 }
 
 static void push_done(void *ctx, enum push_result res, int http_status, const char *reason,
@@ -147,6 +190,8 @@ static void after_response(void *ctx, struct proxy_txn *t, int branch, int statu
 	struct mwi *m = ctx;
 	struct mwi_dev *d = dev_of_branch(m, branch);
 
+	if (branch >= 0 && branch < MAX_FORK && status >= 200)
+		m->branch_status[branch] = status;
 	if (status >= 300 && d && d->pushable)
 		push_dev(m, d);
 	mwi_finish(m);
@@ -191,6 +236,7 @@ void mwi_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct 
 		snprintf(m->call_id, sizeof(m->call_id), "%s", sip->sip_call_id->i_id);
 	m->pl.call_id = m->call_id;
 	proxy_txn_set_ops(t, &mwi_ops, m);
+	m->starting = true;
 	for (size_t i = 0; i < n && m->n < MAX_FORK; i++) {
 		struct mwi_dev *d = &m->dev[m->n++];
 		msg_t *copy;
@@ -201,9 +247,13 @@ void mwi_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct 
 		d->pushable = binding_pn(list[i]) != NULL;
 		if (binding_reachable(list[i]) && (copy = proxy_txn_copy_request(t)))
 			d->branch = router_fork_binding(rt, t, copy, list[i], restore_uri, in_proto);
-		if (d->pushable && (d->branch < 0 || !strcmp(sip_uri_proto(binding_received(list[i])),
-							     "udp")))
+		/* no flow, UDP (nothing says it is awake), or a branch that already
+		 * failed while it was being sent (after_response came first) */
+		if (d->pushable &&
+		    (d->branch < 0 || !strcmp(sip_uri_proto(binding_received(list[i])), "udp") ||
+		     (d->branch < MAX_FORK && m->branch_status[d->branch] >= 300)))
 			push_dev(m, d);
 	}
+	m->starting = false;
 	mwi_finish(m);
 }

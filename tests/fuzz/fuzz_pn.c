@@ -69,7 +69,7 @@ static void check_identity(const struct pn_identity *id)
 			    strlen(id->service) ||
 		    !id->token || !*id->token || strspn(id->token, tok) != strlen(id->token) ||
 		    (id->param && strspn(id->param, tok) != strlen(id->param)) || id->voip_token ||
-		    id->wp_p256dh || id->sandbox)
+		    id->wp_p256dh || id->wp_auth || id->team_id || id->topic || id->sandbox)
 			abort();
 		goto key;
 	}
@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		/* Failure leaves the identity empty, as the header says. */
 		if (id.provider != PN_NONE || id.token || id.voip_token || id.prid || id.param ||
-		    id.topic || id.team_id)
+		    id.topic || id.team_id || id.service || id.wp_p256dh || id.wp_auth)
 			abort();
 		if ((st == PN_PARSE_BAD || st == PN_PARSE_UNSUPPORTED) && !err[0])
 			abort();

@@ -146,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const bool on[PN_PROVIDER_COUNT] = {false, !(flags & FLAG_NO_APNS),
 						    !(flags & FLAG_NO_FCM), !(flags & FLAG_NO_WEBPUSH),
 						    true};
-		registrar_set_push_support(r, on, FUZZ_VAPID_PUBLIC);
+		registrar_set_push_support(r, on, FUZZ_VAPID_PUBLIC, "acme");
 	}
 	msg = msg_make(sip_default_mclass(), 0, data + 1, size - 1);
 	if (!msg)

@@ -70,7 +70,7 @@ static inline int fuzz_stack_open(struct fuzz_stack *s, const char *upstream, co
 		return -1;
 	{
 		const bool all[PN_PROVIDER_COUNT] = {false, true, true, true, true};
-		registrar_set_push_support(s->reg, all, FUZZ_VAPID_PUBLIC);
+		registrar_set_push_support(s->reg, all, FUZZ_VAPID_PUBLIC, "acme");
 	}
 	return 0;
 }

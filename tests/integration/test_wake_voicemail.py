@@ -13,7 +13,12 @@ fakes (APNs, FCM, Web Push with decryption).
   - an awake phone on TCP (push parameters too) gets the NOTIFY itself,
     its 200 goes back, and it is not pushed;
   - mailbox emptied (Messages-Waiting: no): badge 0, no alert, priority 5;
-  - a sleeping iPhone with only a PushKit token cannot be told: 480;
+  - a sleeping iPhone on UDP (its flow looks alive, nobody answers): the
+    NOTIFY goes there and the push too; the 200 comes with the push, not
+    after the branch's 32 s timeout;
+  - a sleeping iPhone with only a PushKit token cannot be told: 480; nor a
+    browser whose subscription has no keys (a push without content would
+    carry no count);
   - a body without Messages-Waiting for a sleeping phone: 400;
   - push.voicemail_push = false: the NOTIFY to a sleeping phone gets 480
     as any request to a device without a flow, and nothing is pushed.
@@ -25,6 +30,8 @@ import swlib
 import wakelib as W
 
 REMOTE = "%064x" % 0x70CE1
+REMOTE_UDP = "%064x" % 0x70CE4
+VOIP_UDP = "%064x" % 0x70CE5
 VOIP = "%064x" % 0x70CE2
 VOIP_ONLY = "%064x" % 0x70CE3
 FCM_TOK = "fcm-voicemail-" + "v" * 30
@@ -35,8 +42,8 @@ SUMMARY = ("Messages-Waiting: yes\r\nMessage-Account: sip:vm@sipwake.test\r\n"
 EMPTY = "Messages-Waiting: no\r\nVoice-Message: 0/10 (0/0)\r\n"
 
 
-def asleep(t, sw_addr, user, pn, inst, label):
-    p = W.started_phone(t, "tcp", sw_addr, user, pn=pn, inst=inst,
+def asleep(t, sw_addr, user, pn, inst, label, transport="tcp"):
+    p = W.started_phone(t, transport, sw_addr, user, pn=pn, inst=inst,
                         name="%s-%s" % (label, user)).connect()
     r = p.register()
     t.require(r is not None and r.status == 200, "%s: %s registers -> 200" % (label, user),
@@ -141,6 +148,30 @@ def main(t):
     time.sleep(0.5)
     t.check(not voicemail_pushes(env.fcm_for(FCM_LIVE)), "%s: no push for it" % label,
             W.summarize_pushes(env.fcm_for(FCM_LIVE)))
+
+    label = "udp"
+    t.section("%s: a sleeping iPhone on UDP" % label)
+    asleep(t, sw_addr, "vmudp", W.apns2_pn(REMOTE_UDP, VOIP_UDP), W.instance(77), label,
+           transport="udp")
+    t0 = time.monotonic()
+    c, f = notify(t, kam, "vmudp", SUMMARY, "vm-udp")
+    took = time.monotonic() - t0
+    t.check(f is not None and f.status == 200 and took < 10,
+            "%s: 200 with the push, in %.1f s (not the 32 s of the silent branch)"
+            % (label, took), c.flow())
+    t.check(env.wait_push("apns", REMOTE_UDP, lambda r: W.push_type(r) == "voicemail")
+            is not None, "%s: the voicemail push went out" % label,
+            W.summarize_pushes(env.apns_for(REMOTE_UDP)))
+
+    label = "bare-browser"
+    t.section("%s: a browser subscription without keys" % label)
+    bare = env.webpush.subscribe("vmbare", keys=False)
+    asleep(t, sw_addr, "vmbare", pushlib.webpush_pn(bare), W.instance(78), label)
+    c, f = notify(t, kam, "vmbare", SUMMARY, "vm-bare")
+    t.check(f is not None and f.status == 480, "%s: 480, the counts could reach nobody" % label,
+            c.flow())
+    t.check(not env.webpush.pushes("vmbare"), "%s: no empty push for it" % label,
+            env.webpush.pushes("vmbare"))
 
     label = "voip-only"
     t.section("%s: a sleeping iPhone with only a PushKit token" % label)

@@ -400,8 +400,11 @@ static void test_malformed(void)
 	      !strcmp(id.token, "abc+/x=") && !strcmp(pn_provider_name(&id), "hms") &&
 	      !strcmp(id.param, "app-1"));
 	pn_identity_cleanup(&id);
-	EXPECT_BAD("pn-provider=hms;pn-prid=a%22b", "pn-prid: characters outside");
-	EXPECT_BAD("pn-provider=hms", "pn-prid: missing");
+	EXPECT("pn-provider=hms;pn-prid=a%22b", PN_PARSE_UNSUPPORTED, "pn-prid: characters outside",
+	       &id);
+	pn_identity_cleanup(&id);
+	EXPECT("pn-provider=hms", PN_PARSE_UNSUPPORTED, "pn-prid: missing", &id);
+	pn_identity_cleanup(&id);
 	EXPECT("pn-provider=a-name-longer-than-thirty-two-chars;pn-prid=abc", PN_PARSE_UNSUPPORTED,
 	       "pn-provider: unsupported provider", &id);
 	pn_identity_cleanup(&id);

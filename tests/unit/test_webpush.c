@@ -257,10 +257,31 @@ static void test_vapid(void)
 	EVP_PKEY_free(key);
 }
 
+/* The audience is the origin as RFC 6454 writes it: lowercase host, no default port. */
+static void test_origin(void)
+{
+	static const char *const cases[][2] = {
+		{"https://Push.Example.NET/wpush/v2/x", "https://push.example.net"},
+		{"HTTPS://push.example.net:443/x?y", "https://push.example.net"},
+		{"https://push.example.net:8443/x", "https://push.example.net:8443"},
+		{"https://[2001:db8::443]/x", "https://[2001:db8::443]"},
+		{"https://[2001:db8::1]:443/x", "https://[2001:db8::1]"},
+		{"https://push.example.net:4431", "https://push.example.net:4431"},
+	};
+	char out[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK(webpush_origin(cases[i][0], out, sizeof(out)) == 0);
+		CHECK_STR(out, cases[i][1]);
+	}
+	CHECK(webpush_origin("https://push.example.net/x", out, 12) < 0); /* does not fit */
+}
+
 int main(void)
 {
 	test_rfc8291_example();
 	test_roundtrip();
 	test_vapid();
+	test_origin();
 	return CHECK_RESULT();
 }
