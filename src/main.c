@@ -197,7 +197,7 @@ static void shutdown_daemon(struct daemon *d)
 	proxy_shutdown();
 	router_free(d->router);
 	push_free(d->push);
-	registrar_free(d->reg);
+	registrar_exit(d->reg);
 	sip_agent_free(d->sip);
 	store_close(d->store);
 	if (d->root)

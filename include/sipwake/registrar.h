@@ -41,6 +41,11 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 /* Free every binding (the store keeps them). Safe with NULL. */
 void registrar_free(struct registrar *r);
 /*
+ * The same when the process is about to exit: with many bindings their
+ * memory is left to the exit instead of being freed block by block.
+ */
+void registrar_exit(struct registrar *r);
+/*
  * Which push providers can send, indexed by enum pn_provider (a REGISTER
  * for another gets 555), the VAPID public key (base64url) announced in
  * +sip.vapid when Web Push is one of them, and the pn-provider name of the

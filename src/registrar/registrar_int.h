@@ -129,6 +129,7 @@ struct registrar {
 	struct binding **heap;
 	size_t heap_len, heap_cap;
 	bool unscheduled; /* a binding could not be scheduled (no memory): rebuild */
+	bool exiting;     /* registrar_exit: the process ends, memory goes with it */
 	struct binding **due_buf; /* what one tick takes, REGISTRAR_TICK_MAX at most */
 };
 
