@@ -286,7 +286,7 @@ int main(int argc, char **argv)
 	}
 	if (store_open(&d.store, d.cfg.storage.database) < 0)
 		goto out; /* reason logged */
-	if (sip_agent_new(&d.sip, d.root, &d.cfg) < 0)
+	if (sip_agent_create(&d.sip, d.root, &d.cfg) < 0)
 		goto out;
 	if (registrar_new(&d.reg, d.sip, d.store) < 0) {
 		log_error("cannot create the registrar");
@@ -314,6 +314,9 @@ int main(int argc, char **argv)
 	if (admin_metrics_new(&d.metrics, d.root, d.cfg.admin.metrics_listen) < 0)
 		goto out;
 	apply_log_settings(&d);
+	/* Only now the ports: nothing was bound while the bindings loaded. */
+	if (sip_agent_listen(d.sip) < 0)
+		goto out;
 
 	sd_notify_msg("READY=1");
 	log_notice("ready");

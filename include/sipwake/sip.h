@@ -38,6 +38,14 @@ const char *sip_msg_unsendable(msg_t *msg, char *why, size_t len);
 
 /* Create the nta agent and bind every sip.listen transport. -1 + logged reason. */
 int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg);
+/*
+ * The same in two steps, for a daemon that has work to do before it can
+ * serve (loading a million bindings): sip_agent_create makes the agent
+ * with no transport, sip_agent_listen binds sip.listen once it can answer,
+ * so nothing waits unanswered in a socket meanwhile. -1 + logged reason.
+ */
+int sip_agent_create(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg);
+int sip_agent_listen(struct sip_agent *a);
 /* Destroy the agent (all transactions and connections go with it). */
 void sip_agent_free(struct sip_agent *a);
 void sip_agent_set_handler(struct sip_agent *a, sip_request_fn *fn, void *ctx);

@@ -343,9 +343,26 @@ static void sofia_log(void *stream, char const *fmt, va_list ap)
 
 int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg)
 {
+	if (sip_agent_create(out, root, cfg) < 0)
+		return -1;
+	if (sip_agent_listen(*out) < 0) {
+		sip_agent_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* How long sofia keeps an idle connection: as long as a registration can last. */
+static unsigned idle_ms_of(const struct sw_config *cfg)
+{
+	return ((unsigned)cfg->registrar.max_expires + 120u) * 1000u;
+}
+
+int sip_agent_create(struct sip_agent **out, su_root_t *root, const struct sw_config *cfg)
+{
 	struct sip_agent *a;
-	unsigned idle_ms, verify_policy;
-	bool need_tls = false;
+	unsigned idle_ms;
 	int rc = -1;
 
 	a = su_home_new(sizeof(*a));
@@ -362,7 +379,7 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 	 * refreshing its registration every hour would be unreachable half of
 	 * the time. Keep connections as long as a registration can last.
 	 */
-	idle_ms = ((unsigned)cfg->registrar.max_expires + 120u) * 1000u;
+	idle_ms = idle_ms_of(cfg);
 	a->nta = nta_agent_create(root, (url_string_t *)-1, agent_message, (nta_agent_magic_t *)a,
 				  NTATAG_UA(0), NTATAG_CANCEL_487(0), NTATAG_SERVER_RPORT(2) /* answers go where the request came from */,
 				  NTATAG_CLIENT_RPORT(1), NTATAG_PASS_408(1), NTATAG_MERGE_482(0),
@@ -374,11 +391,33 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 		log_error("cannot create the SIP agent: %s", strerror(errno));
 		goto out;
 	}
+	a->leg = nta_leg_tcreate(a->nta, leg_callback, (nta_leg_magic_t *)a, NTATAG_NO_DIALOG(1),
+				 TAG_END());
+	if (!a->leg) {
+		log_error("cannot create the default SIP leg");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0) {
+		sip_agent_free(a);
+		a = NULL;
+	}
+	*out = a;
+	return rc;
+}
+
+int sip_agent_listen(struct sip_agent *a)
+{
+	const struct sw_config *cfg = a->cfg;
+	unsigned idle_ms = idle_ms_of(cfg), verify_policy;
+	bool need_tls = false;
+
 	for (char **l = cfg->sip.listen; l && *l; l++)
 		if (!strcmp(sip_uri_proto(*l), "tls"))
 			need_tls = true;
 	if (need_tls && make_tls_dir(a) < 0)
-		goto out;
+		return -1;
 	/* Outgoing TLS (the upstream): a CA we trust signed it, for its host name. */
 	verify_policy = (cfg->sip.tls.verify_client ? TPTLS_VERIFY_IN : TPTLS_VERIFY_NONE) |
 			(verify_upstream(cfg) ? TPTLS_VERIFY_SUBJECTS_OUT : TPTLS_VERIFY_NONE);
@@ -398,28 +437,15 @@ int sip_agent_new(struct sip_agent **out, su_root_t *root, const struct sw_confi
 						TPTAG_SDWN_ERROR(1), TAG_END());
 		if (r < 0) {
 			log_error("cannot listen on %s: %s", *l, strerror(errno));
-			goto out;
+			remove_tls_dir(a);
+			return -1;
 		}
 	}
 	remove_tls_dir(a); /* sofia has read the files into its SSL context */
-
-	a->leg = nta_leg_tcreate(a->nta, leg_callback, (nta_leg_magic_t *)a, NTATAG_NO_DIALOG(1),
-				 TAG_END());
-	if (!a->leg) {
-		log_error("cannot create the default SIP leg");
-		goto out;
-	}
 	collect_own(a);
 	find_udp_sockets(a);
 	sip_agent_set_trace(a, cfg->log.sip_trace);
-	rc = 0;
-out:
-	if (rc < 0) {
-		sip_agent_free(a);
-		a = NULL;
-	}
-	*out = a;
-	return rc;
+	return 0;
 }
 
 void sip_agent_free(struct sip_agent *a)
