@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("SIPWAKE_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
@@ -97,6 +98,19 @@ class PKI:
             json.dump(sa, f)
         os.chmod(path, 0o600)
         return path
+
+
+class PushTestCase(unittest.TestCase):
+    """A test class with one throw-away PKI (and its directory) for all its tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tmpdir()
+        cls.pki = PKI(cls.tmp.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
 
 
 def b64url(data):

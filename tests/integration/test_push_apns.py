@@ -16,16 +16,7 @@ from pushlib import one, results, send, stats, tok  # noqa: E402
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-class APNs(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = L.tmpdir()
-        cls.pki = L.PKI(cls.tmp.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
+class APNs(L.PushTestCase):
     def by_token(self, fake, token):
         return [r for r in fake.requests() if r.get("token") == token]
 

@@ -15,16 +15,7 @@ from pushlib import one, results, send, stats  # noqa: E402
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 
-class FCM(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = L.tmpdir()
-        cls.pki = L.PKI(cls.tmp.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
+class FCM(L.PushTestCase):
     def fake(self, rules=(), ttl=3599, sa=None, aud=GOOGLE_TOKEN_URI):
         sa = sa or self.pki.service_account(GOOGLE_TOKEN_URI)
         extra = ["--service-account", sa, "--token-ttl", str(ttl), "--aud", aud]

@@ -23,16 +23,7 @@ def hp(tag, token, kind="call", **kw):
     return send(tag, kind=kind, provider="acme", token=token, param="app-7", **kw)
 
 
-class HttpService(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = L.tmpdir()
-        cls.pki = L.PKI(cls.tmp.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
+class HttpService(L.PushTestCase):
     def fake(self, rules=(), token_field="token"):
         return L.Fake(self.pki, "http_push", rules, ["--path", "/v2/push", "--auth", AUTH,
                                                      "--token-field", token_field])

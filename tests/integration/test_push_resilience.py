@@ -15,16 +15,7 @@ import pushlib as L  # noqa: E402
 from pushlib import one, results, send, stats, tok  # noqa: E402
 
 
-class Resilience(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = L.tmpdir()
-        cls.pki = L.PKI(cls.tmp.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
+class Resilience(L.PushTestCase):
     def test_connection_refused(self):
         port = L.free_port()  # nothing listens there
         ev, err = L.run_driver(L.apns_config(self.pki, "https://127.0.0.1:%d" % port), [

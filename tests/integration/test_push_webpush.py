@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pushlib as L  # noqa: E402
-from pushlib import one, results, send, stats  # noqa: E402
+from pushlib import one, send, stats  # noqa: E402
 
 SUBJECT = "mailto:ops@example.com"
 
@@ -24,16 +24,7 @@ def wp(tag, sub, kind="call", **kw):
     return op
 
 
-class WebPush(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = L.tmpdir()
-        cls.pki = L.PKI(cls.tmp.name)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
+class WebPush(L.PushTestCase):
     def config(self, svc, **kw):
         cfg = {"webpush_key": self.pki.vapid, "webpush_subject": SUBJECT,
                "webpush_ca": self.pki.ca, "call_timeout": 30}
