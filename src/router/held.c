@@ -100,7 +100,7 @@ struct held {
 	char *from_hdr, *to_hdr;
 	su_timer_t *timer; /* call_timeout, or the MESSAGE wait */
 	su_timer_t *defer; /* end checks run on the next loop turn */
-	struct held_dev dev[HELD_MAX_DEV];
+	struct held_dev *dev[HELD_MAX_DEV]; /* each its own block: most calls have one or two */
 	int n_dev;
 	/* Lower q-value groups, tried in turn when the current group fails. */
 	struct {
@@ -186,7 +186,7 @@ static void link_held(struct held *h)
 static void stop_pushes(struct held *h)
 {
 	for (int i = 0; i < h->n_dev; i++) {
-		struct held_dev *d = &h->dev[i];
+		struct held_dev *d = h->dev[i];
 		if (d->push) {
 			push_req_detach(d->push);
 			d->push = NULL;
@@ -250,7 +250,7 @@ static void send_followup(struct held *h, struct held_dev *d, const char *reason
 static void followups(struct held *h, enum held_end why, const struct held_dev *winner)
 {
 	for (int i = 0; i < h->n_dev && !h->is_message; i++) {
-		struct held_dev *d = &h->dev[i];
+		struct held_dev *d = h->dev[i];
 		if (!d->pushed || d == winner)
 			continue;
 		switch (why) {
@@ -322,16 +322,16 @@ static void held_finish(struct held *h, enum held_end why, const struct held_dev
 static struct held_dev *dev_by_id(struct held *h, const char *id)
 {
 	for (int i = 0; i < h->n_dev; i++)
-		if (!strcmp(h->dev[i].id, id))
-			return &h->dev[i];
+		if (!strcmp(h->dev[i]->id, id))
+			return h->dev[i];
 	return NULL;
 }
 
 static struct held_dev *dev_by_branch(struct held *h, int branch)
 {
 	for (int i = 0; i < h->n_dev; i++)
-		if (h->dev[i].branch == branch)
-			return &h->dev[i];
+		if (h->dev[i]->branch == branch)
+			return h->dev[i];
 	return NULL;
 }
 
@@ -451,8 +451,10 @@ static void add_device(struct held *h, struct binding *b)
 
 	if (h->n_dev >= HELD_MAX_DEV || dev_by_id(h, binding_id(b)))
 		return;
-	d = &h->dev[h->n_dev++];
-	memset(d, 0, sizeof(*d));
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return; /* not tried: the others still are */
+	h->dev[h->n_dev++] = d;
 	d->h = h;
 	d->branch = -1;
 	snprintf(d->id, sizeof(d->id), "%s", binding_id(b));
@@ -478,7 +480,7 @@ static void add_device(struct held *h, struct binding *b)
 static bool any_hope(struct held *h)
 {
 	for (int i = 0; i < h->n_dev; i++) {
-		struct held_dev *d = &h->dev[i];
+		struct held_dev *d = h->dev[i];
 		if (d->gone)
 			continue;
 		if (d->waiting || d->push || d->push_delay)
@@ -533,8 +535,8 @@ static void store_message(struct held *h)
 	log_info("MESSAGE %s for %s stored (id %lld) until a device registers", h->call_id, h->aor,
 		 (long long)h->stored_id);
 	for (int i = 0; i < h->n_dev; i++)
-		if (!h->dev[i].pushed && h->dev[i].has_push)
-			push_device(h, &h->dev[i]);
+		if (!h->dev[i]->pushed && h->dev[i]->has_push)
+			push_device(h, h->dev[i]);
 	/* Delivery happens from the store when a device registers (deliver.c). */
 	set_state(h, HELD_STORED, "stored");
 	held_stop(h); /* the alert pushes just sent go on without us */
@@ -690,6 +692,8 @@ static void held_done(void *ctx, struct proxy_txn *t)
 	free(h->body);
 	free(h->from_hdr);
 	free(h->to_hdr);
+	for (int i = 0; i < h->n_dev; i++)
+		free(h->dev[i]);
 	free(h);
 }
 

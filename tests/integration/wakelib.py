@@ -220,10 +220,18 @@ class _Conn:
                 return None, None
 
     def close(self):
+        """Close; on TCP/TLS, half-close and wait (2 s at most) for sipwake
+        to close its side: then it has seen the flow go, and a test that
+        calls the 'sleeping' phone next does not race its FIN."""
         try:
             if self.transport != "udp":
-                self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
+                self.sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+                    if not self.sock.recv(65536):
+                        break
+        except (OSError, ssl.SSLError):
             pass
         try:
             self.sock.close()
