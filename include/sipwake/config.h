@@ -82,6 +82,7 @@ struct sw_config {
 			char *vapid_key; /* PEM P-256 private key, "" = Web Push off */
 			char *subject;   /* VAPID "sub": mailto: or https: contact */
 			char *ca_file;
+			char **allowed_hosts; /* push service hosts, "*.x" = below x; empty = any */
 		} webpush;
 		struct {
 			char *provider;    /* pn-provider value of the service, "" = off */

@@ -71,6 +71,13 @@ enum pn_parse_status {
 enum pn_parse_status pn_parse(const char *uri_params, struct pn_identity *out,
 			      char *err, size_t errlen);
 
+/*
+ * True when the host of an https endpoint URL is one of patterns
+ * (NULL-terminated; "host" exactly, "*.domain" any host below domain;
+ * case-insensitive, the port ignored), or patterns is empty or NULL.
+ */
+bool pn_endpoint_host_allowed(const char *url, char *const *patterns);
+
 /* Free the strings of an identity and zero it. Safe on a zeroed struct. */
 void pn_identity_cleanup(struct pn_identity *id);
 

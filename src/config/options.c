@@ -58,6 +58,7 @@ static const char *const domains_default[] = {"example.com", NULL};
 static const char *const provisional_values[] = {"110", "180", "none", NULL};
 static const char *const auth_mode_values[] = {"accounts", "none", NULL};
 static const char *const auth_algorithms_default[] = {"SHA-256", "MD5", NULL};
+static const char *const empty_list[] = {NULL};
 static const char *const log_level_values[] = {"error", "warn", "notice", "info", "debug", NULL};
 
 const struct config_option config_options[] = {
@@ -166,6 +167,9 @@ const struct config_option config_options[] = {
 	    "Web Push: the operator's contact in each VAPID signature, a mailto: or https: URI"),
 	STR("push.webpush.ca_file", push.webpush.ca_file, "", F | R,
 	    "extra CA bundle trusted for Web Push services (tests, private push servers)"),
+	LIST("push.webpush.allowed_hosts", push.webpush.allowed_hosts, empty_list, R,
+	     "push service hosts a subscription's endpoint may name (\"push.example.net\", or "
+	     "\"*.example.net\" for the hosts below it); empty = any host"),
 	STR("push.http.provider", push.http.provider, "", R,
 	    "the pn-provider value apps give for the operator's own push service (\"\" = off)"),
 	STR("push.http.url", push.http.url, "", R,

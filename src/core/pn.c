@@ -755,6 +755,39 @@ out:
 	return rc;
 }
 
+bool pn_endpoint_host_allowed(const char *url, char *const *patterns)
+{
+	const char *host, *end;
+	size_t hl;
+
+	if (!patterns || !patterns[0])
+		return true;
+	if (!url || strncasecmp(url, "https://", 8) != 0)
+		return false;
+	host = url + 8;
+	end = host + strcspn(host, "/?#");
+	if (*host == '[') { /* an IPv6 literal: compared with its brackets */
+		const char *rb = memchr(host, ']', (size_t)(end - host));
+		hl = rb ? (size_t)(rb - host + 1) : (size_t)(end - host);
+	} else {
+		const char *colon = memchr(host, ':', (size_t)(end - host));
+		hl = (size_t)((colon ? colon : end) - host);
+	}
+	for (char *const *p = patterns; *p; p++) {
+		const char *pat = *p;
+		size_t pl = strlen(pat);
+
+		if (pl > 2 && pat[0] == '*' && pat[1] == '.') {
+			/* below the domain: "a.example.net" for "*.example.net", not "example.net" */
+			if (hl > pl - 1 && !strncasecmp(host + hl - (pl - 1), pat + 1, pl - 1))
+				return true;
+		} else if (pl == hl && !strncasecmp(host, pat, hl)) {
+			return true;
+		}
+	}
+	return false;
+}
+
 void pn_identity_cleanup(struct pn_identity *id)
 {
 	if (!id)

@@ -36,6 +36,7 @@ struct webpush {
 	EVP_PKEY *key;
 	char *subject, *ca_file, *public_b64;
 	struct strmap *vapid; /* origin -> struct vapid_entry */
+	char **allowed;       /* push.webpush.allowed_hosts (NULL-terminated), NULL = any */
 	int call_timeout, wakeup_ttl;
 };
 
@@ -79,6 +80,9 @@ static void wp_destroy(void *state)
 		strmap_each(w->vapid, vapid_free_each, NULL);
 	strmap_free(w->vapid);
 	EVP_PKEY_free(w->key);
+	for (char **a = w->allowed; a && *a; a++)
+		free(*a);
+	free(w->allowed);
 	free(w->subject);
 	free(w->ca_file);
 	free(w->public_b64);
@@ -118,6 +122,17 @@ static int wp_create(void **state, struct push *p, const struct sw_config *cfg)
 	w->vapid = strmap_new();
 	if (!w->subject || !w->public_b64 || !w->vapid)
 		goto fail;
+	if (cfg->push.webpush.allowed_hosts && cfg->push.webpush.allowed_hosts[0]) {
+		size_t n = 0;
+
+		while (cfg->push.webpush.allowed_hosts[n])
+			n++;
+		if (!(w->allowed = calloc(n + 1, sizeof(*w->allowed))))
+			goto fail;
+		for (size_t i = 0; i < n; i++)
+			if (!(w->allowed[i] = strdup(cfg->push.webpush.allowed_hosts[i])))
+				goto fail;
+	}
 	log_info("push: webpush: VAPID key %s, subject %s", w->public_b64, w->subject);
 	*state = w;
 	return 0;
@@ -238,6 +253,11 @@ static int wp_prepare(void *state, struct push_req *r)
 	r->pdata = q;
 	if (!set(r->token) || webpush_origin(r->token, q->origin, sizeof(q->origin)) < 0) {
 		snprintf(r->reason, sizeof(r->reason), "no usable push endpoint");
+		return -(int)PUSH_PERMANENT;
+	}
+	if (!pn_endpoint_host_allowed(r->token, w->allowed)) {
+		/* registered before push.webpush.allowed_hosts said otherwise */
+		snprintf(r->reason, sizeof(r->reason), "endpoint host not in allowed_hosts");
 		return -(int)PUSH_PERMANENT;
 	}
 	if (r->kind == PUSH_VOICEMAIL && !(r->id.wp_p256dh && r->id.wp_auth)) {

@@ -235,6 +235,13 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 			snprintf(phrase, plen, "Push Notification Service Not Supported");
 			return 555;
 		}
+		if (st == PN_PARSE_OK && c->pn.provider == PN_WEBPUSH &&
+		    !pn_endpoint_host_allowed(c->pn.token, cfg->push.webpush.allowed_hosts)) {
+			/* sipwake would POST to whatever the client names: the operator says where */
+			snprintf(phrase, plen, "Push Service Not Allowed (pn-prid: the endpoint's host is "
+					       "not in push.webpush.allowed_hosts)");
+			return 403;
+		}
 		if (st == PN_PARSE_OK)
 			c->pn_key = pn_identity_key(&c->pn);
 
@@ -678,7 +685,7 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 			char me[32];
 			snprintf(me, sizeof(me), "%d", min_expires);
 			nta_incoming_treply(irq, status, phrase, SIPTAG_MIN_EXPIRES_STR(me), TAG_END());
-		} else if (status == 400 || status == 555) {
+		} else if (status == 400 || status == 555 || status == 403) {
 			nta_incoming_treply(irq, status, phrase, SIPTAG_WARNING_STR(warn), TAG_END());
 		} else {
 			nta_incoming_treply(irq, status, phrase, TAG_END());

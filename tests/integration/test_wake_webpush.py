@@ -19,7 +19,10 @@ private key.
   - no keys: a subscription without pn-p256dh/pn-auth is woken by a push
     without content;
   - gone: the push service answers 410: the caller gets 480 at once, the
-    binding is removed, a second call pushes nothing.
+    binding is removed, a second call pushes nothing;
+  - allowed hosts (push.webpush.allowed_hosts = 127.0.0.1, *.push.example.net):
+    an endpoint on another host is refused with 403 and a Warning, one
+    below an allowed domain is bound.
 """
 import json
 import os
@@ -62,7 +65,8 @@ def main(t):
     env = W.WakeEnv(t, webpush=True)
     env.webpush.set_rules({"gone": "gone"})
     port = swlib.free_port()
-    sw = t.sipwaked(env.config(port, upstream_uri=kam.uri))
+    sw = t.sipwaked(env.config(port, upstream_uri=kam.uri, extra={
+        "push": {"webpush": {"allowed_hosts": ["127.0.0.1", "*.push.example.net"]}}}))
     sw_addr = (swlib.LOOPBACK, port)
 
     label = "call"
@@ -168,6 +172,21 @@ def main(t):
     final2 = c2.final(timeout=25)
     t.check(final2 is not None and final2.status >= 400 and len(env.webpush.pushes("gone")) == n,
             "%s: a second call is refused without a push" % label, c2.flow())
+
+    label = "allowed-hosts"
+    t.section("%s: endpoints only on the hosts the operator allows" % label)
+    for k, (user, url, want) in enumerate((("intranet", "https://intranet.corp.example/api/x", 403),
+                                           ("bare-domain", "https://push.example.net/w/1", 403),
+                                           ("below", "https://eu.push.example.net/w/1", 200))):
+        p = W.started_phone(t, "tcp", sw_addr, "wp-" + user,
+                            pn=pushlib.webpush_pn({"endpoint": url}), inst=W.instance(90 + k),
+                            name="%s-%s" % (label, user)).connect()
+        r = p.register()
+        t.check(r is not None and r.status == want and
+                (want == 200 or "allowed_hosts" in (r.get("warning") or "")),
+                "%s: %s -> %d%s" % (label, url, want, " naming allowed_hosts" if want != 200
+                                    else ""), p.trace())
+        p.close()
 
     t.check(sw.stop() == 0, "SIGTERM: sipwaked exits 0")
 

@@ -586,6 +586,24 @@ static void test_strip(void)
 	CHECK(pn_is_push_param("app-id-not", 6));
 }
 
+static void test_host_allowed(void)
+{
+	char *pats[] = {"push.example.net", "*.googleapis.com", "[2001:db8::1]", NULL};
+	char *none[] = {NULL};
+
+	CHECK(pn_endpoint_host_allowed("https://push.example.net/w/1", pats));
+	CHECK(pn_endpoint_host_allowed("https://PUSH.example.NET:8443/w/1", pats));
+	CHECK(pn_endpoint_host_allowed("https://fcm.googleapis.com/fcm/send/x", pats));
+	CHECK(pn_endpoint_host_allowed("https://[2001:db8::1]:443/x", pats));
+	CHECK(!pn_endpoint_host_allowed("https://googleapis.com/x", pats)); /* below it only */
+	CHECK(!pn_endpoint_host_allowed("https://evilgoogleapis.com/x", pats));
+	CHECK(!pn_endpoint_host_allowed("https://push.example.net.evil.org/x", pats));
+	CHECK(!pn_endpoint_host_allowed("https://10.0.0.5/x", pats));
+	CHECK(!pn_endpoint_host_allowed("http://push.example.net/x", pats));
+	CHECK(pn_endpoint_host_allowed("https://10.0.0.5/x", none));
+	CHECK(pn_endpoint_host_allowed("https://10.0.0.5/x", NULL));
+}
+
 int main(void)
 {
 	test_none();
@@ -598,6 +616,7 @@ int main(void)
 	test_key();
 	test_copy();
 	test_strip();
+	test_host_allowed();
 	if (failures) {
 		fprintf(stderr, "test_pn: %d check(s) failed\n", failures);
 		return 1;
