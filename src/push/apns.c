@@ -48,14 +48,9 @@ struct apns_req {
 	char *jwt_used;
 };
 
-static bool set(const char *s)
-{
-	return s && s[0];
-}
-
 static char *url_dup(const char *s, const char *def)
 {
-	char *u = strdup(set(s) ? s : def);
+	char *u = strdup(push_set(s) ? s : def);
 	size_t n;
 
 	if (u && (n = strlen(u)) > 0 && u[n - 1] == '/')
@@ -122,7 +117,7 @@ static int apns_create(void **state, struct push *p, const struct sw_config *cfg
 	int rc = -1;
 
 	*state = NULL;
-	if (!set(cfg->push.apns.key_file) && !set(cfg->push.apns.certificate))
+	if (!push_set(cfg->push.apns.key_file) && !push_set(cfg->push.apns.certificate))
 		return 1;
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -132,13 +127,13 @@ static int apns_create(void **state, struct push *p, const struct sw_config *cfg
 	a->wakeup_ttl = cfg->push.wakeup_before_expiry > 0 ? cfg->push.wakeup_before_expiry : 120;
 	a->url = url_dup(cfg->push.apns.url, APNS_DEFAULT_URL);
 	a->sandbox_url = url_dup(cfg->push.apns.sandbox_url, APNS_DEFAULT_SANDBOX_URL);
-	a->ca_file = set(cfg->push.apns.ca_file) ? strdup(cfg->push.apns.ca_file) : NULL;
+	a->ca_file = push_set(cfg->push.apns.ca_file) ? strdup(cfg->push.apns.ca_file) : NULL;
 	if (!a->url || !a->sandbox_url)
 		goto out;
-	if (set(cfg->push.apns.key_file)) {
-		if (!set(cfg->push.apns.key_id) || !set(cfg->push.apns.team_id)) {
+	if (push_set(cfg->push.apns.key_file)) {
+		if (!push_set(cfg->push.apns.key_id) || !push_set(cfg->push.apns.team_id)) {
 			snprintf(err, sizeof(err), "push.apns.%s is required with key_file",
-				 set(cfg->push.apns.key_id) ? "team_id" : "key_id");
+				 push_set(cfg->push.apns.key_id) ? "team_id" : "key_id");
 			goto out;
 		}
 		a->key = push_key_load(cfg->push.apns.key_file, err, sizeof(err));
@@ -153,10 +148,10 @@ static int apns_create(void **state, struct push *p, const struct sw_config *cfg
 		a->team_id = strdup(cfg->push.apns.team_id);
 		if (!a->key_id || !a->team_id)
 			goto out;
-		if (set(cfg->push.apns.certificate))
+		if (push_set(cfg->push.apns.certificate))
 			log_notice("push: apns: key_file and certificate both set, using token auth");
 	} else {
-		const char *key = set(cfg->push.apns.private_key) ? cfg->push.apns.private_key
+		const char *key = push_set(cfg->push.apns.private_key) ? cfg->push.apns.private_key
 								  : cfg->push.apns.certificate;
 		if (check_cert_pair(cfg->push.apns.certificate, key, err, sizeof(err)) < 0)
 			goto out;
@@ -338,10 +333,10 @@ static int apns_prepare(void *state, struct push_req *r)
 	 * remote-notification token: a VoIP-only app must hear that the call
 	 * ended to dismiss CallKit (the payload says type "cancel").
 	 */
-	r->voip = set(r->id.voip_token) &&
-		  (r->kind == PUSH_CALL || (r->kind == PUSH_CANCEL && !set(r->id.token)));
+	r->voip = push_set(r->id.voip_token) &&
+		  (r->kind == PUSH_CALL || (r->kind == PUSH_CANCEL && !push_set(r->id.token)));
 	r->token = r->voip ? r->id.voip_token : r->id.token;
-	if (!set(r->token)) {
+	if (!push_set(r->token)) {
 		snprintf(r->reason, sizeof(r->reason), "no remote-notification token for a %s push",
 			 push_kind_name(r->kind));
 		goto out;
@@ -350,7 +345,7 @@ static int apns_prepare(void *state, struct push_req *r)
 		snprintf(r->reason, sizeof(r->reason), "token is not hex");
 		goto out;
 	}
-	if (!set(topic) || !is_topic(topic)) {
+	if (!push_set(topic) || !is_topic(topic)) {
 		snprintf(r->reason, sizeof(r->reason), "no usable topic (bundle id)");
 		goto out;
 	}
@@ -397,7 +392,7 @@ static int apns_prepare(void *state, struct push_req *r)
 		snprintf(q->collapse, sizeof(q->collapse), "sipwake-wakeup");
 	else if (r->kind == PUSH_VOICEMAIL) /* only the latest count matters */
 		snprintf(q->collapse, sizeof(q->collapse), "sipwake-voicemail");
-	else if (set(r->pl.call_id))
+	else if (push_set(r->pl.call_id))
 		collapse_id(r->pl.call_id, q->collapse);
 	push_uuid4(q->apns_id);
 	r->pdata = q;

@@ -47,11 +47,6 @@ struct fcm_req {
 	bool waiting;
 };
 
-static bool set(const char *s)
-{
-	return s && s[0];
-}
-
 static void fcm_destroy(void *state)
 {
 	struct fcm *f = state;
@@ -76,7 +71,7 @@ static const char *sa_field(json_t *sa, const char *name, const char *path, char
 {
 	const char *v = json_string_value(json_object_get(sa, name));
 
-	if (!set(v)) {
+	if (!push_set(v)) {
 		snprintf(err, errlen, "service account %s: missing field \"%s\"", path, name);
 		return NULL;
 	}
@@ -95,7 +90,7 @@ static int fcm_create(void **state, struct push *p, const struct sw_config *cfg)
 	int rc = -1;
 
 	*state = NULL;
-	if (!set(path))
+	if (!push_set(path))
 		return 1;
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -116,7 +111,7 @@ static int fcm_create(void **state, struct push *p, const struct sw_config *cfg)
 	    !(pem = sa_field(sa, "private_key", path, err, sizeof(err))))
 		goto out;
 	token_uri = json_string_value(json_object_get(sa, "token_uri"));
-	if (!set(token_uri) && !set(cfg->push.fcm.token_url)) {
+	if (!push_set(token_uri) && !push_set(cfg->push.fcm.token_url)) {
 		sa_field(sa, "token_uri", path, err, sizeof(err));
 		goto out;
 	}
@@ -129,14 +124,14 @@ static int fcm_create(void **state, struct push *p, const struct sw_config *cfg)
 	}
 	f->project_id = strdup(project);
 	f->client_email = strdup(email);
-	if (set(json_string_value(json_object_get(sa, "private_key_id"))))
+	if (push_set(json_string_value(json_object_get(sa, "private_key_id"))))
 		f->key_id = strdup(json_string_value(json_object_get(sa, "private_key_id")));
-	f->aud = strdup(set(token_uri) ? token_uri : cfg->push.fcm.token_url);
-	f->token_url = strdup(set(cfg->push.fcm.token_url) ? cfg->push.fcm.token_url : token_uri);
-	f->ca_file = set(cfg->push.fcm.ca_file) ? strdup(cfg->push.fcm.ca_file) : NULL;
+	f->aud = strdup(push_set(token_uri) ? token_uri : cfg->push.fcm.token_url);
+	f->token_url = strdup(push_set(cfg->push.fcm.token_url) ? cfg->push.fcm.token_url : token_uri);
+	f->ca_file = push_set(cfg->push.fcm.ca_file) ? strdup(cfg->push.fcm.ca_file) : NULL;
 	if (!f->project_id || !f->client_email || !f->aud || !f->token_url)
 		goto out;
-	if (asprintf(&f->send_url, "%s", set(cfg->push.fcm.url) ? cfg->push.fcm.url : FCM_DEFAULT_URL) < 0) {
+	if (asprintf(&f->send_url, "%s", push_set(cfg->push.fcm.url) ? cfg->push.fcm.url : FCM_DEFAULT_URL) < 0) {
 		f->send_url = NULL;
 		goto out;
 	}
@@ -192,8 +187,8 @@ static int fcm_prepare(void *state, struct push_req *r)
 	int rc = -(int)PUSH_PERMANENT;
 
 	r->voip = false;
-	r->token = set(r->id.token) ? r->id.token : r->id.voip_token;
-	if (!set(r->token) || strlen(r->token) > FCM_MAX_TOKEN) {
+	r->token = push_set(r->id.token) ? r->id.token : r->id.voip_token;
+	if (!push_set(r->token) || strlen(r->token) > FCM_MAX_TOKEN) {
 		snprintf(r->reason, sizeof(r->reason), "no usable registration token");
 		return rc;
 	}
@@ -274,7 +269,7 @@ static enum push_result fcm_token_answer(long status, const char *body, size_t l
 		const char *tok = json_string_value(json_object_get(j, "access_token"));
 		json_int_t t = json_integer_value(json_object_get(j, "expires_in"));
 
-		if (set(tok) && (*access = strdup(tok))) {
+		if (push_set(tok) && (*access = strdup(tok))) {
 			*ttl = t > 0 ? (t < 86400 ? t : 86400) : 3600;
 			res = PUSH_OK;
 		} else {

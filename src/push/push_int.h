@@ -22,6 +22,12 @@
 #include "sipwake/clock.h"
 #include "sipwake/push.h"
 
+/* True for a string that is set: not NULL, not empty (config values, tokens). */
+static inline bool push_set(const char *s)
+{
+	return s && s[0];
+}
+
 /* ---- http.c: libcurl multi handle driven by su_root ---------------- */
 
 struct push_http;

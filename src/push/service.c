@@ -38,11 +38,6 @@ struct service {
 	int call_timeout, wakeup_ttl;
 };
 
-static bool set(const char *s)
-{
-	return s && s[0];
-}
-
 static int name_index(const char *name, size_t len)
 {
 	for (size_t i = 0; i < N_NAMES; i++)
@@ -156,14 +151,14 @@ static void service_destroy(void *state)
 
 static int service_create(void **state, struct push *p, const struct sw_config *cfg)
 {
-	const char *body = set(cfg->push.http.body) ? cfg->push.http.body : SERVICE_DEFAULT_BODY;
+	const char *body = push_set(cfg->push.http.body) ? cfg->push.http.body : SERVICE_DEFAULT_BODY;
 	const char *bad = NULL;
 	struct service *s;
 	json_error_t jerr;
 	json_t *check;
 
 	*state = NULL;
-	if (!set(cfg->push.http.url) || !set(cfg->push.http.provider))
+	if (!push_set(cfg->push.http.url) || !push_set(cfg->push.http.provider))
 		return 1;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -187,10 +182,10 @@ static int service_create(void **state, struct push *p, const struct sw_config *
 		goto nomem;
 	s->url = strdup(cfg->push.http.url);
 	s->provider = strdup(cfg->push.http.provider);
-	s->auth_header = set(cfg->push.http.auth_header) ? strdup(cfg->push.http.auth_header) : NULL;
-	s->ca_file = set(cfg->push.http.ca_file) ? strdup(cfg->push.http.ca_file) : NULL;
-	if (!s->url || !s->provider || (set(cfg->push.http.auth_header) && !s->auth_header) ||
-	    (set(cfg->push.http.ca_file) && !s->ca_file))
+	s->auth_header = push_set(cfg->push.http.auth_header) ? strdup(cfg->push.http.auth_header) : NULL;
+	s->ca_file = push_set(cfg->push.http.ca_file) ? strdup(cfg->push.http.ca_file) : NULL;
+	if (!s->url || !s->provider || (push_set(cfg->push.http.auth_header) && !s->auth_header) ||
+	    (push_set(cfg->push.http.ca_file) && !s->ca_file))
 		goto nomem;
 	log_info("push: http: pn-provider=%s posts to %s", s->provider, s->url);
 	*state = s;
@@ -238,7 +233,7 @@ static int service_prepare(void *state, struct push_req *r)
 		body = data ? fill(s->tmpl, vals, data, &bad) : NULL;
 	}
 	q = calloc(1, sizeof(*q));
-	if (!set(r->token)) {
+	if (!push_set(r->token)) {
 		snprintf(r->reason, sizeof(r->reason), "no token");
 	} else if (!body || !q || !(q->body = json_dumps(body, JSON_COMPACT))) {
 		snprintf(r->reason, sizeof(r->reason), "out of memory");

@@ -48,11 +48,6 @@ struct wp_req {
 	char origin[512];
 };
 
-static bool set(const char *s)
-{
-	return s && s[0];
-}
-
 static void vapid_free_each(void *ctx, const char *key, void *value)
 {
 	struct vapid_entry *e = value;
@@ -97,7 +92,7 @@ static int wp_create(void **state, struct push *p, const struct sw_config *cfg)
 	char err[512] = "";
 
 	*state = NULL;
-	if (!set(path))
+	if (!push_set(path))
 		return 1;
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -112,12 +107,12 @@ static int wp_create(void **state, struct push *p, const struct sw_config *cfg)
 		snprintf(err, sizeof(err), "%s is not a P-256 (prime256v1) EC key", path);
 		goto fail;
 	}
-	if (!set(cfg->push.webpush.subject)) {
+	if (!push_set(cfg->push.webpush.subject)) {
 		snprintf(err, sizeof(err), "push.webpush.subject is not set");
 		goto fail;
 	}
 	w->subject = strdup(cfg->push.webpush.subject);
-	w->ca_file = set(cfg->push.webpush.ca_file) ? strdup(cfg->push.webpush.ca_file) : NULL;
+	w->ca_file = push_set(cfg->push.webpush.ca_file) ? strdup(cfg->push.webpush.ca_file) : NULL;
 	w->public_b64 = push_b64url(pub, sizeof(pub));
 	w->vapid = strmap_new();
 	if (!w->subject || !w->public_b64 || !w->vapid)
@@ -251,7 +246,7 @@ static int wp_prepare(void *state, struct push_req *r)
 		return -(int)PUSH_RETRYABLE;
 	}
 	r->pdata = q;
-	if (!set(r->token) || webpush_origin(r->token, q->origin, sizeof(q->origin)) < 0) {
+	if (!push_set(r->token) || webpush_origin(r->token, q->origin, sizeof(q->origin)) < 0) {
 		snprintf(r->reason, sizeof(r->reason), "no usable push endpoint");
 		return -(int)PUSH_PERMANENT;
 	}
@@ -274,7 +269,7 @@ static int wp_prepare(void *state, struct push_req *r)
 		snprintf(q->topic, sizeof(q->topic), "sipwake-wakeup");
 	else if (r->kind == PUSH_VOICEMAIL) /* a newer count replaces an older one */
 		snprintf(q->topic, sizeof(q->topic), "sipwake-voicemail");
-	else if ((r->kind == PUSH_CALL || r->kind == PUSH_CANCEL) && set(r->pl.call_id))
+	else if ((r->kind == PUSH_CALL || r->kind == PUSH_CANCEL) && push_set(r->pl.call_id))
 		call_topic(r->pl.call_id, q->topic);
 	return 0;
 }
