@@ -39,13 +39,7 @@ F_STALE = "fcm-stale-" + "s" * 30
 
 def phone_asleep(t, env, sw_addr, user, pn, inst, label, transport="tcp"):
     """A phone that registered with push params and then went to sleep."""
-    p = W.started_phone(t, transport, sw_addr, user, pn=pn, inst=inst, ca=env.pki.ca,
-                        name="%s-%s" % (label, user)).connect()
-    r = p.register()
-    t.require(r is not None and r.status == 200, "%s: %s registers through sipwake -> 200"
-              % (label, user), p.trace())
-    p.close()
-    return p
+    return W.sleeping_phone(t, sw_addr, user, pn, inst, label, transport, ca=env.pki.ca)[0]
 
 
 def case_cancel(t, env, kam, sw_addr):

@@ -79,11 +79,7 @@ def main(t):
 
     label = "gone"
     t.section("%s: the service says the token is dead (410)" % label)
-    dead = W.started_phone(t, "tcp", sw_addr, "acmedead", pn=PN % "acme-dead",
-                           inst=W.instance(83), name="dead").connect()
-    r = dead.register()
-    t.require(r is not None and r.status == 200, "%s: registers" % label, dead.trace())
-    dead.close()
+    W.sleeping_phone(t, sw_addr, "acmedead", PN % "acme-dead", W.instance(83), label)
     c = W.started_caller(t, "udp", sw_addr, "acmedead", name="caller-dead")
     c.invite()
     f = c.final(timeout=20)

@@ -43,13 +43,7 @@ EMPTY = "Messages-Waiting: no\r\nVoice-Message: 0/10 (0/0)\r\n"
 
 
 def asleep(t, sw_addr, user, pn, inst, label, transport="tcp"):
-    p = W.started_phone(t, transport, sw_addr, user, pn=pn, inst=inst,
-                        name="%s-%s" % (label, user)).connect()
-    r = p.register()
-    t.require(r is not None and r.status == 200, "%s: %s registers -> 200" % (label, user),
-              p.trace())
-    p.close()
-    return p
+    return W.sleeping_phone(t, sw_addr, user, pn, inst, label, transport)[0]
 
 
 def notify(t, kam, user, body, name):

@@ -34,13 +34,8 @@ import wakelib as W
 
 
 def asleep(t, env, sw_addr, user, sub, inst, label):
-    p = W.started_phone(t, "tcp", sw_addr, user, pn=pushlib.webpush_pn(sub), inst=inst,
-                        name="%s-%s" % (label, user)).connect()
-    r = p.register()
-    t.require(r is not None and r.status == 200, "%s: %s registers with a Web Push "
-              "subscription -> 200" % (label, user), p.trace())
-    p.close()
-    return p, r
+    """A sleeping phone with a Web Push subscription: (phone, the 200 to its REGISTER)."""
+    return W.sleeping_phone(t, sw_addr, user, pushlib.webpush_pn(sub), inst, label)
 
 
 def wait_wp(env, sid, kind, timeout=10.0):

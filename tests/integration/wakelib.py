@@ -580,3 +580,16 @@ def started_phone(t, *a, **kw):
     p = Phone(*a, **kw)
     t.on_cleanup(p.close)
     return p
+
+
+def sleeping_phone(t, sw_addr, user, pn, inst, label, transport="tcp", ca=None):
+    """A phone that registered with push parameters (required: 200) and went
+    to sleep (its connection closed, and seen closed by sipwake).
+    Returns (phone, the 200 to its REGISTER)."""
+    p = started_phone(t, transport, sw_addr, user, pn=pn, inst=inst, ca=ca,
+                      name="%s-%s" % (label, user)).connect()
+    r = p.register()
+    t.require(r is not None and r.status == 200, "%s: %s registers -> 200" % (label, user),
+              p.trace())
+    p.close()
+    return p, r
