@@ -85,10 +85,21 @@ void pn_identity_cleanup(struct pn_identity *id);
 int pn_identity_copy(struct pn_identity *dst, const struct pn_identity *src);
 
 /*
+ * Copy src into dst with all its strings in buf, equal strings stored
+ * once; returns the bytes used. With buf NULL, only counts (dst may be
+ * NULL then). dst borrows buf: free buf, never pn_identity_cleanup(dst).
+ */
+size_t pn_identity_pack(struct pn_identity *dst, const struct pn_identity *src, char *buf);
+
+/*
  * The identity key used to match a re-REGISTER to a binding (RFC 8599
  * §5.6.2: provider + prid + param). Returns a malloc'd string or NULL.
  */
 char *pn_identity_key(const struct pn_identity *id);
+/* Whether id has an identity key (pn_identity_key() would not return NULL). */
+bool pn_identity_keyable(const struct pn_identity *id);
+/* Whether a and b are one push identity: their pn_identity_key() are equal. */
+bool pn_identity_same(const struct pn_identity *a, const struct pn_identity *b);
 
 /* "apns", "apns.dev", "fcm", "webpush", or an operator service's own name. */
 const char *pn_provider_name(const struct pn_identity *id);

@@ -73,11 +73,15 @@ int store_binding_del_aor(struct store *st, const char *aor);
 /* Callback for loads; a non-zero return stops the iteration. */
 typedef int store_binding_fn(void *ctx, const struct store_binding *b);
 /*
- * Call fn for every binding with expires > now (by aor, then q descending).
- * Returns 0 or -1. fn may write to the store, but must not start another
- * load (that returns -1).
+ * Call fn for every binding with expires > now, in the order they were
+ * last written.
+ * Returns 0 or -1. fn may delete from the store, but not write a binding
+ * (the scan would meet it again: store_binding_put returns -1) nor start
+ * another load (that returns -1).
  */
 int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void *ctx);
+/* How many bindings the store holds (expired ones too), or -1. */
+int64_t store_binding_count(struct store *st);
 
 /* Add a message; sets *id_out. 0 ok, -1 error. */
 int store_message_add(struct store *st, const struct store_message *m, int64_t *id_out);

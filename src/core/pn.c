@@ -788,52 +788,81 @@ bool pn_endpoint_host_allowed(const char *url, char *const *patterns)
 	return false;
 }
 
-void pn_identity_cleanup(struct pn_identity *id)
+/* The string fields of an identity, in one list for cleanup, copy and pack. */
+#define PN_STR_FIELDS 9
+
+static void str_fields(struct pn_identity *id, char **f[PN_STR_FIELDS])
 {
-	if (!id)
-		return;
-	free(id->token);
-	free(id->voip_token);
-	free(id->team_id);
-	free(id->topic);
-	free(id->prid);
-	free(id->param);
-	free(id->wp_p256dh);
-	free(id->wp_auth);
-	free(id->service);
-	memset(id, 0, sizeof(*id));
+	f[0] = &id->token;
+	f[1] = &id->voip_token;
+	f[2] = &id->team_id;
+	f[3] = &id->topic;
+	f[4] = &id->prid;
+	f[5] = &id->param;
+	f[6] = &id->wp_p256dh;
+	f[7] = &id->wp_auth;
+	f[8] = &id->service;
 }
 
-static int copy_str(char **dst, const char *src)
+void pn_identity_cleanup(struct pn_identity *id)
 {
-	if (!src) {
-		*dst = NULL;
-		return 0;
-	}
-	*dst = strdup(src);
-	return *dst ? 0 : -1;
+	char **f[PN_STR_FIELDS];
+
+	if (!id)
+		return;
+	str_fields(id, f);
+	for (int i = 0; i < PN_STR_FIELDS; i++)
+		free(*f[i]);
+	memset(id, 0, sizeof(*id));
 }
 
 int pn_identity_copy(struct pn_identity *dst, const struct pn_identity *src)
 {
-	int rc = 0;
+	char **f[PN_STR_FIELDS];
 
-	memset(dst, 0, sizeof(*dst));
-	dst->provider = src->provider;
-	dst->sandbox = src->sandbox;
-	dst->timeout = src->timeout;
-	rc |= copy_str(&dst->token, src->token);
-	rc |= copy_str(&dst->voip_token, src->voip_token);
-	rc |= copy_str(&dst->team_id, src->team_id);
-	rc |= copy_str(&dst->topic, src->topic);
-	rc |= copy_str(&dst->prid, src->prid);
-	rc |= copy_str(&dst->param, src->param);
-	rc |= copy_str(&dst->wp_p256dh, src->wp_p256dh);
-	rc |= copy_str(&dst->wp_auth, src->wp_auth);
-	rc |= copy_str(&dst->service, src->service);
-	if (rc)
-		pn_identity_cleanup(dst);
-	return rc ? -1 : 0;
+	*dst = *src;
+	str_fields(dst, f);
+	for (int i = 0; i < PN_STR_FIELDS; i++)
+		if (*f[i] && !(*f[i] = strdup(*f[i]))) {
+			while (++i < PN_STR_FIELDS)
+				*f[i] = NULL; /* not copied yet: not ours to free */
+			pn_identity_cleanup(dst);
+			return -1;
+		}
+	return 0;
+}
+
+size_t pn_identity_pack(struct pn_identity *dst, const struct pn_identity *src, char *buf)
+{
+	struct pn_identity scratch;
+	char **sf[PN_STR_FIELDS], **df[PN_STR_FIELDS];
+	size_t used = 0;
+
+	if (!dst)
+		dst = &scratch;
+	*dst = *src;
+	str_fields((struct pn_identity *)src, sf);
+	str_fields(dst, df);
+	for (int i = 0; i < PN_STR_FIELDS; i++) {
+		const char *v = *sf[i];
+		int j;
+		size_t n;
+
+		if (!v)
+			continue;
+		for (j = 0; j < i && !(*sf[j] && strcmp(*sf[j], v) == 0); j++)
+			;
+		if (j < i) { /* the same text as an earlier field (an FCM token is its prid) */
+			*df[i] = *df[j];
+			continue;
+		}
+		n = strlen(v) + 1;
+		if (buf)
+			memcpy(buf + used, v, n);
+		*df[i] = buf ? buf + used : NULL;
+		used += n;
+	}
+	return used;
 }
 
 const char *pn_provider_name(const struct pn_identity *id)
@@ -862,19 +891,32 @@ const char *pn_provider_name(const struct pn_identity *id)
  * (pn-tok, app-id), so "apns" + token means the same device either way only
  * if the param also matches, which is what RFC 8599 §5.6.2 asks.
  */
+bool pn_identity_keyable(const struct pn_identity *id)
+{
+	return id && id->provider != PN_NONE && id->prid && !strchr(id->prid, '\x1f') &&
+	       !(id->param && strchr(id->param, '\x1f'));
+}
+
 char *pn_identity_key(const struct pn_identity *id)
 {
 	const char *param;
 	char *key = NULL;
 
-	if (!id || id->provider == PN_NONE || !id->prid)
+	if (!pn_identity_keyable(id))
 		return NULL;
 	param = id->param ? id->param : "";
-	if (strchr(id->prid, '\x1f') || strchr(param, '\x1f'))
-		return NULL;
 	if (asprintf(&key, "%s\x1f%s\x1f%s", pn_provider_name(id), id->prid, param) < 0)
 		return NULL;
 	return key;
+}
+
+bool pn_identity_same(const struct pn_identity *a, const struct pn_identity *b)
+{
+	/* the key's fields one by one (pn_identity_key refuses 0x1f inside them) */
+	return a->provider != PN_NONE && b->provider != PN_NONE && a->prid && b->prid &&
+	       strcmp(a->prid, b->prid) == 0 &&
+	       strcmp(a->param ? a->param : "", b->param ? b->param : "") == 0 &&
+	       strcmp(pn_provider_name(a), pn_provider_name(b)) == 0;
 }
 
 char *pn_strip_params(const char *uri_params)

@@ -1,38 +1,95 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * String-keyed hash map used by the registrar's indexes: chains, and a
- * table that doubles when the load factor passes 1. Keys are long (push
- * tokens, contacts: 100-300 bytes) and many (five indexes of a million
- * bindings), so they are hashed eight bytes at a time, with a seed drawn
- * per process so that chosen keys cannot be lined up on one chain ahead.
+ * String-keyed hash map used by the registrar's indexes and a few tables:
+ * open addressing with linear probing, deletions by backward shift (no
+ * tombstones), grown by doubling past a load of 3/4, and sized exactly by
+ * strmap_reserve (a hash is scaled to the table, which needs no power of
+ * two).
+ *
+ * A slot is a 32-bit hash (0 = empty) and one pointer: a node holding the
+ * value and a copy of the key (strmap_new), or the value itself, whose key
+ * the map asks of it (strmap_new_keyed). The registrar's five indexes of a
+ * million bindings are keyed maps: no allocation and no key copy per
+ * entry, 12 bytes a slot.
+ *
+ * Keys are long (push tokens, contacts: 100-300 bytes) and many, so they
+ * are hashed eight bytes at a time, with a seed drawn per process so that
+ * chosen keys cannot be lined up on one run of slots ahead.
  */
 #include "sipwake/strmap.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
-struct entry {
-	struct entry *next;
-	uint32_t hash;
+struct node {
 	void *value;
 	char key[];
 };
 
+/* Packed: 12 bytes, and one cache line to look at per probe. */
+struct slot {
+	uint32_t hash; /* 0: the slot is empty */
+	void *item;    /* struct node * (copied keys) or the value (keyed) */
+} __attribute__((packed));
+
 struct strmap {
-	struct entry **slots;
-	size_t nslots;
+	struct slot *slots;
+	size_t n;         /* slots: any number, so that a reserved table is no bigger than needed */
 	size_t count;
+	strmap_key_fn *key_of; /* NULL: keys are copied into nodes */
+	char end;              /* keyed: a key also ends at this character (0: none) */
 };
+
+#define MIN_SLOTS 64
+/*
+ * Slot arrays from this size on are mapped on their own and asked for
+ * transparent huge pages: every lookup in a table of a million entries
+ * lands on a random slot, and with 4 KiB pages each one also missed the
+ * TLB (a quarter of the start-up at 1M bindings went to that).
+ */
+#define HUGE_TABLE_BYTES (2u << 20)
+
+static struct slot *slots_alloc(size_t n)
+{
+	size_t bytes = n * sizeof(struct slot);
+	void *p;
+
+	if (bytes < HUGE_TABLE_BYTES)
+		return calloc(n, sizeof(struct slot));
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it, only slower */
+	return p; /* zeroed by the kernel */
+}
+
+static void slots_free(struct slot *slots, size_t n)
+{
+	if (n * sizeof(struct slot) < HUGE_TABLE_BYTES)
+		free(slots);
+	else if (slots)
+		munmap(slots, n * sizeof(struct slot));
+}
 
 static uint64_t seed;
 
-static uint32_t hash_str(const char *s)
+/* The length of key s in m: up to NUL, or to m's end character. */
+static size_t key_len(const struct strmap *m, const char *s)
 {
-	size_t len = strlen(s), n = len;
+	const char stops[2] = {m->end, 0};
+
+	return m->end ? strcspn(s, stops) : strlen(s);
+}
+
+static uint32_t hash_str(const char *s, size_t len)
+{
+	size_t n = len;
 	const unsigned char *p = (const unsigned char *)s;
 	uint64_t h = seed ^ 0x9e3779b97f4a7c15ull, w;
+	uint32_t r;
 
 	while (n >= 8) {
 		memcpy(&w, p, 8);
@@ -46,10 +103,21 @@ static uint32_t hash_str(const char *s)
 	h = (h ^ w ^ ((uint64_t)len << 56)) * 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 29;
 	h *= 0xff51afd7ed558ccdull;
-	return (uint32_t)(h ^ (h >> 32));
+	r = (uint32_t)(h ^ (h >> 32));
+	return r ? r : 1; /* 0 marks an empty slot */
 }
 
-struct strmap *strmap_new(void)
+static const char *key_at(const struct strmap *m, size_t i)
+{
+	return m->key_of ? m->key_of(m->slots[i].item) : ((struct node *)m->slots[i].item)->key;
+}
+
+static void *value_at(const struct strmap *m, size_t i)
+{
+	return m->key_of ? m->slots[i].item : ((struct node *)m->slots[i].item)->value;
+}
+
+static struct strmap *map_new(strmap_key_fn *key_of, char end)
 {
 	struct strmap *m = calloc(1, sizeof(*m));
 
@@ -57,103 +125,189 @@ struct strmap *strmap_new(void)
 		seed = 0x2545f4914f6cdd1dull; /* no entropy: a fixed seed still hashes well */
 	if (!m)
 		return NULL;
-	m->nslots = 64;
-	m->slots = calloc(m->nslots, sizeof(*m->slots));
+	m->key_of = key_of;
+	m->end = key_of ? end : 0;
+	m->n = MIN_SLOTS;
+	m->slots = slots_alloc(MIN_SLOTS);
 	if (!m->slots) {
-		free(m);
+		strmap_free(m);
 		return NULL;
 	}
 	return m;
+}
+
+struct strmap *strmap_new(void)
+{
+	return map_new(NULL, 0);
+}
+
+struct strmap *strmap_new_keyed(strmap_key_fn *key_of, char end)
+{
+	return map_new(key_of, end);
 }
 
 void strmap_free(struct strmap *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->nslots; i++) {
-		struct entry *e = m->slots[i];
-		while (e) {
-			struct entry *next = e->next;
-			free(e);
-			e = next;
-		}
-	}
-	free(m->slots);
+	if (!m->key_of && m->slots)
+		for (size_t i = 0; i < m->n; i++)
+			if (m->slots[i].hash)
+				free(m->slots[i].item);
+	slots_free(m->slots, m->n);
 	free(m);
 }
 
-static void grow(struct strmap *m)
+/* The first slot for hash h among n: h scaled to [0, n), no division. */
+static size_t home_of(uint32_t h, size_t n)
 {
-	size_t n = m->nslots * 2;
-	struct entry **slots = calloc(n, sizeof(*slots));
+	return (size_t)(((uint64_t)h * n) >> 32);
+}
+
+static size_t next_of(size_t i, size_t n)
+{
+	return i + 1 < n ? i + 1 : 0;
+}
+
+/* Whether the key in slot i is key (of len bytes). */
+static bool same_key(const struct strmap *m, size_t i, const char *key, size_t len)
+{
+	const char *k = key_at(m, i);
+
+	return strncmp(k, key, len) == 0 && key_len(m, k) == len;
+}
+
+/* The slot of key (len bytes, hash h), or of the empty slot where it would go. */
+static size_t find(const struct strmap *m, const char *key, size_t len, uint32_t h)
+{
+	size_t i = home_of(h, m->n);
+
+	while (m->slots[i].hash && (m->slots[i].hash != h || !same_key(m, i, key, len)))
+		i = next_of(i, m->n);
+	return i;
+}
+
+/* Rehash into n slots (a power of two above the count). */
+static int resize(struct strmap *m, size_t n)
+{
+	struct slot *slots = slots_alloc(n);
 
 	if (!slots)
-		return; /* keep working with longer chains */
-	for (size_t i = 0; i < m->nslots; i++) {
-		struct entry *e = m->slots[i];
-		while (e) {
-			struct entry *next = e->next;
-			e->next = slots[e->hash & (n - 1)];
-			slots[e->hash & (n - 1)] = e;
-			e = next;
-		}
+		return -1;
+	for (size_t i = 0; i < m->n; i++) {
+		size_t j;
+		if (!m->slots[i].hash)
+			continue;
+		for (j = home_of(m->slots[i].hash, n); slots[j].hash; j = next_of(j, n))
+			;
+		slots[j] = m->slots[i];
 	}
-	free(m->slots);
+	slots_free(m->slots, m->n);
 	m->slots = slots;
-	m->nslots = n;
+	m->n = n;
+	return 0;
+}
+
+int strmap_reserve(struct strmap *m, size_t n)
+{
+	size_t slots = n / 3 * 4 + 4; /* a load of 3/4 when full */
+
+	return slots > m->n ? resize(m, slots) : 0;
+}
+
+int strmap_swap(struct strmap *m, const char *key, void *value, void **old)
+{
+	size_t len = key_len(m, key);
+	uint32_t h = hash_str(key, len);
+	size_t i = find(m, key, len, h);
+	struct node *nd;
+
+	*old = NULL;
+	if (m->slots[i].hash) {
+		if (m->key_of) {
+			*old = m->slots[i].item;
+			m->slots[i].item = value;
+		} else {
+			*old = ((struct node *)m->slots[i].item)->value;
+			((struct node *)m->slots[i].item)->value = value;
+		}
+		return 0;
+	}
+	/* Keep a load of at most 3/4 (an empty slot always ends a search). */
+	if ((m->count + 1) * 4 > m->n * 3) {
+		if (resize(m, m->n * 2) < 0 && m->count + 2 > m->n)
+			return -1;
+		i = find(m, key, len, h);
+	}
+	if (m->key_of) {
+		m->slots[i].item = value;
+	} else {
+		if (!(nd = malloc(sizeof(*nd) + len + 1)))
+			return -1;
+		memcpy(nd->key, key, len + 1);
+		nd->value = value;
+		m->slots[i].item = nd;
+	}
+	m->slots[i].hash = h;
+	m->count++;
+	return 0;
 }
 
 int strmap_put(struct strmap *m, const char *key, void *value)
 {
-	uint32_t h = hash_str(key);
-	struct entry *e;
-	size_t len;
+	void *old;
 
-	for (e = m->slots[h & (m->nslots - 1)]; e; e = e->next)
-		if (e->hash == h && strcmp(e->key, key) == 0) {
-			e->value = value;
-			return 0;
-		}
-	len = strlen(key);
-	e = malloc(sizeof(*e) + len + 1);
-	if (!e)
-		return -1;
-	memcpy(e->key, key, len + 1);
-	e->hash = h;
-	e->value = value;
-	e->next = m->slots[h & (m->nslots - 1)];
-	m->slots[h & (m->nslots - 1)] = e;
-	if (++m->count > m->nslots)
-		grow(m);
-	return 0;
+	return strmap_swap(m, key, value, &old);
 }
 
 void *strmap_get(const struct strmap *m, const char *key)
 {
-	uint32_t h = hash_str(key);
+	size_t len = key_len(m, key);
+	size_t i = find(m, key, len, hash_str(key, len));
 
-	for (struct entry *e = m->slots[h & (m->nslots - 1)]; e; e = e->next)
-		if (e->hash == h && strcmp(e->key, key) == 0)
-			return e->value;
-	return NULL;
+	return m->slots[i].hash ? value_at(m, i) : NULL;
+}
+
+/*
+ * Empty slot i and pull later entries of its run back into the hole, so
+ * that every entry stays reachable from its home slot without tombstones.
+ */
+static void vacate(struct strmap *m, size_t i)
+{
+	size_t j = i;
+
+	if (!m->key_of)
+		free(m->slots[i].item);
+	m->slots[i].hash = 0;
+	m->slots[i].item = NULL;
+	m->count--;
+	for (;;) {
+		size_t home;
+		j = next_of(j, m->n);
+		if (!m->slots[j].hash)
+			return;
+		home = home_of(m->slots[j].hash, m->n);
+		/* j's entry may move to i unless its home lies in (i, j]. */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		m->slots[i] = m->slots[j];
+		m->slots[j].hash = 0;
+		m->slots[j].item = NULL;
+		i = j;
+	}
 }
 
 void *strmap_del(struct strmap *m, const char *key)
 {
-	uint32_t h = hash_str(key);
-	struct entry **pp = &m->slots[h & (m->nslots - 1)];
+	size_t len = key_len(m, key);
+	size_t i = find(m, key, len, hash_str(key, len));
+	void *v;
 
-	for (; *pp; pp = &(*pp)->next) {
-		struct entry *e = *pp;
-		if (e->hash == h && strcmp(e->key, key) == 0) {
-			void *v = e->value;
-			*pp = e->next;
-			free(e);
-			m->count--;
-			return v;
-		}
-	}
-	return NULL;
+	if (!m->slots[i].hash)
+		return NULL;
+	v = value_at(m, i);
+	vacate(m, i);
+	return v;
 }
 
 size_t strmap_count(const struct strmap *m)
@@ -164,28 +318,28 @@ size_t strmap_count(const struct strmap *m)
 void strmap_each(const struct strmap *m, void (*fn)(void *ctx, const char *key, void *value),
 		 void *ctx)
 {
-	for (size_t i = 0; i < m->nslots; i++)
-		for (struct entry *e = m->slots[i]; e; e = e->next)
-			fn(ctx, e->key, e->value);
+	for (size_t i = 0; i < m->n; i++)
+		if (m->slots[i].hash)
+			fn(ctx, key_at(m, i), value_at(m, i));
 }
 
 size_t strmap_remove_if(struct strmap *m, bool (*pred)(void *ctx, const char *key, void *value),
 			void *ctx)
 {
-	size_t n = 0;
+	size_t start = 0, n = 0;
 
-	for (size_t i = 0; i < m->nslots; i++) {
-		struct entry **pp = &m->slots[i];
-		while (*pp) {
-			struct entry *e = *pp;
-			if (pred(ctx, e->key, e->value)) {
-				*pp = e->next;
-				free(e);
-				m->count--;
-				n++;
-			} else {
-				pp = &e->next;
-			}
+	/*
+	 * Walk once round from just after an empty slot: a run of entries then
+	 * never wraps past the start, so the entries vacate() pulls back are
+	 * ones not yet seen, and each entry is asked exactly once.
+	 */
+	while (m->slots[start].hash)
+		start++; /* the load is below 1: there is an empty slot */
+	for (size_t k = 1; k <= m->n; k++) {
+		size_t i = (start + k) % m->n;
+		while (m->slots[i].hash && pred(ctx, key_at(m, i), value_at(m, i))) {
+			vacate(m, i);
+			n++;
 		}
 	}
 	return n;

@@ -23,6 +23,32 @@
 
 static void before_poll(su_prepoll_magic_t *magic, su_root_t *root);
 
+/* The keys of the indexes: strings of the values themselves. */
+static const char *key_id(const void *v)
+{
+	return ((const struct binding *)v)->id;
+}
+
+static const char *key_aor(const void *v)
+{
+	return ((const struct binding *)v)->aor;
+}
+
+static const char *key_pn(const void *v)
+{
+	return ((const struct binding *)v)->pn.prid;
+}
+
+static const char *key_contact(const void *v)
+{
+	return ((const struct binding *)v)->contact_key;
+}
+
+static const char *key_source(const void *v)
+{
+	return ((const struct binding *)v)->received;
+}
+
 int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st)
 {
 	struct registrar *r = calloc(1, sizeof(*r));
@@ -33,11 +59,12 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 	r->sa = sa;
 	r->st = st;
 	r->cfg = sip_agent_config(sa);
-	r->by_id = strmap_new();
-	r->by_aor = strmap_new();
-	r->by_pn = strmap_new();
-	r->by_contact = strmap_new();
-	r->by_source = strmap_new();
+	r->by_id = strmap_new_keyed(key_id, 0);
+	r->by_aor = strmap_new_keyed(key_aor, 0);
+	r->by_pn = strmap_new_keyed(key_pn, 0);
+	r->by_contact = strmap_new_keyed(key_contact, 0);
+	/* "sip:IP:PORT" of received: its transport parameter is not part of the key */
+	r->by_source = strmap_new_keyed(key_source, ';');
 	if (!r->by_id || !r->by_aor || !r->by_pn || !r->by_contact || !r->by_source) {
 		registrar_free(r);
 		return -1;
@@ -55,15 +82,13 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 
 static void free_each(void *ctx, const char *key, void *value)
 {
-	struct aor_rec *a = value;
+	struct binding *b = value;
 
-	while (a->head) {
-		struct binding *b = a->head;
-		a->head = b->next;
+	while (b) {
+		struct binding *next = b->next;
 		binding_free(b);
+		b = next;
 	}
-	free(a->aor);
-	free(a);
 }
 
 static void commit_fired(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
@@ -297,11 +322,17 @@ int registrar_contact_key(const url_t *u, char *buf, size_t len)
 
 static int contact_key_of(const char *uri, char *buf, size_t len)
 {
-	su_home_t home[1] = {SU_HOME_INIT(home)};
-	url_t *u = url_make(home, uri);
+	/* parsed on the stack: this runs for each of a million bindings at start */
+	union {
+		void *align;
+		char area[1024];
+	} mem;
+	su_home_t *home = su_home_auto(&mem, sizeof(mem));
+	url_t *u = home ? url_make(home, uri) : NULL;
 	int rc = u ? registrar_contact_key(u, buf, len) : -1;
 
-	su_home_deinit(home);
+	if (home)
+		su_home_deinit(home);
 	return rc;
 }
 
@@ -356,16 +387,8 @@ void binding_free(struct binding *b)
 		return;
 	binding_set_flow(b, NULL);
 	keepalive_free_leg(b->up);
-	pn_identity_cleanup(&b->pn);
-	free(b->aor);
-	free(b->contact);
-	free(b->instance);
-	free(b->pn_key);
-	free(b->received);
-	free(b->src_key);
-	free(b->call_id);
-	free(b->user_agent);
-	free(b->contact_key);
+	if (b->strs != b->inline_strs)
+		free(b->strs);
 	free(b);
 }
 
@@ -381,11 +404,14 @@ static struct binding **link_of(struct binding *b, size_t link)
 
 static void chain_add(struct strmap *m, const char *key, struct binding *b, size_t link)
 {
-	*link_of(b, link) = strmap_get(m, key);
-	if (strmap_put(m, key, b) < 0)
-		*link_of(b, link) = NULL;
+	void *head;
+
+	if (strmap_swap(m, key, b, &head) < 0)
+		head = NULL;
+	*link_of(b, link) = head;
 }
 
+/* (The next binding, if it heads the chain now, is put under the same key.) */
 static void chain_del(struct strmap *m, const char *key, struct binding *b, size_t link)
 {
 	struct binding *head = strmap_get(m, key);
@@ -405,35 +431,14 @@ static void chain_del(struct strmap *m, const char *key, struct binding *b, size
 	*link_of(b, link) = NULL;
 }
 
-/* "sip:IP:PORT" of a received URI (its transport parameter dropped). */
-static char *source_key(const char *received)
-{
-	return received ? strndup(received, strcspn(received, ";")) : NULL;
-}
-
 static void index_add(struct registrar *r, struct binding *b)
 {
-	struct aor_rec *a = strmap_get(r->by_aor, b->aor);
-
-	if (!a) {
-		a = calloc(1, sizeof(*a));
-		if (!a || !(a->aor = strdup(b->aor)) || strmap_put(r->by_aor, a->aor, a) < 0) {
-			if (a)
-				free(a->aor);
-			free(a);
-			log_error("out of memory indexing binding %s", b->id);
-			return;
-		}
-	}
-	b->next = a->head;
-	a->head = b;
-	a->count++;
-	b->rec = a;
+	chain_add(r->by_aor, b->aor, b, offsetof(struct binding, next));
 	strmap_put(r->by_id, b->id, b);
-	if (b->pn_key)
-		chain_add(r->by_pn, b->pn_key, b, offsetof(struct binding, pn_next));
-	if (b->src_key)
-		chain_add(r->by_source, b->src_key, b, offsetof(struct binding, src_next));
+	if (binding_is_push(b))
+		chain_add(r->by_pn, b->pn.prid, b, offsetof(struct binding, pn_next));
+	if (b->received)
+		chain_add(r->by_source, b->received, b, offsetof(struct binding, src_next));
 	if (b->contact_key)
 		strmap_put(r->by_contact, b->contact_key, b);
 	r->count++;
@@ -442,29 +447,13 @@ static void index_add(struct registrar *r, struct binding *b)
 
 static void index_del(struct registrar *r, struct binding *b)
 {
-	struct aor_rec *a = b->rec;
-
-	if (a) {
-		for (struct binding **pp = &a->head; *pp; pp = &(*pp)->next)
-			if (*pp == b) {
-				*pp = b->next;
-				a->count--;
-				break;
-			}
-		if (!a->head) {
-			strmap_del(r->by_aor, a->aor);
-			free(a->aor);
-			free(a);
-		}
-	}
-	b->rec = NULL;
-	b->next = NULL;
+	chain_del(r->by_aor, b->aor, b, offsetof(struct binding, next));
 	if (strmap_get(r->by_id, b->id) == b)
 		strmap_del(r->by_id, b->id);
-	if (b->pn_key)
-		chain_del(r->by_pn, b->pn_key, b, offsetof(struct binding, pn_next));
-	if (b->src_key)
-		chain_del(r->by_source, b->src_key, b, offsetof(struct binding, src_next));
+	if (binding_is_push(b))
+		chain_del(r->by_pn, b->pn.prid, b, offsetof(struct binding, pn_next));
+	if (b->received)
+		chain_del(r->by_source, b->received, b, offsetof(struct binding, src_next));
 	if (b->contact_key && strmap_get(r->by_contact, b->contact_key) == b)
 		strmap_del(r->by_contact, b->contact_key);
 	r->count--;
@@ -473,12 +462,13 @@ static void index_del(struct registrar *r, struct binding *b)
 
 int binding_save(struct registrar *r, struct binding *b)
 {
+	char *pn_key = binding_is_push(b) ? pn_identity_key(&b->pn) : NULL;
 	struct store_binding sb = {
 		.id = b->id,
 		.aor = b->aor,
 		.contact = b->contact,
 		.instance = b->instance,
-		.pn_key = b->pn_key,
+		.pn_key = pn_key,
 		.received = b->received,
 		.call_id = b->call_id,
 		.cseq = b->cseq,
@@ -492,14 +482,19 @@ int binding_save(struct registrar *r, struct binding *b)
 		.up_state = b->up ? b->up->state : NULL,
 	};
 
-	if (!r->st)
+	int rc = 0;
+
+	if (!r->st) {
+		free(pn_key);
 		return 0;
+	}
 	registrar_write_begin(r);
 	if (store_binding_put(r->st, &sb) < 0) {
 		r->write_failed = true;
-		return -1;
+		rc = -1;
 	}
-	return 0;
+	free(pn_key);
+	return rc;
 }
 
 void binding_unsave(struct registrar *r, const char *id)
@@ -511,64 +506,153 @@ void binding_unsave(struct registrar *r, const char *id)
 		r->write_failed = true;
 }
 
-static char *dup_or_null(const char *s)
+/* A binding's strings while its block is sized and filled (pack_strings). */
+struct packer {
+	char *at;   /* NULL: only counting */
+	size_t len; /* bytes so far */
+};
+
+/* Place s (NULL when empty or absent) in the block; n = its length, or -1 for strlen. */
+static char *pack(struct packer *p, const char *s, ssize_t n)
 {
-	return s && s[0] ? strdup(s) : NULL;
+	char *dst;
+
+	if (!s || !s[0] || !n)
+		return NULL;
+	if (n < 0)
+		n = (ssize_t)strlen(s);
+	dst = p->at ? p->at + p->len : NULL;
+	if (dst) {
+		memcpy(dst, s, (size_t)n);
+		dst[n] = 0;
+	}
+	p->len += (size_t)n + 1;
+	return dst;
 }
 
-/* Replace a string field, tolerating NULL. */
-static void set_str(char **field, const char *value)
+/* Lay out d's strings (and ckey, and pn when push) into b's fields and block p. */
+static void pack_fields(struct packer *p, struct binding *b, const struct binding_data *d,
+			const char *ckey, bool push)
 {
-	if (*field && value && strcmp(*field, value) == 0)
-		return;
-	free(*field);
-	*field = dup_or_null(value);
+	b->aor = pack(p, d->aor, -1);
+	b->contact = pack(p, d->contact, -1);
+	b->instance = pack(p, d->instance, -1);
+	b->received = pack(p, d->received, -1);
+	b->call_id = pack(p, d->call_id, -1);
+	b->user_agent = pack(p, d->user_agent, -1);
+	b->contact_key = pack(p, ckey, -1);
+	if (push)
+		p->len += pn_identity_pack(&b->pn, d->pn, p->at ? p->at + p->len : NULL);
+	else
+		memset(&b->pn, 0, sizeof(b->pn));
+}
+
+/* Whether s lies in b's inline area. */
+static bool in_inline(const struct binding *b, const char *s)
+{
+	return s && s >= b->inline_strs && s < b->inline_strs + b->inline_cap;
+}
+
+/* Whether any string of d lies in b's inline area (then it cannot be reused). */
+static bool borrows_inline(const struct binding *b, const struct binding_data *d)
+{
+	const char *s[] = {d->aor, d->contact, d->instance, d->received, d->call_id, d->user_agent};
+
+	if (d->pn == &b->pn)
+		return true;
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		if (in_inline(b, s[i]))
+			return true;
+	return false;
+}
+
+/* The contact key of d, and whether d's identity is kept (pack_strings). */
+struct pack_args {
+	char ckey[320];
+	bool has_ckey;
+	bool push;
+};
+
+static void pack_args_of(struct pack_args *a, const struct binding_data *d)
+{
+	a->has_ckey = d->contact && contact_key_of(d->contact, a->ckey, sizeof(a->ckey)) == 0;
+	/* an identity that has no key (pn_identity_key) cannot be matched: not push */
+	a->push = d->pn && pn_identity_keyable(d->pn);
+}
+
+/* Bytes the strings of d take in a block. */
+static size_t packed_len(const struct binding_data *d, const struct pack_args *a)
+{
+	struct binding scratch;
+	struct packer p = {0};
+
+	pack_fields(&p, &scratch, d, a->has_ckey ? a->ckey : NULL, a->push);
+	return p.len;
+}
+
+/*
+ * Fill the string fields of b from d: in b's inline area when they fit
+ * and d borrows nothing from it, else in a new block. -1 on ENOMEM, b
+ * untouched then.
+ */
+static int pack_strings(struct binding *b, const struct binding_data *d, const struct pack_args *a)
+{
+	size_t len = packed_len(d, a);
+	bool here = len <= b->inline_cap && !borrows_inline(b, d);
+	char *old = b->strs;
+	struct packer p = {here ? b->inline_strs : malloc(len ? len : 1), 0};
+
+	if (!p.at)
+		return -1;
+	/* (no struct copy of b: its padding overlaps the inline area) */
+	pack_fields(&p, b, d, a->has_ckey ? a->ckey : NULL, a->push);
+	if (old != b->inline_strs)
+		free(old); /* after: d may borrow from it */
+	b->strs = p.at;
+	return 0;
 }
 
 struct binding *registrar_upsert(struct registrar *r, struct binding *old, const struct binding_data *d)
 {
 	struct binding *b = old;
-	char ckey[320];
 	struct binding *other;
+	struct pack_args a;
 
+	pack_args_of(&a, d);
 	if (!b) {
-		b = calloc(1, sizeof(*b));
+		/* its strings as they are now, allocated with it */
+		size_t len = packed_len(d, &a);
+		size_t at = offsetof(struct binding, inline_strs);
+		b = calloc(1, at + len > sizeof(*b) ? at + len : sizeof(*b));
 		if (!b)
 			return NULL;
+		b->inline_cap = (uint32_t)len;
 		snprintf(b->id, sizeof(b->id), "%s", d->id);
 	} else {
 		index_del(r, b);
 	}
-	set_str(&b->aor, d->aor);
-	set_str(&b->contact, d->contact);
-	set_str(&b->instance, d->instance);
-	set_str(&b->received, d->received);
-	free(b->src_key);
-	b->src_key = source_key(b->received);
-	set_str(&b->call_id, d->call_id);
-	set_str(&b->user_agent, d->user_agent);
+	if (pack_strings(b, d, &a) < 0) {
+		if (old)
+			index_add(r, b); /* as it was: the caller answers the failure */
+		else
+			free(b);
+		return NULL;
+	}
 	b->cseq = d->cseq;
 	b->q = d->q;
 	b->expires = d->expires;
 	b->updated = d->updated;
-	pn_identity_cleanup(&b->pn);
-	free(b->pn_key);
-	b->pn_key = NULL;
-	if (d->pn && d->pn->provider != PN_NONE && pn_identity_copy(&b->pn, d->pn) == 0)
-		b->pn_key = pn_identity_key(&b->pn);
-	free(b->contact_key);
-	b->contact_key = contact_key_of(b->contact, ckey, sizeof(ckey)) == 0 ? strdup(ckey) : NULL;
 	if (d->set_flow)
 		binding_set_flow(b, d->tp);
-
 	/*
 	 * Within an AOR a push token is one device: a binding that took it over
 	 * (a new instance) replaces the old one. Under another AOR it never
 	 * does (SPEC 8): registering somebody's token must not unregister them.
 	 */
-	for (other = b->pn_key ? strmap_get(r->by_pn, b->pn_key) : NULL; other;
+	for (other = binding_is_push(b) ? strmap_get(r->by_pn, b->pn.prid) : NULL; other;
 	     other = other->pn_next)
-		if (other != b && b->aor && !strcmp(other->aor, b->aor)) {
+		if (other != b && b->aor && !strcmp(other->aor, b->aor) &&
+		    pn_identity_same(&other->pn, &b->pn)) {
 			log_info("push token of binding %s moved to %s (%s)", other->id, b->id,
 				 b->aor);
 			registrar_remove(r, other, "token re-registered by another instance");
@@ -583,22 +667,20 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 }
 
 struct binding *registrar_match(struct registrar *r, const char *aor, const char *instance,
-				const char *pn_key, const char *contact_key)
+				const struct pn_identity *pn, const char *contact_key)
 {
-	struct aor_rec *a = strmap_get(r->by_aor, aor);
+	struct binding *head = strmap_get(r->by_aor, aor);
 
-	if (!a)
-		return NULL;
 	if (instance)
-		for (struct binding *b = a->head; b; b = b->next)
+		for (struct binding *b = head; b; b = b->next)
 			if (b->instance && strcmp(b->instance, instance) == 0)
 				return b;
-	if (pn_key)
-		for (struct binding *b = a->head; b; b = b->next)
-			if (b->pn_key && strcmp(b->pn_key, pn_key) == 0)
+	if (pn)
+		for (struct binding *b = head; b; b = b->next)
+			if (pn_identity_same(&b->pn, pn))
 				return b;
 	if (contact_key)
-		for (struct binding *b = a->head; b; b = b->next)
+		for (struct binding *b = head; b; b = b->next)
 			if (b->contact_key && strcmp(b->contact_key, contact_key) == 0 &&
 			    (!instance || !b->instance))
 				return b;
@@ -610,8 +692,8 @@ void registrar_remove(struct registrar *r, struct binding *b, const char *why)
 	char tok[LOG_TOKEN_BUFSZ];
 
 	log_info("binding %s of %s removed: %s%s%s", b->id, b->aor, why,
-		 b->pn_key ? ", push token " : "",
-		 b->pn_key ? log_token(b->pn.token ? b->pn.token : b->pn.voip_token, tok) : "");
+		 binding_is_push(b) ? ", push token " : "",
+		 binding_is_push(b) ? log_token(b->pn.token ? b->pn.token : b->pn.voip_token, tok) : "");
 	index_del(r, b);
 	binding_unsave(r, b->id);
 	keepalive_release(r, b);
@@ -627,58 +709,66 @@ void registrar_config_changed(struct registrar *r)
 
 int registrar_remove_aor(struct registrar *r, const char *aor, const char *why)
 {
-	struct aor_rec *a = strmap_get(r->by_aor, aor);
+	struct binding *b;
 	int n = 0;
 
-	while (a && a->head) {
-		bool last = a->count == 1;
-		registrar_remove(r, a->head, why);
+	while ((b = strmap_get(r->by_aor, aor))) {
+		registrar_remove(r, b, why);
 		n++;
-		if (last)
-			break; /* the aor_rec went with its last binding */
 	}
 	return n;
 }
 
 int registrar_remove_pn(struct registrar *r, const struct pn_identity *id, const char *why)
 {
-	char *key = pn_identity_key(id);
+	struct pn_identity dead; /* id may be a binding's own, freed below */
 	struct binding *b;
 	int n = 0;
 
+	if (!id->prid || pn_identity_copy(&dead, id) < 0)
+		return -1;
 	/* The token is dead for every AOR it was registered under. */
-	while (key && (b = strmap_get(r->by_pn, key))) {
+	for (b = strmap_get(r->by_pn, dead.prid); b;) {
+		if (!pn_identity_same(&b->pn, &dead)) {
+			b = b->pn_next;
+			continue;
+		}
 		registrar_remove(r, b, why);
 		n++;
+		b = strmap_get(r->by_pn, dead.prid); /* the chain changed: from its head again */
 	}
-	free(key);
+	pn_identity_cleanup(&dead);
 	return n ? 0 : -1;
 }
 
 struct binding *registrar_find_source(struct registrar *r, const char *src)
 {
-	char *key = source_key(src);
-	struct binding *b = key ? strmap_get(r->by_source, key) : NULL;
+	return src ? strmap_get(r->by_source, src) : NULL;
+}
 
-	free(key);
-	return b;
+static int aor_count(const struct binding *head)
+{
+	int n = 0;
+
+	for (; head; head = head->next)
+		n++;
+	return n;
 }
 
 /* Keep at most max bindings in an AOR: the least recently refreshed go. */
 void registrar_enforce_limit(struct registrar *r, const char *aor, const struct binding *keep)
 {
 	int max = r->cfg->registrar.max_contacts_per_aor;
-	struct aor_rec *a = strmap_get(r->by_aor, aor);
+	struct binding *head;
 
-	while (a && a->count > max) {
+	while ((head = strmap_get(r->by_aor, aor)) && aor_count(head) > max) {
 		struct binding *oldest = NULL;
-		for (struct binding *b = a->head; b; b = b->next)
+		for (struct binding *b = head; b; b = b->next)
 			if (b != keep && (!oldest || b->updated < oldest->updated))
 				oldest = b;
 		if (!oldest)
 			break;
 		registrar_remove(r, oldest, "too many contacts for the AOR, oldest evicted");
-		a = strmap_get(r->by_aor, aor);
 	}
 }
 
@@ -771,8 +861,18 @@ static int load_one(void *ctx, const struct store_binding *sb)
 
 int registrar_load(struct registrar *r)
 {
+	int64_t n;
+
 	if (!r->st)
 		return 0;
+	/* sized once for all, rather than grown and rehashed while loading */
+	n = store_binding_count(r->st) + (int64_t)r->count;
+	if (n > 0) {
+		struct strmap *maps[] = {r->by_id, r->by_aor, r->by_pn, r->by_contact, r->by_source};
+		for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+			strmap_reserve(maps[i], (size_t)n);
+		registrar_schedule_reserve(r, (size_t)n);
+	}
 	if (store_binding_load(r->st, time(NULL), load_one, r) < 0)
 		return -1;
 	return (int)r->count;
@@ -780,12 +880,9 @@ int registrar_load(struct registrar *r)
 
 size_t registrar_lookup(struct registrar *r, const char *aor, struct binding **out, size_t max)
 {
-	struct aor_rec *a = strmap_get(r->by_aor, aor);
 	size_t n = 0;
 
-	if (!a)
-		return 0;
-	for (struct binding *b = a->head; b && max > 0; b = b->next) {
+	for (struct binding *b = strmap_get(r->by_aor, aor); b && max > 0; b = b->next) {
 		/* the best max by q, highest first: insertion into a bounded sorted list */
 		size_t i;
 		if (n == max && out[n - 1]->q >= b->q)
@@ -828,7 +925,7 @@ static void each_aor(void *ctx, const char *key, void *value)
 {
 	struct each_ctx *e = ctx;
 
-	for (struct binding *b = ((struct aor_rec *)value)->head; b; b = b->next)
+	for (struct binding *b = value; b; b = b->next)
 		e->fn(e->ctx, b);
 }
 
@@ -871,7 +968,7 @@ const char *binding_user_agent(const struct binding *b)
 
 const struct pn_identity *binding_pn(const struct binding *b)
 {
-	return b->pn_key ? &b->pn : NULL;
+	return binding_is_push(b) ? &b->pn : NULL;
 }
 
 int64_t binding_expires(const struct binding *b)

@@ -216,7 +216,7 @@ void keepalive_load(struct registrar *r, struct binding *b, const struct store_b
 	struct upleg *up;
 	int64_t left = sb->up_expires - now;
 
-	if (!sb->up_call_id || !keepalive_wanted(r, b->pn_key != NULL))
+	if (!sb->up_call_id || !keepalive_wanted(r, binding_is_push(b)))
 		return;
 	up = calloc(1, sizeof(*up));
 	if (!up || !(up->call_id = strdup(sb->up_call_id))) {

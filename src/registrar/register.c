@@ -293,7 +293,7 @@ static struct binding *apply_contact(struct registrar *r, struct reg_req *q, str
 	};
 
 	if (!old)
-		old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
+		old = registrar_match(r, q->aor, c->instance, c->pn_key ? &c->pn : NULL, c->ckey);
 	if (granted <= 0) {
 		if (old) {
 			keepalive_device_gone(old); /* the device's own REGISTER said so */
@@ -381,7 +381,7 @@ static int register_local(struct registrar *r, nta_incoming_t *irq, struct reg_r
 	/* RFC 3261 10.3 step 7: a binding from this Call-ID changes only with a higher CSeq. */
 	for (int i = 0; !q->wildcard && i < q->n; i++) {
 		struct reg_contact *c = &q->c[i];
-		struct binding *old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
+		struct binding *old = registrar_match(r, q->aor, c->instance, c->pn_key ? &c->pn : NULL, c->ckey);
 		if (old && old->call_id && q->call_id && !strcmp(old->call_id, q->call_id) &&
 		    q->cseq <= old->cseq) {
 			log_info("REGISTER for %s refused: CSeq %u not above the binding's %u", q->aor,
@@ -719,7 +719,7 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 	/* Each contact keeps its binding's id, or gets a new one. */
 	for (int i = 0; i < q->n; i++) {
 		struct reg_contact *c = &q->c[i];
-		struct binding *old = registrar_match(r, q->aor, c->instance, c->pn_key, c->ckey);
+		struct binding *old = registrar_match(r, q->aor, c->instance, c->pn_key ? &c->pn : NULL, c->ckey);
 		if (old) {
 			snprintf(c->id, sizeof(c->id), "%s", binding_id(old));
 			if (strcmp(binding_contact(old), c->uri) != 0)

@@ -17,12 +17,6 @@
 #define REGISTRAR_PURGE_MS 1000
 #define REGISTRAR_COMMIT_MS 1 /* under load, binding writes of this window share a commit */
 
-struct aor_rec {
-	char *aor;
-	struct binding *head;
-	int count;
-};
-
 struct upreq;
 
 /*
@@ -48,33 +42,48 @@ struct upleg {
 	struct auth_cache cache; /* upstream's last challenge, for nonce reuse */
 };
 
+/*
+ * A registered contact. by_aor holds the newest binding of each AOR, the
+ * others follow through next; by_pn the newest one with each push token
+ * (pn.prid), other AORs or identities with that token through pn_next;
+ * by_source likewise with src_next.
+ */
 struct binding {
-	struct binding *next; /* in its AOR */
-	struct binding *pn_next;  /* other bindings with the same push identity (other AORs) */
+	struct binding *next;     /* other bindings of its AOR */
+	struct binding *pn_next;  /* other bindings with the same pn.prid */
 	struct binding *src_next; /* other bindings registered from the same source */
-	struct aor_rec *rec;
-	char id[BINDING_ID_LEN + 1];
+	/*
+	 * Its strings, and those of pn, all point into one block, strs: the
+	 * area allocated with the binding (inline) while they fit there, else
+	 * a block of their own. One allocation a binding, none for a refresh
+	 * that changes no length, and a push token stored once besides the
+	 * Contact. The keys of the indexes are these strings themselves
+	 * (keyed strmaps).
+	 */
+	char *strs;
 	char *aor;
 	char *contact;
 	char *contact_key;
 	char *instance;
-	char *pn_key;
 	char *received;
-	char *src_key; /* "sip:IP:PORT" of received: the by_source key */
 	char *call_id;
 	char *user_agent;
-	struct pn_identity pn;
+	struct pn_identity pn; /* provider PN_NONE: not a push binding */
 	uint32_t cseq;
 	int q;
 	int64_t expires;
 	int64_t updated;
 	int64_t wakeup_for; /* the expiry a wake-up was announced for (once each) */
 	int64_t due;        /* when the tick next needs it (schedule.c) */
-	uint32_t heap_pos;  /* its place in the schedule + 1, 0 = not scheduled */
 	tport_t *tp;
+	struct upleg *up;   /* NULL unless sipwake keeps it registered upstream */
+	uint32_t heap_pos;  /* its place in the schedule + 1, 0 = not scheduled */
 	int pend;
+	uint32_t inline_cap;
+	/* (the small fields last, so that the inline area follows without a hole) */
+	char id[BINDING_ID_LEN + 1];
 	bool flow_dead;
-	struct upleg *up; /* NULL unless sipwake keeps it registered upstream */
+	char inline_strs[]; /* inline_cap bytes */
 };
 
 /* What a (re)registration sets on a binding; strings are borrowed. */
@@ -100,8 +109,8 @@ struct registrar {
 	struct store *st;
 	const struct sw_config *cfg;
 	struct strmap *by_id;
-	struct strmap *by_aor; /* -> struct aor_rec */
-	struct strmap *by_pn;     /* -> first binding, chained by pn_next */
+	struct strmap *by_aor;    /* -> first binding, chained by next */
+	struct strmap *by_pn;     /* pn.prid -> first binding, chained by pn_next */
 	struct strmap *by_contact;
 	struct strmap *by_source; /* -> first binding, chained by src_next */
 	size_t count;
@@ -151,6 +160,8 @@ struct deferred_reply {
 #define REGISTRAR_TICK_MAX 8192 /* bindings one tick handles; the rest on the next one */
 void registrar_schedule(struct registrar *r, struct binding *b);
 void registrar_unschedule(struct registrar *r, struct binding *b);
+/* Room in the schedule for n bindings in all. 0 or -1. */
+int registrar_schedule_reserve(struct registrar *r, size_t n);
 size_t registrar_take_due(struct registrar *r, int64_t now, struct binding **out, size_t max);
 void registrar_reschedule_all(struct registrar *r);
 /* True when b's wake-up push before expiry is due at now. */
@@ -163,7 +174,12 @@ int registrar_contact_key(const url_t *u, char *buf, size_t len);
 struct binding *registrar_upsert(struct registrar *r, struct binding *old, const struct binding_data *d);
 /* RFC 8599 matching inside an AOR: instance, then push identity, then contact. */
 struct binding *registrar_match(struct registrar *r, const char *aor, const char *instance,
-				const char *pn_key, const char *contact_key);
+				const struct pn_identity *pn, const char *contact_key);
+/* Whether b is a push binding (it has a push identity). */
+static inline bool binding_is_push(const struct binding *b)
+{
+	return b->pn.provider != PN_NONE;
+}
 int binding_save(struct registrar *r, struct binding *b);
 /* Delete a binding's row (in the current batch); a failure fails the batch's answers. */
 void binding_unsave(struct registrar *r, const char *id);

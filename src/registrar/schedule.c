@@ -21,7 +21,7 @@ static int64_t wakeup_at(const struct registrar *r, const struct binding *b)
 
 	/* not for a registration no longer than the lead time: the app would be
 	 * woken right after each registration, forever */
-	if (lead <= 0 || !b->pn_key || b->wakeup_for == b->expires || b->expires - b->updated <= lead)
+	if (lead <= 0 || !binding_is_push(b) || b->wakeup_for == b->expires || b->expires - b->updated <= lead)
 		return NEVER;
 	return b->expires - lead;
 }
@@ -113,21 +113,30 @@ void registrar_schedule(struct registrar *r, struct binding *b)
 			sift_down(r, b->heap_pos - 1);
 		return;
 	}
-	if (r->heap_len == r->heap_cap) {
-		size_t cap = r->heap_cap ? r->heap_cap * 2 : 1024;
-		struct binding **h = realloc(r->heap, cap * sizeof(*h));
-		if (!h) {
-			/* Without room the binding is not forgotten: a tick finds it via
-			 * the retry list (registrar_take_due) once memory is back. */
-			r->unscheduled = true;
-			return;
-		}
-		r->heap = h;
-		r->heap_cap = cap;
+	if (r->heap_len == r->heap_cap && registrar_schedule_reserve(r, r->heap_cap * 2) < 0) {
+		/* Without room the binding is not forgotten: a tick finds it via
+		 * the retry list (registrar_take_due) once memory is back. */
+		r->unscheduled = true;
+		return;
 	}
 	b->due = due;
 	put(r, r->heap_len++, b);
 	sift_up(r, r->heap_len - 1);
+}
+
+int registrar_schedule_reserve(struct registrar *r, size_t n)
+{
+	struct binding **h;
+
+	if (n < 1024)
+		n = 1024;
+	if (n <= r->heap_cap)
+		return 0;
+	if (!(h = realloc(r->heap, n * sizeof(*h))))
+		return -1;
+	r->heap = h;
+	r->heap_cap = n;
+	return 0;
 }
 
 size_t registrar_take_due(struct registrar *r, int64_t now, struct binding **out, size_t max)

@@ -23,6 +23,7 @@ enum stmt_id {
 	S_MESSAGE_ADD,
 	S_MESSAGE_COUNT,
 	S_MESSAGE_COUNT_ALL,
+	S_BINDING_COUNT,
 	S_MESSAGE_LOAD,
 	S_MESSAGE_LOAD_ALL,
 	S_MESSAGE_ATTEMPT,
@@ -42,6 +43,7 @@ struct store {
 	sqlite3_stmt *stmt[S_COUNT];
 	bool in_tx;   /* between store_begin and store_commit */
 	bool loading; /* a load callback is running: loads do not nest */
+	bool loading_bindings; /* the bindings are being read: none is written meanwhile */
 	int version;
 };
 

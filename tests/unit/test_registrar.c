@@ -109,7 +109,7 @@ static struct binding *bind_contact(struct fixture *f, const char *aor, const ch
 		key = pn_identity_key(&pn);
 	}
 	registrar_contact_key(u, ckey, sizeof(ckey));
-	old = registrar_match(f->r, aor, instance, key, ckey);
+	old = registrar_match(f->r, aor, instance, key ? &pn : NULL, ckey);
 	if (old) {
 		d.id = old->id;
 	} else {

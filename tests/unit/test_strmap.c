@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The string map: puts, gets, deletes across growth, and strmap_remove_if. */
+/* The string map: puts, gets, deletes across growth, strmap_remove_if, keyed maps. */
 #include "check.h"
 
 #include <stdint.h>
@@ -16,6 +16,68 @@ static bool odd(void *ctx, const char *key, void *value)
 static bool none(void *ctx, const char *key, void *value)
 {
 	return false;
+}
+
+/* Keyed map values: the key lives in the value. */
+struct item {
+	char key[16];
+	int n;
+};
+
+static const char *item_key(const void *value)
+{
+	return ((const struct item *)value)->key;
+}
+
+/*
+ * Random puts and deletes over a small key space (long runs of occupied
+ * slots, many backward shifts), checked against a plain array after each
+ * round, for both kinds of map.
+ */
+static void model(bool keyed)
+{
+	enum { KEYS = 3000, OPS = 60000 };
+	static struct item items[KEYS];
+	static bool in[KEYS];
+	struct strmap *m = keyed ? strmap_new_keyed(item_key, 0) : strmap_new();
+	unsigned rnd = 12345;
+	size_t count = 0;
+	int bad = 0;
+
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(items[i].key, sizeof(items[i].key), "key-%d", i);
+		items[i].n = i;
+		in[i] = false;
+	}
+	for (int op = 0; op < OPS; op++) {
+		int k;
+		rnd = rnd * 1103515245u + 12345u;
+		k = (int)((rnd >> 8) % KEYS);
+		if ((rnd >> 4) & 1) {
+			if (strmap_put(m, items[k].key, &items[k]) != 0)
+				bad++;
+			count += !in[k];
+			in[k] = true;
+		} else {
+			void *v = strmap_del(m, items[k].key);
+			if (v != (in[k] ? &items[k] : NULL))
+				bad++;
+			count -= in[k];
+			in[k] = false;
+		}
+		if (op % 10000 == 9999) {
+			for (int i = 0; i < KEYS; i++)
+				if (strmap_get(m, items[i].key) != (in[i] ? &items[i] : NULL))
+					bad++;
+			if (strmap_count(m) != count)
+				bad++;
+		}
+	}
+	CHECK(bad == 0);
+	strmap_free(m);
 }
 
 int main(void)
@@ -52,5 +114,17 @@ int main(void)
 	CHECK(strmap_put(m, "k1", (void *)(intptr_t)7) == 0 && strmap_put(m, "k1", (void *)(intptr_t)9) == 0);
 	CHECK(strmap_get(m, "k1") == (void *)(intptr_t)9 && strmap_count(m) == 2500);
 	strmap_free(m);
+	model(false);
+	model(true);
+	/* A keyed map whose keys end at ';' too. */
+	{
+		struct item a = {"sip:h:1;t=udp", 1}, b = {"sip:h:12", 2};
+		m = strmap_new_keyed(item_key, ';');
+		CHECK(m && strmap_put(m, a.key, &a) == 0 && strmap_put(m, b.key, &b) == 0);
+		CHECK(m && strmap_get(m, "sip:h:1") == &a && strmap_get(m, "sip:h:1;t=tcp") == &a);
+		CHECK(m && strmap_get(m, "sip:h:12;x") == &b && strmap_get(m, "sip:h:") == NULL);
+		CHECK(m && strmap_get(m, "sip:h:123") == NULL && strmap_count(m) == 2);
+		strmap_free(m);
+	}
 	return CHECK_RESULT();
 }
