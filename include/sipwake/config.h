@@ -22,6 +22,8 @@ struct sw_config {
 		char **listen;         /* sofia-sip URIs, NULL-terminated */
 		char *advertised_host; /* "" = listen address */
 		int max_requests_per_source; /* per second, 0 = unlimited */
+		int udp_receive_buffer; /* bytes, 0 = the system's default */
+		int tcp_receive_buffer; /* bytes, 0 = the system's default */
 		char **domains;        /* served domains, NULL-terminated */
 		struct {
 			char *certificate;

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +32,8 @@
 
 #include "sipwake/log.h"
 #include "sipwake/stats.h"
+
+#include "sockets.h"
 
 #define MAX_OWN 16
 
@@ -53,10 +54,24 @@ struct sip_agent {
 	void *handler_ctx;
 	struct own_addr own[MAX_OWN];
 	int n_own;
-	int udp_fds[MAX_OWN]; /* our UDP listening sockets, to peek for pending input */
-	int n_udp_fds;
+	struct sip_sockets socks; /* our listening sockets (sockets.c) */
 	char tls_dir[64];
 };
+
+#define OVERLOAD_RETRY_AFTER "2" /* s: a client turned away while overloaded waits this long */
+
+/*
+ * What an overloaded sipwake turns away: a request that starts something
+ * (a registration, a call, a message, a subscription), not one within a
+ * dialog or an ACK or CANCEL, which finish work already taken on.
+ */
+static bool new_work(const sip_t *sip)
+{
+	sip_method_t m = sip->sip_request->rq_method;
+
+	return m != sip_method_ack && m != sip_method_cancel &&
+	       !(sip->sip_to && sip->sip_to->a_tag);
+}
 
 static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
 			sip_t const *sip)
@@ -69,6 +84,16 @@ static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *
 	if (!a->handler) {
 		msg_destroy(msg);
 		return 503;
+	}
+	if (new_work(sip) && sip_sockets_overloaded(&a->socks)) {
+		/* Behind: turned away at the cost of a reply, before any work. */
+		nta_incoming_treply(irq, 503, "Overloaded", SIPTAG_RETRY_AFTER_STR(OVERLOAD_RETRY_AFTER),
+				    TAG_END());
+		stats_sip_response(503);
+		stats_count("sipwake_overload_rejected_total", NULL);
+		nta_incoming_destroy(irq);
+		msg_destroy(msg);
+		return 0;
 	}
 	if (sip_msg_unsendable(msg, why, sizeof(why))) {
 		/* Refused before anything copies it; an ACK gets no answer. */
@@ -255,46 +280,22 @@ static void collect_own(struct sip_agent *a)
 	}
 }
 
-/*
- * sofia does not hand out its sockets: find our UDP listeners among our own
- * descriptors (datagram sockets bound to one of our UDP ports), once.
- */
-static void find_udp_sockets(struct sip_agent *a)
+/* sockets.c asks which of the process's sockets are our listeners. */
+static bool is_our_port(void *ctx, const char *proto, unsigned port)
 {
-	a->n_udp_fds = 0;
-	for (int fd = 3; fd < 1024 && a->n_udp_fds < MAX_OWN; fd++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int type = 0;
-		socklen_t tlen = sizeof(type);
-		char port[8];
+	struct sip_agent *a = ctx;
+	char p[8];
 
-		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
-		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-			continue;
-		if (ss.ss_family == AF_INET)
-			snprintf(port, sizeof(port), "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-		else if (ss.ss_family == AF_INET6)
-			snprintf(port, sizeof(port), "%u",
-				 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-		else
-			continue;
-		for (int i = 0; i < a->n_own; i++)
-			if (!strcasecmp(a->own[i].proto, "udp") && !strcmp(a->own[i].port, port)) {
-				a->udp_fds[a->n_udp_fds++] = fd;
-				break;
-			}
-	}
+	snprintf(p, sizeof(p), "%u", port);
+	for (int i = 0; i < a->n_own; i++)
+		if (!strcasecmp(a->own[i].proto, proto) && !strcmp(a->own[i].port, p))
+			return true;
+	return false;
 }
 
 bool sip_agent_input_pending(struct sip_agent *a)
 {
-	for (int i = 0; i < a->n_udp_fds; i++) {
-		int n = 0;
-		if (ioctl(a->udp_fds[i], FIONREAD, &n) == 0 && n > 0)
-			return true;
-	}
-	return false;
+	return sip_sockets_input_pending(&a->socks);
 }
 
 /*
@@ -443,7 +444,8 @@ int sip_agent_listen(struct sip_agent *a)
 	}
 	remove_tls_dir(a); /* sofia has read the files into its SSL context */
 	collect_own(a);
-	find_udp_sockets(a);
+	sip_sockets_setup(&a->socks, is_our_port, a, cfg->sip.udp_receive_buffer,
+			  cfg->sip.tcp_receive_buffer);
 	sip_agent_set_trace(a, cfg->log.sip_trace);
 	return 0;
 }
