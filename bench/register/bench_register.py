@@ -10,8 +10,11 @@ R is one Kamailio registrar (usrloc in memory, use_path) shared by all paths;
 every REGISTER is for a user never registered before in the run (-inf CSV,
 unique per path and step) and carries RFC 8599 FCM push parameters.
 
-Per path and rate step: sipp -r RATE -m N (bounded by -timeout), then
+Per path and rate step: sipp -r RATE -m N (or N = RATE x --duration; bounded
+by -timeout), then
   sent / ok / failed / retransmissions  from sipp's statistics (-trace_stat),
+  non-200 / timeout   of the failed: a final answer other than 200 (503
+                      when overloaded) / no final answer at all,
   achieved rate       ok / (last 200 - first 200) from -trace_rtt,
   p50 / p99 / max     REGISTER -> 200 time from -trace_rtt (sipp measures
                       whole milliseconds: "0" means under 1 ms).
@@ -118,12 +121,15 @@ def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
             return 0
 
     retrans = num("Retransmissions(C)")
+    rejected = num("FailedUnexpectedMessage(C)")  # a final answer other than 200: 503 under overload
+    timeouts = num("FailedMaxUDPRetrans(C)") + num("FailedTimeoutOnRecv(C)")
     ok = num("SuccessfulCall(C)")
     failed = num("FailedCall(C)")
     sent = num("OutgoingCall(C)")
     span = (max(dates) - min(dates)) / 1000.0 if len(dates) > 1 else 0.0
     achieved = ok / span if span > 0 else None
-    return {"rc": rc, "target": rate, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed, "achieved": achieved,
+    return {"rc": rc, "target": rate, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed,
+            "rejected": rejected, "timeouts": timeouts, "achieved": achieved,
             "p50": pct(rts, 50), "p99": pct(rts, 99), "max": max(rts) if rts else None,
             "wall": wall, "dir": d}
 
@@ -165,6 +171,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N", "20000")),
                     help="REGISTERs per path and rate step (default 20000)")
+    ap.add_argument("--duration", type=int, default=0,
+                    help="seconds per step instead of -n: N = rate x duration (the overload curve: "
+                         "--duration 60 --no-stop)")
     ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "2000,4000,6000,8000,10000,15000,20000"),
                     help="comma-separated target rates (REGISTER/s), ascending")
     ap.add_argument("--no-stop", action="store_true",
@@ -212,16 +221,17 @@ def main():
             targets["direct"] = registrar.addr()
         order = [p for p in ("sipwake", "kam-proxy", "direct") if p in targets]
 
-        print("REGISTER benchmark: %d per path and step, %s, Kamailio %d children, %d CPUs, %s"
-              % (a.n, a.transport.upper(), a.children, os.cpu_count(), time.strftime("%Y-%m-%d %H:%M:%S")))
+        print("REGISTER benchmark: %s per path and step, %s, Kamailio %d children, %d CPUs, %s"
+              % ("%d s" % a.duration if a.duration else "%d" % a.n, a.transport.upper(), a.children, os.cpu_count(), time.strftime("%Y-%m-%d %H:%M:%S")))
         print("  sipwake   = sipp -> sipwaked (gateway) -> Kamailio registrar")
         print("  kam-proxy = sipp -> Kamailio proxy (add_path) -> Kamailio registrar")
         print("  direct    = sipp -> Kamailio registrar")
         for n in notes:
             print("  " + n)
         print()
-        hdr = "%8s  %-10s %7s %7s %7s %7s %10s %6s %6s %6s" % (
-            "target/s", "path", "sent", "ok", "failed", "retrans", "achieved/s", "p50ms", "p99ms", "maxms")
+        hdr = "%8s  %-10s %7s %7s %7s %7s %7s %7s %10s %6s %6s %6s" % (
+            "target/s", "path", "sent", "ok", "failed", "non-200", "timeout", "retrans", "achieved/s",
+            "p50ms", "p99ms", "maxms")
         print(hdr)
         print("-" * len(hdr))
         results = {}
@@ -230,10 +240,13 @@ def main():
             for p in order:
                 if p in given_up:
                     continue
-                r = run_sipp(t.dir, targets[p], a.transport, rate, a.n, "%s-" % p, a.timeout)
+                n = rate * a.duration if a.duration else a.n
+                r = run_sipp(t.dir, targets[p], a.transport, rate, n, "%s-" % p,
+                             max(a.timeout, 2 * a.duration + 30))
                 results[(rate, p)] = r
-                print("%8d  %-10s %7d %7d %7d %7d %10s %6s %6s %6s%s" % (
-                    rate, p, r["sent"], r["ok"], r["failed"], r["retrans"], fmt(r["achieved"]), fmt(r["p50"]),
+                print("%8d  %-10s %7d %7d %7d %7d %7d %7d %10s %6s %6s %6s%s" % (
+                    rate, p, r["sent"], r["ok"], r["failed"], r["rejected"], r["timeouts"], r["retrans"],
+                    fmt(r["achieved"]), fmt(r["p50"]),
                     fmt(r["p99"]), fmt(r["max"]), "" if r["rc"] == 0 else "  (sipp exit %s)" % r["rc"]),
                     flush=True)
                 if not clean(r) and not a.no_stop:
