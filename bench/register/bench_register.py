@@ -33,6 +33,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,6 +158,38 @@ def probe_latency(target, count, prefix):
     return times, fails
 
 
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class RssPeak:
+    """The highest VmRSS of pid while the with-block runs (sampled every 100 ms)."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+
+    def __enter__(self):
+        self.peak = rss_kb(self.pid)
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, rss_kb(self.pid))
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
 def clean(r):
     """A step counts as sustained: every REGISTER answered 200, few retransmissions."""
     return (r["failed"] == 0 and r["ok"] == r["sent"] and r["sent"] > 0
@@ -236,13 +269,19 @@ def main():
         print("-" * len(hdr))
         results = {}
         given_up = set()
+        rss_start = rss_kb(sw.proc.pid) if "sipwake" in targets else 0
+        rss_peak, sw_ok = rss_start, 0
         for rate in rates:
             for p in order:
                 if p in given_up:
                     continue
                 n = rate * a.duration if a.duration else a.n
-                r = run_sipp(t.dir, targets[p], a.transport, rate, n, "%s-" % p,
-                             max(a.timeout, 2 * a.duration + 30))
+                with RssPeak(sw.proc.pid if p == "sipwake" else 0) as peak:
+                    r = run_sipp(t.dir, targets[p], a.transport, rate, n, "%s-" % p,
+                                 max(a.timeout, 2 * a.duration + 30))
+                if p == "sipwake":
+                    rss_peak = max(rss_peak, peak.peak)
+                    sw_ok += r["ok"]
                 results[(rate, p)] = r
                 print("%8d  %-10s %7d %7d %7d %7d %7d %7d %10s %6s %6s %6s%s" % (
                     rate, p, r["sent"], r["ok"], r["failed"], r["rejected"], r["timeouts"], r["retrans"],
@@ -264,6 +303,18 @@ def main():
             print("  %-10s %s" % (p, "none" if best is None else "%d/s target, %s/s achieved, p99 %s ms"
                                   % (best, fmt(r["achieved"]), fmt(r["p99"]))))
         print()
+
+        if "sipwake" in targets and sw_ok:
+            # sofia keeps a UDP server transaction 32 s (64 x T1) after its answer
+            time.sleep(40)
+            settled = rss_kb(sw.proc.pid)
+            print("sipwake memory over the run: %d bindings made; RSS %d kB at start, peak %d kB, "
+                  "%d kB 40 s after the last step" % (sw_ok, rss_start, rss_peak, settled))
+            if settled > rss_start:
+                print("  settled %.0f bytes per binding; peak growth %.2fx the settled growth"
+                      % ((settled - rss_start) * 1024.0 / sw_ok,
+                         (rss_peak - rss_start) / float(settled - rss_start)))
+            print()
 
         if a.probe > 0 and a.transport == "udp":
             print("unloaded latency, %d sequential REGISTERs over UDP (microseconds):" % a.probe)
