@@ -29,7 +29,8 @@ sleep):
                                 stored MESSAGE is delivered, 200
 
 Every --interval seconds a line: elapsed, sipwaked's VmRSS
-(/proc/PID/status), its open descriptors (/proc/PID/fd), operations done
+(/proc/PID/status), its open descriptors (/proc/PID/fd; "-tcp": minus one
+per device awake on TCP, the figure that should stay flat), operations done
 and failed, pushes the fakes received, devices awake (of which on TCP: each
 holds a connection, so a descriptor, in sipwaked) / asleep / off. At the
 end a summary: RSS and descriptors at the end of the warm-up (the first
@@ -509,8 +510,8 @@ def main():
         print("  sipwaked (gateway) -> Kamailio R on 127.0.0.1; fake APNs and FCM; line every %d s; "
               "warm-up = first %.0f %%" % (interval, a.warmup * 100))
         print()
-        hdr = "%7s %9s %5s %8s %6s %7s %6s %4s %6s %4s  %s" % (
-            "t/s", "RSS/kB", "fds", "ops ok", "failed", "pushes", "awake", "tcp", "asleep", "off",
+        hdr = "%7s %9s %5s %5s %8s %6s %7s %6s %4s %6s %4s  %s" % (
+            "t/s", "RSS/kB", "fds", "-tcp", "ops ok", "failed", "pushes", "awake", "tcp", "asleep", "off",
             "per op: ok(failed)")
         print(hdr)
         print("-" * 110)
@@ -527,9 +528,10 @@ def main():
                 per = " ".join("%s %d%s" % (op.replace("call-", "c").replace("msg-", "m")[:8], soak.done[op],
                                             "(%d)" % soak.failed[op] if soak.failed[op] else "")
                                for op in OPS)
-            samples.append((el, r, fd))
-            print("%7.0f %9s %5s %8d %6d %7d %6d %4d %6d %4d  %s" % (
-                el, r, fd, ok, bad, tail.total, st["awake"], st["tcp"], st["asleep"], st["off"], per),
+            other = fd - st["tcp"] if fd is not None else None
+            samples.append((el, r, fd, other))
+            print("%7.0f %9s %5s %5s %8d %6d %7d %6d %4d %6d %4d  %s" % (
+                el, r, fd, other, ok, bad, tail.total, st["awake"], st["tcp"], st["asleep"], st["off"], per),
                 flush=True)
 
         line(time.monotonic())
@@ -542,6 +544,8 @@ def main():
                 soak.run_op("sleep", d)
             d.drain()
         st = soak.states()
+        with soak.lock:
+            fill_ops = sum(soak.done.values()) + sum(soak.failed.values())
         print("  (pool filled in %.1f s: %d awake, %d asleep, %d off; counted in the ops below)"
               % (time.monotonic() - t_fill, st["awake"], st["asleep"], st["off"]))
         t0 = time.monotonic()
@@ -580,18 +584,25 @@ def main():
         after = [s for s in samples if s[0] >= cut]
         if after and crashed is None:
             first, last = after[0], samples[-1]
-            print("after warm-up (t=%.0f s): RSS %s kB, fds %s;  end (t=%.0f s): RSS %s kB, fds %s" % (
-                first[0], first[1], first[2], last[0], last[1], last[2]))
-            ks, fs = slope_per_min([(s[0], s[1]) for s in after]), slope_per_min([(s[0], s[2]) for s in after])
-            print("slope after warm-up (least squares over %d samples): RSS %s kB/min, fds %s /min" % (
-                len(after), "-" if ks is None else "%+.1f" % ks, "-" if fs is None else "%+.2f" % fs))
+            print("after warm-up (t=%.0f s): RSS %s kB, fds %s (%s without device TCP connections)" % (
+                first[0], first[1], first[2], first[3]))
+            print("end          (t=%.0f s): RSS %s kB, fds %s (%s without device TCP connections)" % (
+                last[0], last[1], last[2], last[3]))
+            ks = slope_per_min([(s[0], s[1]) for s in after])
+            fs = slope_per_min([(s[0], s[2]) for s in after])
+            os_ = slope_per_min([(s[0], s[3]) for s in after])
+            print("slope after warm-up (least squares over %d samples): RSS %s kB/min, fds %s /min, "
+                  "fds without device TCP connections %s /min" % (
+                      len(after), "-" if ks is None else "%+.1f" % ks, "-" if fs is None else "%+.2f" % fs,
+                      "-" if os_ is None else "%+.2f" % os_))
             print("RSS max %s kB; fds min %s max %s (after warm-up)" % (
                 max(s[1] for s in samples if s[1] is not None),
                 min(s[2] for s in after if s[2] is not None), max(s[2] for s in after if s[2] is not None)))
         el = time.monotonic() - t0
         tot_ok, tot_bad = sum(soak.done.values()), sum(soak.failed.values())
-        print("operations: %d ok, %d failed in %.0f s (%.1f/s); pushes at the fakes: %d, statuses %s" % (
-            tot_ok, tot_bad, el, (tot_ok + tot_bad) / max(el, 1e-9), tail.total,
+        print("operations: %d ok, %d failed (%d of them filling the pool); %.1f/s over %.0f s; "
+              "pushes at the fakes: %d, statuses %s" % (
+            tot_ok, tot_bad, fill_ops, (tot_ok + tot_bad - fill_ops) / max(el, 1e-9), el, tail.total,
             dict(sorted(tail.statuses.items(), key=str))))
         print("%-11s %8s %7s" % ("op", "ok", "failed"))
         for op in OPS:
