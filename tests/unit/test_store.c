@@ -192,7 +192,7 @@ static void test_open_and_bindings(void)
 	struct stat sb;
 
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 4);
+	CHECK(store_schema_version(st) == 5);
 	CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
 	CHECK((sb.st_mode & 0700) == 0700 && (sb.st_mode & 0007) == 0);
 	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640);
@@ -470,7 +470,7 @@ static void test_reopen(void)
 
 	st = NULL;
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 4);
+	CHECK(store_schema_version(st) == 5);
 	memset(&c, 0, sizeof(c));
 	CHECK(store_binding_load(st, 0, on_binding_id, &c) == 0);
 	CHECK_STR(c.buf, "keep;");
@@ -535,10 +535,10 @@ static void test_schema(void)
 	fclose(fp);
 	CHECK(raw_user_version(path, -1) == 0);
 	REQUIRE(store_open(&st, path) == 0);
-	CHECK(store_schema_version(st) == 4);
+	CHECK(store_schema_version(st) == 5);
 	store_close(st);
 	st = NULL;
-	CHECK(raw_user_version(path, -1) == 4);
+	CHECK(raw_user_version(path, -1) == 5);
 	mode = raw_journal_mode(path);
 	CHECK_STR(mode, "wal");
 
