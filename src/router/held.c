@@ -102,11 +102,12 @@ struct held {
 	su_timer_t *defer; /* end checks run on the next loop turn */
 	struct held_dev *dev[HELD_MAX_DEV]; /* each its own block: most calls have one or two */
 	int n_dev;
-	/* Lower q-value groups, tried in turn when the current group fails. */
-	struct {
+	/* Lower q-value groups, tried in turn when the current group fails
+	 * (allocated when there is one: most AORs have a single q). */
+	struct held_later {
 		char id[32];
 		int q;
-	} later[HELD_MAX_DEV];
+	} *later;
 	int n_later;
 };
 
@@ -694,6 +695,7 @@ static void held_done(void *ctx, struct proxy_txn *t)
 	free(h->to_hdr);
 	for (int i = 0; i < h->n_dev; i++)
 		free(h->dev[i]);
+	free(h->later);
 	free(h);
 }
 
@@ -781,7 +783,8 @@ void held_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct
 	for (size_t i = 0; i < n; i++) {
 		if (binding_q(list[i]) == binding_q(list[0])) {
 			add_device(h, list[i]);
-		} else if (h->n_later < HELD_MAX_DEV) {
+		} else if (h->n_later < HELD_MAX_DEV &&
+			   (h->later || (h->later = calloc(HELD_MAX_DEV, sizeof(*h->later))))) {
 			snprintf(h->later[h->n_later].id, sizeof(h->later[0].id), "%s",
 				 binding_id(list[i]));
 			h->later[h->n_later].q = binding_q(list[i]);

@@ -28,6 +28,7 @@
 
 struct branch {
 	struct proxy_txn *t;
+	int idx; /* its place in t->br */
 	nta_outgoing_t *orq;
 	int status; /* last status seen, 0 = none yet */
 	bool ended; /* final response received (or send failed) */
@@ -43,7 +44,7 @@ struct proxy_txn {
 	sip_method_t method;
 	const struct proxy_ops *ops;
 	void *ctx;
-	struct branch br[PROXY_MAX_BRANCHES];
+	struct branch *br[PROXY_MAX_BRANCHES]; /* each its own block: most have one or two */
 	int n_br;
 	msg_t *best; /* best final (non-2xx) response so far */
 	int best_status;
@@ -72,9 +73,11 @@ static void txn_free(struct proxy_txn *t)
 		t->ops->on_done(t->ctx, t);
 	if (t->linger)
 		su_timer_destroy(t->linger);
-	for (int i = 0; i < t->n_br; i++)
-		if (t->br[i].orq)
-			nta_outgoing_destroy(t->br[i].orq);
+	for (int i = 0; i < t->n_br; i++) {
+		if (t->br[i]->orq)
+			nta_outgoing_destroy(t->br[i]->orq);
+		free(t->br[i]);
+	}
 	if (t->best)
 		msg_destroy(t->best);
 	if (t->req)
@@ -94,7 +97,7 @@ static void txn_free(struct proxy_txn *t)
 static bool all_ended(const struct proxy_txn *t)
 {
 	for (int i = 0; i < t->n_br; i++)
-		if (!t->br[i].ended)
+		if (!t->br[i]->ended)
 			return false;
 	return true;
 }
@@ -168,7 +171,7 @@ static void cancel_pending(struct proxy_txn *t, const char *reason)
 	if (t->method != sip_method_invite)
 		return;
 	for (int i = 0; i < t->n_br; i++) {
-		struct branch *b = &t->br[i];
+		struct branch *b = t->br[i];
 		if (b->ended || !b->orq)
 			continue;
 		branch_cancel(t, b, reason);
@@ -233,7 +236,7 @@ static void linger_done(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *a
 	su_timer_destroy(t->linger);
 	t->linger = NULL;
 	for (int i = 0; i < t->n_br; i++)
-		t->br[i].ended = true;
+		t->br[i]->ended = true;
 	txn_maybe_free(t);
 }
 
@@ -262,7 +265,7 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
 	if (status >= 200)
 		b->ended = true;
 	hook = msg && rsip && rsip->sip_status && t->ops && t->ops->on_response
-		       ? t->ops->on_response(t->ctx, t, (int)(b - t->br), msg, rsip)
+		       ? t->ops->on_response(t->ctx, t, b->idx, msg, rsip)
 		       : 0;
 	if (hook == 1) {
 		msg_destroy(msg);
@@ -316,7 +319,7 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
 
 	branch_drop_orq(t, b);
 	if (t->ops && t->ops->after_response && !b->ignore)
-		t->ops->after_response(t->ctx, t, (int)(b - t->br), status);
+		t->ops->after_response(t->ctx, t, b->idx, status);
 	check_complete(t);
 	t->holds--;
 	txn_maybe_free(t);
@@ -344,7 +347,7 @@ static int server_event(nta_incoming_magic_t *magic, nta_incoming_t *irq, sip_t 
 		if (t->ops && t->ops->on_cancel)
 			t->ops->on_cancel(t->ctx, t, reason);
 		for (int i = 0; i < t->n_br; i++)
-			if (!t->br[i].ended && t->br[i].status >= 100)
+			if (!t->br[i]->ended && t->br[i]->status >= 100)
 				any_provisional = true;
 		cancel_pending(t, reason);
 		if (!any_provisional && !t->final_sent) {
@@ -432,7 +435,7 @@ void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason
 
 	if (branch < 0 || branch >= t->n_br)
 		return;
-	b = &t->br[branch];
+	b = t->br[branch];
 	if (b->ended || !b->orq)
 		return;
 	b->ignore = true;
@@ -449,7 +452,7 @@ void proxy_txn_cancel_branch(struct proxy_txn *t, int branch, const char *reason
 
 bool proxy_txn_branch_active(struct proxy_txn *t, int branch)
 {
-	return branch >= 0 && branch < t->n_br && !t->br[branch].ended;
+	return branch >= 0 && branch < t->n_br && !t->br[branch]->ended;
 }
 
 int proxy_txn_active_branches(struct proxy_txn *t)
@@ -457,7 +460,7 @@ int proxy_txn_active_branches(struct proxy_txn *t)
 	int n = 0;
 
 	for (int i = 0; i < t->n_br; i++)
-		if (!t->br[i].ended)
+		if (!t->br[i]->ended)
 			n++;
 	return n;
 }
@@ -495,13 +498,14 @@ int proxy_txn_fork(struct proxy_txn *t, msg_t *msg, const char *route, tport_t *
 	url_string_t const *u = route ? URL_STRING_MAKE(route) : NULL;
 	int idx;
 
-	if (t->n_br >= PROXY_MAX_BRANCHES || t->final_sent || t->closed) {
+	if (t->n_br >= PROXY_MAX_BRANCHES || t->final_sent || t->closed ||
+	    !(b = calloc(1, sizeof(*b)))) {
 		msg_destroy(msg);
 		return -1;
 	}
 	idx = t->n_br++;
-	b = &t->br[idx];
-	memset(b, 0, sizeof(*b));
+	t->br[idx] = b;
+	b->idx = idx;
 	b->t = t;
 	t->holds++;
 	if (tp)
