@@ -19,6 +19,7 @@
 
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
+#include "sipwake/slab.h"
 #include "sipwake/stats.h"
 
 static void before_poll(su_prepoll_magic_t *magic, su_root_t *root);
@@ -381,6 +382,14 @@ void binding_set_flow(struct binding *b, tport_t *tp)
 	}
 }
 
+/* Bytes of a binding whose inline area holds cap bytes. */
+static size_t binding_size(size_t cap)
+{
+	size_t at = offsetof(struct binding, inline_strs);
+
+	return at + cap > sizeof(struct binding) ? at + cap : sizeof(struct binding);
+}
+
 void binding_free(struct binding *b)
 {
 	if (!b)
@@ -388,8 +397,8 @@ void binding_free(struct binding *b)
 	binding_set_flow(b, NULL);
 	keepalive_free_leg(b->up);
 	if (b->strs != b->inline_strs)
-		free(b->strs);
-	free(b);
+		slab_free(b->strs, b->strs_cap);
+	slab_free(b, binding_size(b->inline_cap));
 }
 
 /*
@@ -600,15 +609,17 @@ static int pack_strings(struct binding *b, const struct binding_data *d, const s
 	size_t len = packed_len(d, a);
 	bool here = len <= b->inline_cap && !borrows_inline(b, d);
 	char *old = b->strs;
-	struct packer p = {here ? b->inline_strs : malloc(len ? len : 1), 0};
+	uint32_t old_cap = b->strs_cap;
+	struct packer p = {here ? b->inline_strs : slab_alloc(len ? len : 1), 0};
 
 	if (!p.at)
 		return -1;
 	/* (no struct copy of b: its padding overlaps the inline area) */
 	pack_fields(&p, b, d, a->has_ckey ? a->ckey : NULL, a->push);
 	if (old != b->inline_strs)
-		free(old); /* after: d may borrow from it */
+		slab_free(old, old_cap); /* after: d may borrow from it */
 	b->strs = p.at;
+	b->strs_cap = here ? 0 : (uint32_t)(len ? len : 1);
 	return 0;
 }
 
@@ -622,8 +633,7 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 	if (!b) {
 		/* its strings as they are now, allocated with it */
 		size_t len = packed_len(d, &a);
-		size_t at = offsetof(struct binding, inline_strs);
-		b = calloc(1, at + len > sizeof(*b) ? at + len : sizeof(*b));
+		b = slab_alloc(binding_size(len));
 		if (!b)
 			return NULL;
 		b->inline_cap = (uint32_t)len;
@@ -635,7 +645,7 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 		if (old)
 			index_add(r, b); /* as it was: the caller answers the failure */
 		else
-			free(b);
+			slab_free(b, binding_size(b->inline_cap));
 		return NULL;
 	}
 	b->cseq = d->cseq;

@@ -80,6 +80,7 @@ struct binding {
 	uint32_t heap_pos;  /* its place in the schedule + 1, 0 = not scheduled */
 	int pend;
 	uint32_t inline_cap;
+	uint32_t strs_cap; /* the size of strs when it is a block of its own */
 	/* (the small fields last, so that the inline area follows without a hole) */
 	char id[BINDING_ID_LEN + 1];
 	bool flow_dead;
