@@ -192,6 +192,18 @@ static void test_uuid(void)
 	CHECK(strlen(a) == 36 && a[8] == '-' && a[13] == '-' && a[14] == '4' && a[18] == '-');
 	CHECK(strchr("89ab", a[19]) != NULL);
 	CHECK(strcmp(a, b) != 0);
+	/* Past a refill of the random pool (64 ids): still well formed, still distinct. */
+	{
+		static char many[200][37];
+
+		for (int i = 0; i < 200; i++) {
+			push_uuid4(many[i]);
+			CHECK(strlen(many[i]) == 36 && many[i][14] == '4' &&
+			      strchr("89ab", many[i][19]) != NULL);
+			for (int j = 0; j < i; j++)
+				CHECK(strcmp(many[i], many[j]) != 0);
+		}
+	}
 }
 
 int main(void)
