@@ -12,7 +12,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "sipwake/log.h"
 
@@ -38,22 +37,11 @@
  */
 #define HTTP_SPARE_EASY HTTP_MAX_STREAMS
 
-/*
- * A socket curl asked us to watch. When curl lets go of it (CURL_POLL_REMOVE:
- * no transfer on the connection, which at one push in flight is after every
- * push) the su_root registration stays, "parked", so that the next transfer
- * on the same connection costs no new registration (two fcntl() and two
- * epoll_ctl() a push). A parked socket that becomes ready is deregistered
- * then (curl reads nothing from an idle connection), and curl's close of a
- * socket goes through http_close_cb, which drops any registration first.
- */
 struct http_sock {
 	struct push_http *h;
-	struct http_sock *next; /* h->socks */
 	curl_socket_t fd;
 	int index;  /* su_root registration */
 	int events; /* SU_WAIT_* registered */
-	bool parked;
 };
 
 struct push_http {
@@ -62,7 +50,6 @@ struct push_http {
 	su_timer_t *timer;
 	unsigned active;
 	struct push_http_xfer *xfers; /* all live transfers */
-	struct http_sock *socks;      /* registered with the root, parked or not */
 	CURL *spare[HTTP_SPARE_EASY];
 	unsigned nspare;
 };
@@ -82,30 +69,12 @@ struct push_http_xfer {
 
 static void http_drain(struct push_http *h);
 
-static void sock_drop(struct http_sock *s)
-{
-	struct push_http *h = s->h;
-
-	for (struct http_sock **pp = &h->socks; *pp; pp = &(*pp)->next)
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	su_root_deregister(h->root, s->index);
-	free(s);
-}
-
 static int http_wakeup(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 {
 	struct http_sock *s = arg;
 	struct push_http *h = s->h;
 	int ev = su_wait_events(w, s->fd), mask = 0, running = 0;
 
-	if (s->parked) {
-		/* Idle connection with something to read or a hang-up: curl looks at it on reuse. */
-		sock_drop(s);
-		return 0;
-	}
 	if (ev & SU_WAIT_IN)
 		mask |= CURL_CSELECT_IN;
 	if (ev & SU_WAIT_OUT)
@@ -125,8 +94,9 @@ static int http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 
 	if (what == CURL_POLL_REMOVE) {
 		if (s) {
-			s->parked = true;
+			su_root_deregister(h->root, s->index);
 			curl_multi_assign(h->multi, fd, NULL);
+			free(s);
 		}
 		return 0;
 	}
@@ -134,12 +104,6 @@ static int http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 		events |= SU_WAIT_IN;
 	if (what & CURL_POLL_OUT)
 		events |= SU_WAIT_OUT;
-	if (!s) {
-		for (s = h->socks; s && !(s->parked && s->fd == fd); s = s->next)
-			;
-		if (s)
-			s->parked = false;
-	}
 	if (!s) {
 		su_wait_t w;
 
@@ -159,27 +123,17 @@ static int http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 			return -1;
 		}
 		s->events = events;
-		s->next = h->socks;
-		h->socks = s;
+		curl_multi_assign(h->multi, fd, s);
 	} else if (s->events != events) {
+		/*
+		 * curl 7.88 calls again with an unchanged action for most
+		 * transfers it runs; su_root_eventmask() would make each one
+		 * an epoll_ctl(): about one per push at 100 in flight.
+		 */
 		su_root_eventmask(h->root, s->index, fd, events);
 		s->events = events;
 	}
-	curl_multi_assign(h->multi, fd, s);
 	return 0;
-}
-
-/* curl closes a socket (after CURL_POLL_REMOVE): no registration may outlive it. */
-static int http_close_cb(void *clientp, curl_socket_t fd)
-{
-	struct push_http *h = clientp;
-
-	for (struct http_sock *s = h->socks; s; s = s->next)
-		if (s->fd == fd) {
-			sock_drop(s);
-			break;
-		}
-	return close(fd);
 }
 
 static void http_timer_fired(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
@@ -341,9 +295,7 @@ void push_http_free(struct push_http *h)
 	while (h->nspare)
 		curl_easy_cleanup(h->spare[--h->nspare]);
 	if (h->multi)
-		curl_multi_cleanup(h->multi); /* closes sockets through http_close_cb */
-	while (h->socks)
-		sock_drop(h->socks);
+		curl_multi_cleanup(h->multi); /* closes sockets through http_socket_cb */
 	if (h->timer)
 		su_timer_destroy(h->timer);
 	free(h);
@@ -387,8 +339,6 @@ int push_http_start(struct push_http *h, const struct push_http_request *rq,
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, http_close_cb);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
 	/* Keep the provider connection even when pushes are rare (curl's default is 118 s). */
 	curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)HTTP_MAX_IDLE_S);
 	if (rq->ca_file && rq->ca_file[0])
