@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config
       libsqlite3-dev libconfig-dev libjansson-dev libmicrohttpd-dev ca-certificates)
 if [ "${1:-}" = "--test" ]; then
 	pkgs+=(sip-tester kamailio linphone-cli python3 python3-h2
-	       python3-cryptography nghttp2-client sqlite3 openssl procps iproute2 libcmocka-dev
+	       python3-cryptography nghttp2-client nghttp2-server sqlite3 openssl procps iproute2 libcmocka-dev
 	       systemd man-db groff-base debhelper dpkg-dev fakeroot
 	       clang libclang-rt-14-dev)
 fi
