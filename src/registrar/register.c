@@ -57,8 +57,26 @@ struct reg_req {
 	bool wildcard;
 	bool passthrough; /* a downstream push server handles it: forward unchanged */
 	int n;
-	struct reg_contact c[REGISTRAR_MAX_CONTACTS];
+	int cap; /* room in c[]: the Contacts the request has, at most REGISTRAR_MAX_CONTACTS */
+	struct reg_contact c[];
 };
+
+/* A request's state, with room for the Contacts it carries (not 32 of 470 bytes each). */
+static struct reg_req *reg_req_new(struct registrar *r, const sip_t *sip)
+{
+	int cap = 0;
+	struct reg_req *q;
+
+	for (const sip_contact_t *m = sip->sip_contact; m && cap < REGISTRAR_MAX_CONTACTS;
+	     m = m->m_next)
+		cap++;
+	q = calloc(1, sizeof(*q) + (size_t)(cap ? cap : 1) * sizeof(q->c[0]));
+	if (q) {
+		q->r = r;
+		q->cap = cap;
+	}
+	return q;
+}
 
 static void reg_req_free(struct reg_req *q)
 {
@@ -188,7 +206,7 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 			q->wildcard = true;
 			return 0;
 		}
-		if (q->n >= REGISTRAR_MAX_CONTACTS || q->n >= cfg->registrar.max_contacts_per_aor) {
+		if (q->n >= q->cap || q->n >= cfg->registrar.max_contacts_per_aor) {
 			snprintf(phrase, plen, "Too many contacts");
 			return 403;
 		}
@@ -666,14 +684,13 @@ static int register_upstream(struct registrar *r, nta_incoming_t *irq, struct re
 
 int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
-	struct reg_req *q = calloc(1, sizeof(*q));
+	struct reg_req *q = reg_req_new(r, sip);
 	char phrase[256] = "";
 	int min_expires = 0, added = 0;
 	int status;
 
 	if (!q)
 		return 500;
-	q->r = r;
 	status = parse_register(r, sip, q, phrase, sizeof(phrase), &min_expires);
 	if (status) {
 		char warn[320];

@@ -158,10 +158,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	if (!sip->sip_request || sip->sip_request->rq_method != sip_method_register)
 		goto out; /* the router hands only REGISTERs to the registrar */
-	q = calloc(1, sizeof(*q));
+	q = reg_req_new(r, sip);
 	if (!q)
 		goto out;
-	q->r = r;
 	status = parse_register(r, sip, q, phrase, sizeof(phrase), &min_expires);
 	if (status) {
 		check_phrase(status, phrase);
