@@ -53,6 +53,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests",
 import swlib  # noqa: E402
 import wakelib as W  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(HERE))
+import benchlib  # noqa: E402
+from benchlib import fmt, parse_stat, pct  # noqa: E402
+
+
+def parse_rtt(directory):
+    """{rtd name: [ms, ...]} from sipp's *_rtt.csv files in directory."""
+    out = {}
+    for _, ms, rtd in benchlib.rtt_rows(directory):
+        out.setdefault(rtd, []).append(ms)
+    return out
+
 UAC = os.path.join(HERE, "uac_call.xml")
 UAS_MAIN = os.path.join(HERE, "uas_register.xml")
 UAS_OOC = os.path.join(HERE, "uas_answer.xml")
@@ -101,50 +113,6 @@ def group_cpu(pgid):
 
 # --------------------------------------------------------------------------
 # sipp output
-
-def parse_stat(path):
-    try:
-        with open(path) as f:
-            lines = [l.rstrip("\n") for l in f if l.strip()]
-    except OSError:
-        return {}
-    if len(lines) < 2:
-        return {}
-    return dict(zip(lines[0].split(";"), lines[-1].split(";")))
-
-
-def parse_rtt(directory):
-    """{rtd number: [ms, ...]} from sipp's *_rtt.csv files in directory."""
-    out = {}
-    for name in os.listdir(directory):
-        if not name.endswith("_rtt.csv"):
-            continue
-        with open(os.path.join(directory, name)) as f:
-            for line in f:
-                p = line.strip().split(";")
-                if len(p) < 3 or not p[0][:1].isdigit():
-                    continue
-                try:
-                    out.setdefault(p[2].strip(), []).append(float(p[1]))
-                except ValueError:
-                    continue
-    return out
-
-
-def pct(values, q):
-    if not values:
-        return None
-    s = sorted(values)
-    k = min(len(s) - 1, max(0, int(round(q / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
-
-
-def fmt(v, spec="%.0f"):
-    return "-" if v is None else spec % v
-
-
-# --------------------------------------------------------------------------
-# the callee behind an edge
 
 def start_callee(t, name, edge, registrar, user, transport, life_s):
     """sipp that registers `user` through `edge` and answers calls until

@@ -31,7 +31,6 @@ column, with the reason printed).
 
 import argparse
 import os
-import statistics
 import sys
 import threading
 import time
@@ -39,6 +38,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "integration"))
 import swlib  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(HERE))
+import benchlib  # noqa: E402
 
 SCENARIO = os.path.join(HERE, "register_bench.xml")
 
@@ -48,44 +50,6 @@ def write_users(path, prefix, n):
         f.write("SEQUENTIAL\n")
         for i in range(n):
             f.write("%s%07d;%s%07d%s\n" % (prefix, i, "tok-" + prefix, i, "x" * 100))
-
-
-def parse_stat(path):
-    """Last line of sipp's -trace_stat CSV as a dict."""
-    try:
-        with open(path) as f:
-            lines = [l.rstrip("\n") for l in f if l.strip()]
-    except OSError:
-        return {}
-    if len(lines) < 2:
-        return {}
-    head = lines[0].split(";")
-    vals = lines[-1].split(";")
-    return dict(zip(head, vals))
-
-
-def parse_rtt(directory):
-    """(dates_ms, response_times_ms) from sipp's *_rtt.csv in directory."""
-    dates, rts = [], []
-    for name in os.listdir(directory):
-        if not name.endswith("_rtt.csv"):
-            continue
-        with open(os.path.join(directory, name)) as f:
-            for line in f:
-                p = line.strip().split(";")
-                if len(p) < 3 or not p[0][:1].isdigit():
-                    continue
-                dates.append(float(p[0]))
-                rts.append(float(p[1]))
-    return dates, rts
-
-
-def pct(values, q):
-    if not values:
-        return None
-    s = sorted(values)
-    k = min(len(s) - 1, max(0, int(round(q / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
@@ -112,8 +76,9 @@ def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
         rc = proc.wait(timeout=5)
     swlib._forget(proc)
     wall = time.monotonic() - t0
-    st = parse_stat(os.path.join(d, "stat.csv"))
-    dates, rts = parse_rtt(d)
+    st = benchlib.parse_stat(os.path.join(d, "stat.csv"))
+    rows = list(benchlib.rtt_rows(d))
+    dates, rts = [r[0] for r in rows], [r[1] for r in rows]
 
     def num(key):
         try:
@@ -131,7 +96,7 @@ def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
     achieved = ok / span if span > 0 else None
     return {"rc": rc, "target": rate, "sent": sent, "retrans": retrans, "ok": ok, "failed": failed,
             "rejected": rejected, "timeouts": timeouts, "achieved": achieved,
-            "p50": pct(rts, 50), "p99": pct(rts, 99), "max": max(rts) if rts else None,
+            "p50": benchlib.pct(rts, 50), "p99": benchlib.pct(rts, 99), "max": max(rts) if rts else None,
             "wall": wall, "dir": d}
 
 
@@ -158,17 +123,6 @@ def probe_latency(target, count, prefix):
     return times, fails
 
 
-def rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 class RssPeak:
     """The highest VmRSS of pid while the with-block runs (sampled every 100 ms)."""
 
@@ -176,14 +130,14 @@ class RssPeak:
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
 
     def __enter__(self):
-        self.peak = rss_kb(self.pid)
+        self.peak = benchlib.rss_kb(self.pid) or 0
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
         return self
 
     def _run(self):
         while not self._stop.wait(0.1):
-            self.peak = max(self.peak, rss_kb(self.pid))
+            self.peak = max(self.peak, benchlib.rss_kb(self.pid) or 0)
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -194,10 +148,6 @@ def clean(r):
     """A step counts as sustained: every REGISTER answered 200, few retransmissions."""
     return (r["failed"] == 0 and r["ok"] == r["sent"] and r["sent"] > 0
             and r["retrans"] <= r["sent"] / 100 and (r["achieved"] or 0) >= 0.9 * r["target"])
-
-
-def fmt(v, spec="%.0f"):
-    return "-" if v is None else spec % v
 
 
 def main():
@@ -269,7 +219,7 @@ def main():
         print("-" * len(hdr))
         results = {}
         given_up = set()
-        rss_start = rss_kb(sw.proc.pid) if "sipwake" in targets else 0
+        rss_start = (benchlib.rss_kb(sw.proc.pid) or 0) if "sipwake" in targets else 0
         rss_peak, sw_ok = rss_start, 0
         for rate in rates:
             for p in order:
@@ -285,8 +235,8 @@ def main():
                 results[(rate, p)] = r
                 print("%8d  %-10s %7d %7d %7d %7d %7d %7d %10s %6s %6s %6s%s" % (
                     rate, p, r["sent"], r["ok"], r["failed"], r["rejected"], r["timeouts"], r["retrans"],
-                    fmt(r["achieved"]), fmt(r["p50"]),
-                    fmt(r["p99"]), fmt(r["max"]), "" if r["rc"] == 0 else "  (sipp exit %s)" % r["rc"]),
+                    benchlib.fmt(r["achieved"]), benchlib.fmt(r["p50"]),
+                    benchlib.fmt(r["p99"]), benchlib.fmt(r["max"]), "" if r["rc"] == 0 else "  (sipp exit %s)" % r["rc"]),
                     flush=True)
                 if not clean(r) and not a.no_stop:
                     given_up.add(p)
@@ -301,13 +251,13 @@ def main():
             best = max(good) if good else None
             r = results.get((best, p))
             print("  %-10s %s" % (p, "none" if best is None else "%d/s target, %s/s achieved, p99 %s ms"
-                                  % (best, fmt(r["achieved"]), fmt(r["p99"]))))
+                                  % (best, benchlib.fmt(r["achieved"]), benchlib.fmt(r["p99"]))))
         print()
 
         if "sipwake" in targets and sw_ok:
             # sofia keeps a UDP server transaction 32 s (64 x T1) after its answer
             time.sleep(40)
-            settled = rss_kb(sw.proc.pid)
+            settled = benchlib.rss_kb(sw.proc.pid) or 0
             print("sipwake memory over the run: %d bindings made; RSS %d kB at start, peak %d kB, "
                   "%d kB 40 s after the last step" % (sw_ok, rss_start, rss_peak, settled))
             if settled > rss_start:
@@ -321,8 +271,8 @@ def main():
             print("%-10s %6s %6s %8s %8s %8s" % ("path", "ok", "fail", "p50us", "p99us", "maxus"))
             for p in order:
                 times, fails = probe_latency(targets[p], a.probe, "probe-%s-" % p)
-                print("%-10s %6d %6d %8s %8s %8s" % (p, len(times), fails, fmt(pct(times, 50)),
-                                                     fmt(pct(times, 99)), fmt(max(times) if times else None)),
+                print("%-10s %6d %6d %8s %8s %8s" % (p, len(times), fails, benchlib.fmt(benchlib.pct(times, 50)),
+                                                     benchlib.fmt(benchlib.pct(times, 99)), benchlib.fmt(max(times) if times else None)),
                       flush=True)
             print()
         print("(work files in %s)" % t.dir if a.keep else "", end="")

@@ -57,6 +57,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests",
 import swlib  # noqa: E402
 import wakelib as W  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(HERE))
+from benchlib import rss_kb  # noqa: E402
+
 OPS = ("register", "refresh", "sleep", "unregister", "call-awake", "call-wake", "msg-awake",
        "msg-stored")
 # operation -> (weight, device states it applies to)
@@ -412,17 +415,6 @@ class Soak:
 
 
 # --------------------------------------------------------------------------
-
-def rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
 
 def nfds(pid):
     try:
