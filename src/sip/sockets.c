@@ -11,8 +11,9 @@
  * than the message size limit. A TCP buffer kept under that limit lets
  * TCP's own flow control slow a sender down instead.
  *
- * Overload: a UDP queue more than half full means requests wait longer
- * than a client's first retransmission timer. New work is then answered
+ * Overload: a UDP queue of more than 256 KiB (or half its buffer) means
+ * requests start to wait for a sizeable part of a client's first
+ * retransmission timer. New work is then answered
  * 503 at once (sip_agent's leg callback), which costs a parse and a send
  * instead of a relay and a database write, and stops that client's
  * retransmissions.
@@ -102,37 +103,49 @@ bool sip_sockets_input_pending(const struct sip_sockets *s)
 	return false;
 }
 
-/* How full the fullest UDP queue is, in eighths of its buffer (0 when unknown). */
-static unsigned fullest_eighths(const struct sip_sockets *s)
-{
-	unsigned most = 0;
+/*
+ * Overload starts when a UDP queue holds this much (or half its buffer,
+ * if that is less) and ends when it is back under a quarter of that. By
+ * bytes queued, not by how full the buffer is: 256 KiB are a few hundred
+ * requests, well under a client's first retransmission (T1 = 500 ms) of
+ * work. A queue allowed to fill a large buffer first was seconds long:
+ * everything served was already retransmitted (bench/register, 2x
+ * capacity: 625 REGISTERs/s served of 3,500). The rest of the buffer
+ * holds what arrives while the excess is turned away.
+ */
+#define OVERLOAD_QUEUE_BYTES (256u << 10)
 
+/* The fullest UDP queue in bytes, and (out) its high-water mark. */
+static uint32_t fullest_queue(const struct sip_sockets *s, uint32_t *high)
+{
+	uint32_t most = 0;
+
+	*high = OVERLOAD_QUEUE_BYTES;
 	for (int i = 0; i < s->n_udp; i++) {
 		uint32_t mi[SK_MEMINFO_VARS] = {0};
 		socklen_t len = sizeof(mi);
-		unsigned e;
 
-		if (getsockopt(s->udp[i], SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 ||
-		    !mi[SK_MEMINFO_RCVBUF])
+		if (getsockopt(s->udp[i], SOL_SOCKET, SO_MEMINFO, mi, &len) < 0)
 			continue;
-		e = (unsigned)((uint64_t)mi[SK_MEMINFO_RMEM_ALLOC] * 8 / mi[SK_MEMINFO_RCVBUF]);
-		if (e > most)
-			most = e;
+		if (mi[SK_MEMINFO_RCVBUF] / 2 < *high)
+			*high = mi[SK_MEMINFO_RCVBUF] / 2;
+		if (mi[SK_MEMINFO_RMEM_ALLOC] > most)
+			most = mi[SK_MEMINFO_RMEM_ALLOC];
 	}
 	return most;
 }
 
 bool sip_sockets_overloaded(struct sip_sockets *s)
 {
-	unsigned full = fullest_eighths(s);
+	uint32_t high, queued = fullest_queue(s, &high);
 
-	if (!s->overloaded && full >= 4) {
+	if (!s->overloaded && high && queued >= high) {
 		s->overloaded = true;
-		log_warn("overloaded: a UDP receive queue is %u/8 full; new requests get 503 "
+		log_warn("overloaded: %u KiB wait in a UDP receive queue; new requests get 503 "
 			 "until it drains",
-			 full);
+			 queued >> 10);
 		stats_count("sipwake_overload_total", NULL);
-	} else if (s->overloaded && full < 2) {
+	} else if (s->overloaded && queued < high / 4) {
 		s->overloaded = false;
 		log_notice("no longer overloaded");
 	} else {

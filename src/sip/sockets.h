@@ -34,9 +34,10 @@ void sip_sockets_setup(struct sip_sockets *s, sip_sockets_ours_fn *ours, void *c
 /* Whether a datagram waits on one of the UDP listeners. */
 bool sip_sockets_input_pending(const struct sip_sockets *s);
 /*
- * Whether sipwake is behind: a UDP receive queue holds more than half of
- * its buffer (and until it is back under a quarter), so that the excess
- * of a burst is turned away and the rest served. One getsockopt a call;
+ * Whether sipwake is behind: a UDP receive queue holds 256 KiB or more
+ * (half its buffer if that is less), and until it is back under a quarter
+ * of that, so that the excess of a burst is turned away and the rest
+ * served while it is still fresh. One getsockopt per UDP listener a call;
  * each change of state is logged, and counted.
  */
 bool sip_sockets_overloaded(struct sip_sockets *s);
