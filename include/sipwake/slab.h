@@ -3,7 +3,8 @@
  * Memory for long-lived objects of many sizes (the registrar's bindings),
  * kept apart from the heap that messages and transactions churn through.
  *
- * Objects come from 256 KiB blocks, one free list per 32-byte size class.
+ * Objects come from 2 MiB blocks (huge pages where the kernel gives them),
+ * one free list per 32-byte size class.
  * On the common heap, bindings made during a re-registration storm ended
  * up scattered among the storm's transactions, each pinning its page once
  * those were freed (after malloc_trim, 30,000 bindings still held 162 MB
