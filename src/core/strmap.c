@@ -94,6 +94,8 @@ static int slots_alloc(uint32_t **hashes, void ***items, size_t n)
 		return 0;
 	table_free(*hashes, n, sizeof(**hashes));
 	table_free(*items, n, sizeof(**items));
+	*hashes = NULL; /* the caller may free the map: not these again */
+	*items = NULL;
 	return -1;
 }
 

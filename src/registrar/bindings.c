@@ -415,8 +415,10 @@ static void chain_add(struct strmap *m, const char *key, struct binding *b, size
 {
 	void *head;
 
-	if (strmap_swap(m, key, b, &head) < 0)
+	if (strmap_swap(m, key, b, &head) < 0) {
+		log_error("out of memory indexing binding %s", b->id);
 		head = NULL;
+	}
 	*link_of(b, link) = head;
 }
 
@@ -556,22 +558,24 @@ static void pack_fields(struct packer *p, struct binding *b, const struct bindin
 		memset(&b->pn, 0, sizeof(b->pn));
 }
 
-/* Whether s lies in b's inline area. */
-static bool in_inline(const struct binding *b, const char *s)
-{
-	return s && s >= b->inline_strs && s < b->inline_strs + b->inline_cap;
-}
-
-/* Whether any string of d lies in b's inline area (then it cannot be reused). */
-static bool borrows_inline(const struct binding *b, const struct binding_data *d)
+/* Whether any string of d, or of its push identity, lies in [at, at + len). */
+static bool borrows(const struct binding_data *d, const char *at, size_t len)
 {
 	const char *s[] = {d->aor, d->contact, d->instance, d->received, d->call_id, d->user_agent};
 
-	if (d->pn == &b->pn)
-		return true;
+	if (!at)
+		return false;
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		if (in_inline(b, s[i]))
+		if (s[i] && s[i] >= at && s[i] < at + len)
 			return true;
+	if (d->pn) {
+		const struct pn_identity *pn = d->pn;
+		const char *p[] = {pn->token, pn->voip_token, pn->team_id, pn->topic, pn->prid,
+				   pn->param, pn->wp_p256dh, pn->wp_auth, pn->service};
+		for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
+			if (p[i] && p[i] >= at && p[i] < at + len)
+				return true;
+	}
 	return false;
 }
 
@@ -601,25 +605,30 @@ static size_t packed_len(const struct binding_data *d, const struct pack_args *a
 
 /*
  * Fill the string fields of b from d: in b's inline area when they fit
- * and d borrows nothing from it, else in a new block. -1 on ENOMEM, b
- * untouched then.
+ * there, else in its own block when that one is large enough, else in a
+ * new block; never over a string d borrows. -1 on ENOMEM, b untouched
+ * then.
  */
 static int pack_strings(struct binding *b, const struct binding_data *d, const struct pack_args *a)
 {
 	size_t len = packed_len(d, a);
-	bool here = len <= b->inline_cap && !borrows_inline(b, d);
+	bool own = b->strs && b->strs != b->inline_strs;
+	bool inline_ok = len <= b->inline_cap && !borrows(d, b->inline_strs, b->inline_cap);
+	bool own_ok = !inline_ok && own && len <= b->strs_cap && !borrows(d, b->strs, b->strs_cap);
 	char *old = b->strs;
 	uint32_t old_cap = b->strs_cap;
-	struct packer p = {here ? b->inline_strs : slab_alloc(len ? len : 1), 0};
+	struct packer p = {inline_ok ? b->inline_strs
+				     : own_ok ? b->strs : slab_alloc(len ? len : 1),
+			   0};
 
 	if (!p.at)
 		return -1;
 	/* (no struct copy of b: its padding overlaps the inline area) */
 	pack_fields(&p, b, d, a->has_ckey ? a->ckey : NULL, a->push);
-	if (old != b->inline_strs)
+	if (own && p.at != old)
 		slab_free(old, old_cap); /* after: d may borrow from it */
 	b->strs = p.at;
-	b->strs_cap = here ? 0 : (uint32_t)(len ? len : 1);
+	b->strs_cap = inline_ok ? 0 : own_ok ? old_cap : (uint32_t)(len ? len : 1);
 	return 0;
 }
 
