@@ -23,6 +23,15 @@
 void *slab_alloc(size_t n);
 /* Give back p, which slab_alloc(n) returned (the same n). NULL is ignored. */
 void slab_free(void *p, size_t n);
+/*
+ * A zeroed table of n elements of size bytes (strmap's slot arrays): from
+ * 2 MiB on, mapped on its own and asked for huge pages, since lookups in a
+ * table of a million entries land on random slots; below that, or under
+ * ASan (LeakSanitizer does not look into memory mapped behind its back),
+ * calloc. Free it with slab_table_free(p, n, size).
+ */
+void *slab_table_alloc(size_t n, size_t size);
+void slab_table_free(void *p, size_t n, size_t size);
 /* Bytes held in blocks, in use or free (for the memory figures). */
 size_t slab_bytes(void);
 

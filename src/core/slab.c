@@ -34,14 +34,14 @@ static struct {
 static size_t mapped;
 
 /*
- * A block aligned on 2 MiB and asked for a huge page: a million bindings
- * are a gigabyte touched for the first time at start, and with 4 KiB pages
- * the page faults alone took seconds of it.
+ * bytes of zeroed memory aligned on 2 MiB and asked for huge pages: a
+ * million bindings are a gigabyte touched for the first time at start, and
+ * with 4 KiB pages the page faults alone took seconds of it.
  */
-static char *map_block(void)
+static char *map_huge(size_t bytes)
 {
-	char *p = mmap(NULL, 2 * SLAB_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	char *p = mmap(NULL, bytes + SLAB_BLOCK, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *blk;
 
 	if (p == MAP_FAILED)
@@ -49,9 +49,24 @@ static char *map_block(void)
 	blk = (char *)(((uintptr_t)p + SLAB_BLOCK - 1) & ~(uintptr_t)(SLAB_BLOCK - 1));
 	if (blk > p)
 		munmap(p, (size_t)(blk - p));
-	munmap(blk + SLAB_BLOCK, (size_t)(p + 2 * SLAB_BLOCK - (blk + SLAB_BLOCK)));
-	madvise(blk, SLAB_BLOCK, MADV_HUGEPAGE); /* a hint: without it, only slower */
+	munmap(blk + bytes, (size_t)(p + SLAB_BLOCK - blk)); /* the rest of the extra block */
+	madvise(blk, bytes, MADV_HUGEPAGE); /* a hint: without it, only slower */
 	return blk;
+}
+
+void *slab_table_alloc(size_t n, size_t size)
+{
+	if (SLAB_PLAIN || n * size < SLAB_BLOCK)
+		return calloc(n, size);
+	return map_huge(n * size);
+}
+
+void slab_table_free(void *p, size_t n, size_t size)
+{
+	if (SLAB_PLAIN || n * size < SLAB_BLOCK)
+		free(p);
+	else if (p)
+		munmap(p, n * size);
 }
 
 static size_t class_of(size_t n)
@@ -75,7 +90,7 @@ void *slab_alloc(size_t n)
 		return p;
 	}
 	if (classes[c].next + size > classes[c].end || !classes[c].next) {
-		char *blk = map_block();
+		char *blk = map_huge(SLAB_BLOCK);
 		if (!blk)
 			return NULL;
 		/* the tail of the old block (less than one object) is lost */

@@ -21,8 +21,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
+
+#include "sipwake/slab.h"
 
 struct node {
 	void *value;
@@ -44,56 +45,15 @@ struct strmap {
 };
 
 #define MIN_SLOTS 64
-/*
- * Slot arrays from this size on are mapped on their own and asked for
- * transparent huge pages: every lookup in a table of a million entries
- * lands on a random slot, and with 4 KiB pages each one also missed the
- * TLB (a quarter of the start-up at 1M bindings went to that).
- */
-#define HUGE_TABLE_BYTES (2u << 20)
-/* LeakSanitizer does not look into memory mapped behind its back */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
-static void *table_alloc(size_t n, size_t size)
-{
-	size_t bytes = n * size;
-	void *p;
-
-	if (bytes < HUGE_TABLE_BYTES || SANITIZED)
-		return calloc(n, size);
-	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it, only slower */
-	return p; /* zeroed by the kernel */
-}
-
-static void table_free(void *p, size_t n, size_t size)
-{
-	if (n * size < HUGE_TABLE_BYTES || SANITIZED)
-		free(p);
-	else if (p)
-		munmap(p, n * size);
-}
-
 /* Both arrays of n slots, or -1 (then neither). */
 static int slots_alloc(uint32_t **hashes, void ***items, size_t n)
 {
-	*hashes = table_alloc(n, sizeof(**hashes));
-	*items = table_alloc(n, sizeof(**items));
+	*hashes = slab_table_alloc(n, sizeof(**hashes));
+	*items = slab_table_alloc(n, sizeof(**items));
 	if (*hashes && *items)
 		return 0;
-	table_free(*hashes, n, sizeof(**hashes));
-	table_free(*items, n, sizeof(**items));
+	slab_table_free(*hashes, n, sizeof(**hashes));
+	slab_table_free(*items, n, sizeof(**items));
 	*hashes = NULL; /* the caller may free the map: not these again */
 	*items = NULL;
 	return -1;
@@ -101,8 +61,8 @@ static int slots_alloc(uint32_t **hashes, void ***items, size_t n)
 
 static void slots_free(struct strmap *m)
 {
-	table_free(m->hashes, m->n, sizeof(*m->hashes));
-	table_free(m->items, m->n, sizeof(*m->items));
+	slab_table_free(m->hashes, m->n, sizeof(*m->hashes));
+	slab_table_free(m->items, m->n, sizeof(*m->items));
 }
 
 static uint64_t seed;
