@@ -607,11 +607,11 @@ static size_t packed_len(const struct binding_data *d, const struct pack_args *a
  * Fill the string fields of b from d: in b's inline area when they fit
  * there, else in its own block when that one is large enough, else in a
  * new block; never over a string d borrows. -1 on ENOMEM, b untouched
- * then.
+ * then. len = packed_len(d, a).
  */
-static int pack_strings(struct binding *b, const struct binding_data *d, const struct pack_args *a)
+static int pack_strings(struct binding *b, const struct binding_data *d, const struct pack_args *a,
+			size_t len)
 {
-	size_t len = packed_len(d, a);
 	bool own = b->strs && b->strs != b->inline_strs;
 	bool inline_ok = len <= b->inline_cap && !borrows(d, b->inline_strs, b->inline_cap);
 	bool own_ok = !inline_ok && own && len <= b->strs_cap && !borrows(d, b->strs, b->strs_cap);
@@ -637,11 +637,12 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 	struct binding *b = old;
 	struct binding *other;
 	struct pack_args a;
+	size_t len;
 
 	pack_args_of(&a, d);
+	len = packed_len(d, &a);
 	if (!b) {
 		/* its strings as they are now, allocated with it */
-		size_t len = packed_len(d, &a);
 		b = slab_alloc(binding_size(len));
 		if (!b)
 			return NULL;
@@ -650,7 +651,7 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 	} else {
 		index_del(r, b);
 	}
-	if (pack_strings(b, d, &a) < 0) {
+	if (pack_strings(b, d, &a, len) < 0) {
 		if (old)
 			index_add(r, b); /* as it was: the caller answers the failure */
 		else
