@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -451,6 +452,27 @@ def next_stream_message(buf):
     if len(buf) < total:
         return None, buf
     return buf[:total], buf[total:]
+
+
+def read_stream_messages(s, want, timeout=10.0):
+    """SipMsgs read from stream socket s (TCP or TLS) until want arrived,
+    the peer closed or timeout seconds passed."""
+    buf, out = b"", []
+    deadline = time.monotonic() + timeout
+    while len(out) < want and time.monotonic() < deadline:
+        msg, buf = next_stream_message(buf)
+        if msg is not None:
+            out.append(SipMsg(msg.decode("utf-8", "replace"), "received"))
+            continue
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            data = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError):
+            break
+        if not data:
+            break
+        buf += data
+    return out
 
 
 class RawSip:

@@ -132,21 +132,7 @@ def main(t):
     sender.start()
     time.sleep(1.0)
     os.kill(pid, signal.SIGCONT)
-    buf, answers = b"", []
-    deadline = time.monotonic() + 30
-    while len(answers) < 2000 and time.monotonic() < deadline:
-        msg, buf = swlib.next_stream_message(buf)
-        if msg is not None:
-            answers.append(swlib.SipMsg(msg.decode("utf-8", "replace"), "received"))
-            continue
-        s.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = s.recv(65536)
-        except (socket.timeout, OSError):
-            break
-        if not chunk:
-            break
-        buf += chunk
+    answers = swlib.read_stream_messages(s, 2000, timeout=30)
     sender.join(timeout=5)
     s.close()
     statuses = {}

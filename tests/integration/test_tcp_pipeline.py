@@ -18,7 +18,6 @@ import os
 import re
 import socket
 import ssl
-import time
 
 import swlib
 import wakelib as W
@@ -43,22 +42,7 @@ def connect(tr, addr, ca):
 
 def read_responses(s, want, timeout=10.0):
     """Responses read from s until want arrived, the peer closed or time ran out."""
-    buf, out = b"", []
-    deadline = time.monotonic() + timeout
-    while len(out) < want and time.monotonic() < deadline:
-        msg, buf = swlib.next_stream_message(buf)
-        if msg is not None:
-            out.append(swlib.SipMsg(msg.decode("utf-8", "replace"), "received"))
-            continue
-        s.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            data = s.recv(65536)
-        except (socket.timeout, ssl.SSLError, OSError):
-            break
-        if not data:
-            break
-        buf += data
-    return out
+    return swlib.read_stream_messages(s, want, timeout)
 
 
 def request(method, ruri, tr, local, n, body="", ctype="text/plain", clen=None):
