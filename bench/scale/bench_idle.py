@@ -17,7 +17,7 @@ Expiries are spread over the next 2 to 3 hours so that none expires, and
 no wake-up push comes due, within the run. Prints numbers, asserts
 nothing about speed.
 
-usage: bench/scale/bench_idle.py [-n N] [--idle S] [--binary PATH ...] [--thp]
+usage: bench/scale/bench_idle.py [-n N] [--idle S] [--binary PATH ...]
 """
 import argparse
 import os
@@ -98,7 +98,7 @@ def fill(db, n):
     con.close()
 
 
-def run_one(binary, workdir, db_template, idle_s, label, env=None):
+def run_one(binary, workdir, db_template, idle_s, label):
     d = os.path.join(workdir, label)
     os.makedirs(d, exist_ok=True)
     db = os.path.join(d, "sipwake.db")
@@ -111,8 +111,7 @@ def run_one(binary, workdir, db_template, idle_s, label, env=None):
     sw.write_config()
     argv = [binary, "-c", sw.conf_path, "-f", "--log-level", "warn"]
     t0 = time.monotonic()
-    proc = swlib.spawn("sw-" + label, argv, sw.dir, sw.stdout_path, sw.stderr_path,
-                       env=dict(os.environ, **env) if env else None)
+    proc = swlib.spawn("sw-" + label, argv, sw.dir, sw.stdout_path, sw.stderr_path)
     addr = (swlib.LOOPBACK, port)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((swlib.LOOPBACK, 0))
@@ -166,9 +165,6 @@ def main():
     ap.add_argument("--idle", type=int, default=30, help="idle window, s")
     ap.add_argument("--binary", action="append",
                     help="sipwaked to measure (repeat; default: build/sipwaked)")
-    ap.add_argument("--thp", action="store_true",
-                    help="measure the last binary once more with GLIBC_TUNABLES="
-                         "glibc.malloc.hugetlb=1, as the shipped systemd unit runs it")
     args = ap.parse_args()
     binaries = args.binary or [swlib.sipwaked_binary()]
     with tempfile.TemporaryDirectory(prefix="sipwake-bench-idle-") as w:
@@ -181,12 +177,9 @@ def main():
         fill(cfg["storage"]["database"], args.n)
         print("filled %d bindings in %.1f s" % (args.n, time.monotonic() - t0), flush=True)
         rows = []
-        runs = [(b, None) for b in binaries]
-        if args.thp:
-            runs.append((binaries[-1], {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}))
-        for i, (b, env) in enumerate(runs):
-            r = run_one(b, w, cfg["storage"]["database"], args.idle, "%d" % i, env)
-            r["path"] = b + (" (THP heap)" if env else "")
+        for i, b in enumerate(binaries):
+            r = run_one(b, w, cfg["storage"]["database"], args.idle, "%d" % i)
+            r["path"] = b
             rows.append(r)
             print(r, flush=True)
     print()
