@@ -122,7 +122,7 @@ def start_callee(t, name, edge, registrar, user, transport, life_s):
     port = swlib.free_port()
     argv = [swlib.SIPP, "%s:%d" % edge, "-sf", UAS_MAIN, "-oocsf", UAS_OOC, "-s", user,
             "-key", "dom", swlib.DOMAIN, "-t", "u1" if transport == "udp" else "t1",
-            "-i", swlib.LOOPBACK, "-p", str(port), "-mp", str(swlib.free_port()),
+            "-i", swlib.LOOPBACK, "-p", str(port), "-mp", str(swlib.media_port()),
             "-m", "1", "-d", str(life_s * 1000), "-timeout", "%ds" % (life_s + 10),
             "-nostdin", "-default_behaviors", "all,-bye", "-max_recv_loops", "10000",
             "-trace_err", "-error_file", os.path.join(d, "errors.log")]
@@ -167,7 +167,7 @@ def run_step(t, path, target, callee_user, transport, rate, n, hold_ms, edge_pgi
     freq = max(x for x in range(1, min(n, 1000) + 1) if n % x == 0)
     argv = [swlib.SIPP, "%s:%d" % target, "-sf", UAC, "-s", callee_user,
             "-key", "dom", swlib.DOMAIN, "-t", "u1" if transport == "udp" else "t1",
-            "-i", swlib.LOOPBACK, "-p", str(swlib.free_port()), "-mp", str(swlib.free_port()),
+            "-i", swlib.LOOPBACK, "-p", str(swlib.free_port()), "-mp", str(swlib.media_port()),
             "-m", str(n), "-r", str(rate), "-l", str(max(100, int(rate * (hold_ms / 1000.0 + 2) * 2))),
             "-d", str(hold_ms), "-nostdin", "-timeout", "%ds" % timeout,
             "-trace_rtt", "-rtt_freq", str(freq), "-trace_stat", "-stf", os.path.join(d, "stat.csv"),

@@ -62,7 +62,7 @@ def run_sipp(workdir, target, transport, rate, n, prefix, timeout):
     # makes sure the last batch is written too
     freq = max(d_ for d_ in range(1, min(n, 1000) + 1) if n % d_ == 0)
     argv = [swlib.SIPP, "%s:%d" % target, "-sf", SCENARIO, "-inf", users, "-key", "dom", swlib.DOMAIN,
-            "-t", "u1" if transport == "udp" else "t1", "-i", swlib.LOOPBACK, "-p", str(port),
+            "-t", "u1" if transport == "udp" else "t1", "-i", swlib.LOOPBACK, "-p", str(port), "-mp", str(swlib.media_port()),
             "-m", str(n), "-r", str(rate), "-l", str(max(1000, rate * 2)), "-nostdin",
             "-timeout", "%ds" % timeout, "-trace_rtt", "-rtt_freq", str(freq), "-trace_stat",
             "-stf", os.path.join(d, "stat.csv"), "-fd", "1", "-max_recv_loops", "10000",

@@ -154,9 +154,9 @@ _given_ports = set()
 
 def _port_range():
     """Where free_port() picks: below (or above) the kernel's ephemeral range,
-    so that no socket bound to port 0 anywhere on the machine (a client, a
-    sipp media port, an outgoing TCP connection) can take a port a test
-    chose, for instance while a daemon restarts on it after kill -9."""
+    so that no socket bound to port 0 anywhere on the machine (a client, an
+    outgoing TCP connection) can take a port a test chose, for instance while
+    a daemon restarts on it after kill -9."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             low, high = (int(x) for x in f.read().split())
@@ -167,30 +167,54 @@ def _port_range():
     return high + 1, 65536
 
 
+def _ports_free(host, ports):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    held = []
+    try:
+        for port in ports:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                s = socket.socket(family, kind)
+                held.append(s)
+                s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in held:
+            s.close()
+
+
+def _pick(host, lo, hi, span, tries, what):
+    for _ in range(tries):
+        port = lo + random.randrange((hi - lo) // span) * span
+        block = range(port, port + span)
+        if any(p in _given_ports for p in block):
+            continue
+        if not _ports_free(host, block):
+            continue
+        _given_ports.update(block)
+        return port
+    raise SetupError("no free %s found on %s after %d tries" % (what, host, tries))
+
+
 def free_port(host=LOOPBACK, tries=400):
     """A port on which both UDP and TCP can be bound on host right now (never
-    one handed out before in this process), outside the ephemeral range.
-    Racy by nature, like any free-port picker: the caller binds it soon
-    after."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    one handed out before in this process), outside the ephemeral range and
+    outside the part media_port() hands out.  Racy by nature, like any
+    free-port picker: the caller binds it soon after."""
     lo, hi = _port_range()
-    for _ in range(tries):
-        port = random.randrange(lo, hi)
-        if port in _given_ports:
-            continue
-        t = socket.socket(family, socket.SOCK_STREAM)
-        u = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            t.bind((host, port))
-            u.bind((host, port))
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-        _given_ports.add(port)
-        return port
-    raise SetupError("no free UDP+TCP port found on %s after %d tries" % (host, tries))
+    return _pick(host, lo, (lo + hi) // 2, 1, tries, "UDP+TCP port")
+
+
+def media_port(host=LOOPBACK, tries=400):
+    """A port for sipp's -mp.  sipp binds that port and the one two above it
+    (video RTP) and exits 254 when either is taken, so this hands out a block
+    of four from the upper half of the range, where free_port() never picks:
+    a daemon started by a test running in parallel cannot sit on port + 2."""
+    lo, hi = _port_range()
+    mid = (lo + hi) // 2
+    mid += -mid % 4
+    return _pick(host, mid, hi, 4, tries, "block of 4 media ports")
 
 
 def wait_tcp_port(host, port, timeout=10.0, proc=None):
@@ -1098,7 +1122,7 @@ class Sipp:
     def command(self):
         tflag = {"udp": "u1", "tcp": "t1"}[self.transport]
         argv = [SIPP, "%s:%d" % self.remote, "-sf", self.scenario, "-t", tflag,
-                "-i", LOOPBACK, "-p", str(self.port), "-mp", str(free_port()),
+                "-i", LOOPBACK, "-p", str(self.port), "-mp", str(media_port()),
                 "-s", self.user, "-m", str(self.calls), "-timeout", "%ds" % self.timeout,
                 "-timeout_error", "-nostdin", "-default_behaviors", "all,-bye",
                 "-max_recv_loops", "1000", "-aa"]
