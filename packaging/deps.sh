@@ -6,10 +6,10 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libsofia-sip-ua-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev
-      libsqlite3-dev libconfig-dev libjansson-dev libmicrohttpd-dev ca-certificates)
+      libsqlite3-dev libconfig-dev libjansson-dev libmicrohttpd-dev libhiredis-dev ca-certificates)
 if [ "${1:-}" = "--test" ]; then
 	pkgs+=(sip-tester kamailio linphone-cli python3 python3-h2
-	       python3-cryptography nghttp2-client nghttp2-server sqlite3 openssl procps iproute2 libcmocka-dev
+	       python3-cryptography nghttp2-client nghttp2-server redis-server sqlite3 openssl procps iproute2 libcmocka-dev
 	       systemd man-db groff-base debhelper dpkg-dev fakeroot
 	       clang libclang-rt-14-dev)
 fi

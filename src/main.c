@@ -184,6 +184,8 @@ static int setup_signals(struct daemon *d)
 	return d->sigreg < 0 ? -1 : 0;
 }
 
+#define SHUTDOWN_DRAIN_MS 2000 /* a cluster's Redis may take this long to confirm the last writes */
+
 static void shutdown_daemon(struct daemon *d)
 {
 	if (d->sigreg > 0)
@@ -192,8 +194,8 @@ static void shutdown_daemon(struct daemon *d)
 		close(d->sigfd);
 	admin_metrics_free(d->metrics);
 	admin_free(d->admin);
-	if (d->reg)
-		registrar_flush(d->reg); /* acknowledge what is committed before txns go */
+	if (d->reg) /* acknowledge what is committed before txns go */
+		registrar_drain(d->reg, SHUTDOWN_DRAIN_MS);
 	proxy_shutdown();
 	router_free(d->router);
 	push_free(d->push);
@@ -284,7 +286,8 @@ int main(int argc, char **argv)
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		goto out;
 	}
-	if (store_open(&d.store, d.cfg.storage.database) < 0)
+	if (store_open(&d.store, d.cfg.storage.database) < 0 ||
+	    store_attach_cluster(d.store, d.root, &d.cfg) < 0)
 		goto out; /* reason logged */
 	if (sip_agent_create(&d.sip, d.root, &d.cfg) < 0)
 		goto out;
@@ -295,7 +298,8 @@ int main(int argc, char **argv)
 	n = registrar_load(d.reg);
 	if (n < 0)
 		goto out;
-	log_info("%d binding(s) loaded from %s", n, d.cfg.storage.database);
+	log_info("%d binding(s) loaded from %s", n,
+		 store_clustered(d.store) ? "Redis" : d.cfg.storage.database);
 	if (push_new(&d.push, d.root, &d.cfg) < 0)
 		goto out; /* reason logged */
 	push_set_token_invalid_cb(d.push, token_invalid, d.reg);

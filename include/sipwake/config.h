@@ -48,6 +48,10 @@ struct sw_config {
 		int max_failures;  /* per source per minute, 0 = no limit */
 	} auth;
 	struct {
+		char *redis;     /* "" = one node on SQLite; see config_parse_redis */
+		char *node_name; /* "" = the host name (config_node_name) */
+	} cluster;
+	struct {
 		int min_expires;
 		int max_expires;
 		int push_max_expires;
@@ -166,6 +170,38 @@ bool config_fcm_enabled(const struct sw_config *cfg);
  * 0-65535) into *ss / *len. Returns 0, or -1 when s is not of that form.
  */
 int config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/* Where cluster.redis points: a TCP host and port, or a Unix socket path. */
+struct config_redis {
+	char host[256];     /* host name or address ("" for a Unix socket) */
+	int port;           /* 6379 unless given */
+	char path[108];     /* Unix socket path, or "" */
+	int db;             /* database number, 0 unless given */
+	char user[64];      /* ACL user name, or "" */
+	char password[256]; /* or "" (no AUTH) */
+};
+
+/*
+ * Parse "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (HOST may be [IPV6])
+ * or "unix:/ABSOLUTE/PATH[?db=N]". Returns 0, or -1 with why (a static
+ * string) set.
+ */
+int config_parse_redis(const char *s, struct config_redis *out, const char **why);
+
+/* True when the node shares its state through Redis (cluster.redis set). */
+static inline bool config_clustered(const struct sw_config *cfg)
+{
+	return cfg->cluster.redis && cfg->cluster.redis[0];
+}
+
+/*
+ * This node's name in the cluster: cluster.node_name, or the host name.
+ * Writes at most len bytes (NUL included); returns 0, or -1 when the host
+ * name cannot be had.
+ */
+int config_node_name(const struct sw_config *cfg, char *buf, size_t len);
+/* True when s may name a node: letters, digits, '.', '-' and '_', 1 to 63. */
+bool config_node_name_ok(const char *s);
 
 /*
  * Write the option table as a reference (name, type, default, range, doc)

@@ -61,11 +61,14 @@ void registrar_subscribe(struct registrar *r, registrar_event_fn *fn, void *ctx)
 int registrar_load(struct registrar *r);
 
 /*
- * Commit the pending binding writes now and send the REGISTER answers that
- * waited for them (before a write that must be durable on its own, and at
- * shutdown before transactions go away).
+ * Commit the pending binding writes now, and send the REGISTER answers that
+ * waited for them once the store confirms the commit: at once on SQLite,
+ * when Redis answers in a cluster (before a write that must be durable on
+ * its own, and at shutdown before transactions go away).
  */
 void registrar_flush(struct registrar *r);
+/* Flush, then run the loop until the store confirmed it (max_ms at most). */
+void registrar_drain(struct registrar *r, int max_ms);
 
 /* Handle a REGISTER (a sip_request_fn answer: 0 = irq taken, else status). */
 int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t *sip);

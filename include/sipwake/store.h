@@ -9,8 +9,11 @@
 #ifndef SIPWAKE_STORE_H
 #define SIPWAKE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sofia-sip/su_wait.h>
 
 /* Largest MESSAGE body the store accepts (messages.max_body is checked before). */
 #define STORE_MAX_BODY_LEN (16 * 1024 * 1024)
@@ -36,6 +39,8 @@ struct store_binding {
 	uint32_t up_cseq;       /* the last CSeq used with it */
 	int64_t up_expires;     /* when upstream's registration lapses, unix seconds */
 	const char *up_state;   /* "ok", or the reason the last refresh failed */
+	/* In a cluster: the node that wrote it (holds its flow, refreshes it). */
+	const char *node;       /* NULL: this one */
 };
 
 /* One stored MESSAGE waiting for delivery. */
@@ -151,5 +156,39 @@ int store_purge(struct store *st, int64_t now);
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
+
+/*
+ * Commit, and tell fn whether the writes are durable: before this returns
+ * on SQLite; once Redis confirmed them (or failed to) in a cluster. fn is
+ * called exactly once, unless store_cancel_pending() came first. Without
+ * an open transaction, fn learns whether the writes since the last commit
+ * all went through.
+ */
+typedef void store_done_fn(void *ctx, bool stored);
+void store_commit_then(struct store *st, store_done_fn *fn, void *ctx);
+
+/*
+ * Cluster (SPEC 9): keep the bindings in the Redis of cfg->cluster.redis
+ * rather than in the database, driven by root. Messages, accounts and
+ * secrets stay in the database for now. 0, or -1 with the reason logged.
+ */
+struct sw_config;
+int store_attach_cluster(struct store *st, su_root_t *root, const struct sw_config *cfg);
+/* True when the store is in a cluster. */
+bool store_clustered(const struct store *st);
+/* This node's name in the cluster, NULL outside one. */
+const char *store_node_name(const struct store *st);
+/* False while binding writes cannot be kept (Redis unreachable). */
+bool store_writable(const struct store *st);
+/* Commits waiting for Redis; store_cancel_pending() forgets their callbacks. */
+int store_pending(const struct store *st);
+void store_cancel_pending(struct store *st);
+
+/* Another node's change to a binding: put (b) or delete (id). */
+enum store_change { STORE_PUT, STORE_DEL };
+typedef void store_change_fn(void *ctx, enum store_change what, const struct store_binding *b,
+			     const char *id);
+/* Who learns of other nodes' changes (one subscriber). */
+void store_watch(struct store *st, store_change_fn *fn, void *ctx);
 
 #endif

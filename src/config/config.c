@@ -913,6 +913,21 @@ static void check_metrics_listen(struct load_ctx *ctx)
 			   "\"%s\" is not IPV4:PORT or [IPV6]:PORT (\"\" = off)", v);
 }
 
+static void check_cluster(struct load_ctx *ctx)
+{
+	const char *redis = str_of(ctx, "cluster.redis");
+	const char *node = str_of(ctx, "cluster.node_name");
+	struct config_redis where;
+	const char *why = NULL;
+
+	if (nonempty(redis) && config_parse_redis(redis, &where, &why) < 0)
+		report_key(ctx, "cluster.redis", "%s (\"\" = one node on SQLite)", why);
+	if (nonempty(node) && !config_node_name_ok(node))
+		report_key(ctx, "cluster.node_name",
+			   "\"%s\" is not a token of letters, digits, '.', '-' and '_' of at most 63 "
+			   "characters", node);
+}
+
 static void check_paths(struct load_ctx *ctx)
 {
 	const char *db = str_of(ctx, "storage.database");
@@ -928,6 +943,7 @@ static void check_paths(struct load_ctx *ctx)
 			   "is longer than a Unix socket path may be (%zu bytes)",
 			   sizeof(sun.sun_path) - 1);
 	check_metrics_listen(ctx);
+	check_cluster(ctx);
 }
 
 /* Files the config names: they must be there, readable, and keys private. */

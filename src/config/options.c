@@ -121,6 +121,13 @@ const struct config_option config_options[] = {
 	    "failed digest attempts per source address per minute before it gets 403 for the "
 	    "rest of that minute (0 = no limit)"),
 
+	STR("cluster.redis", cluster.redis, "", 0,
+	    "Redis shared by the nodes of a cluster: \"redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\" "
+	    "or \"unix:/PATH[?db=N]\" (\"\" = one node, state in storage.database)"),
+	STR("cluster.node_name", cluster.node_name, "", 0,
+	    "this node's name, unique in the cluster: letters, digits, `.` `-` `_`, at most 63 "
+	    "(\"\" = the host name)"),
+
 	INT("registrar.min_expires", registrar.min_expires, 60, 1, DAY, 0,
 	    "shortest registration interval accepted, s"),
 	INT("registrar.max_expires", registrar.max_expires, 3600, 1, YEAR, 0,
@@ -372,6 +379,8 @@ void config_write_reference(FILE *out)
 	      "  `push.apns.key_file`, `push.apns.private_key`, `push.fcm.service_account`,\n"
 	      "  `push.webpush.vapid_key`)\n"
 	      "  must not be readable or writable by others: `chmod o-rwx` them. Give absolute paths.\n"
+	      "- `cluster.redis`, when set, is a `redis://` URL or `unix:` followed by an\n"
+	      "  absolute path; `cluster.node_name` is a token of at most 63 characters.\n"
 	      "- `storage.database` is not empty; `admin.socket` is not empty and fits in a\n"
 	      "  Unix socket address (at most 107 bytes).\n"
 	      "- `admin.metrics_listen`, when set, is `IPV4:PORT` or `[IPV6]:PORT` with a\n"

@@ -17,12 +17,15 @@
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/url.h>
 
+#include "sipwake/clock.h"
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
 #include "sipwake/slab.h"
 #include "sipwake/stats.h"
 
 static void before_poll(su_prepoll_magic_t *magic, su_root_t *root);
+static void remote_change(void *ctx, enum store_change what, const struct store_binding *sb,
+			  const char *id);
 
 /* The keys of the indexes: strings of the values themselves. */
 static const char *key_id(const void *v)
@@ -71,6 +74,13 @@ int registrar_new(struct registrar **out, struct sip_agent *sa, struct store *st
 		return -1;
 	}
 	r->replies_tail = &r->replies;
+	if (st && store_node_name(st)) {
+		if (!(r->self = strdup(store_node_name(st)))) {
+			registrar_free(r);
+			return -1;
+		}
+		store_watch(st, remote_change, r);
+	}
 	su_root_add_prepoll(sip_agent_root(sa), before_poll, (su_prepoll_magic_t *)r);
 	r->commit_timer = su_timer_create(su_root_task(sip_agent_root(sa)), REGISTRAR_COMMIT_MS);
 	/* A periodic timer: su_timer_set_interval() would fire only once. */
@@ -173,32 +183,88 @@ void registrar_reply_after_commit(struct registrar *r, struct proxy_txn *t, nta_
 	r->replies_tail = &d->next;
 }
 
-void registrar_flush(struct registrar *r)
+/* Answer each REGISTER of a list: its 2xx when stored, else 500. */
+static void answer_all(struct deferred_reply *d, bool stored)
 {
-	struct deferred_reply *d;
-	bool stored;
-
-	if (r->batch_open) {
-		r->batch_open = false;
-		if (r->commit_timer)
-			su_timer_reset(r->commit_timer);
-		if (r->write_failed) {
-			store_rollback(r->st);
-		} else if (store_commit(r->st) < 0) {
-			r->write_failed = true;
-		}
-	}
-	stored = !r->write_failed;
-	if (!stored)
+	if (!stored && d)
 		log_error("binding writes could not be stored: their REGISTERs are answered 500 "
 			  "(the phones retry); memory keeps the newest state until then");
-	r->write_failed = false;
-	while ((d = r->replies)) {
-		r->replies = d->next;
-		if (!r->replies)
-			r->replies_tail = &r->replies;
+	while (d) {
+		struct deferred_reply *next = d->next;
+
 		send_reply(d->t, d->irq, d->msg, stored);
 		free(d);
+		d = next;
+	}
+}
+
+/* The store's verdict on one commit: now its REGISTERs are answered. */
+static void batch_done(void *ctx, bool stored)
+{
+	struct commit_batch *cb = ctx, **at = &cb->r->in_flight;
+
+	while (*at && *at != cb)
+		at = &(*at)->next;
+	if (*at)
+		*at = cb->next;
+	answer_all(cb->replies, stored);
+	free(cb);
+}
+
+void registrar_flush(struct registrar *r)
+{
+	struct deferred_reply *replies = r->replies;
+	struct commit_batch *cb;
+	bool failed = r->write_failed;
+
+	r->replies = NULL;
+	r->replies_tail = &r->replies;
+	r->write_failed = false;
+	if (!r->batch_open) {
+		answer_all(replies, !failed);
+		return;
+	}
+	r->batch_open = false;
+	if (r->commit_timer)
+		su_timer_reset(r->commit_timer);
+	if (!failed && !(cb = calloc(1, sizeof(*cb))))
+		failed = true; /* no way to wait for the commit: keep nothing unconfirmed */
+	if (failed) {
+		store_rollback(r->st);
+		answer_all(replies, false);
+		return;
+	}
+	cb->r = r;
+	cb->replies = replies;
+	cb->next = r->in_flight;
+	r->in_flight = cb;
+	store_commit_then(r->st, batch_done, cb);
+}
+
+void registrar_drain(struct registrar *r, int max_ms)
+{
+	uint64_t until = clock_now_ms() + (uint64_t)max_ms;
+
+	registrar_flush(r);
+	while (r->in_flight && clock_now_ms() < until)
+		su_root_step(sip_agent_root(r->sa), 10);
+}
+
+/* What the store never confirmed when the registrar goes: no answers. */
+static void drop_in_flight(struct registrar *r)
+{
+	if (r->in_flight)
+		store_cancel_pending(r->st);
+	while (r->in_flight) {
+		struct commit_batch *cb = r->in_flight;
+
+		r->in_flight = cb->next;
+		for (struct deferred_reply *d = cb->replies, *next; d; d = next) {
+			next = d->next;
+			msg_destroy(d->msg);
+			free(d);
+		}
+		free(cb);
 	}
 }
 
@@ -231,6 +297,12 @@ void registrar_free(struct registrar *r)
 	if (!r)
 		return;
 	registrar_flush(r);
+	drop_in_flight(r);
+	if (r->self)
+		store_watch(r->st, NULL, NULL);
+	free(r->self);
+	for (int i = 0; i < r->n_nodes; i++)
+		free(r->nodes[i]);
 	keepalive_shutdown(r); /* upstream keeps the registrations: a restart resumes them */
 	if (r->sa)
 		su_root_remove_prepoll(sip_agent_root(r->sa));
@@ -707,7 +779,8 @@ struct binding *registrar_match(struct registrar *r, const char *aor, const char
 	return NULL;
 }
 
-void registrar_remove(struct registrar *r, struct binding *b, const char *why)
+/* Take b out of memory (and out of the store when unsave), then free it. */
+static void drop(struct registrar *r, struct binding *b, const char *why, bool unsave)
 {
 	char tok[LOG_TOKEN_BUFSZ];
 
@@ -715,11 +788,20 @@ void registrar_remove(struct registrar *r, struct binding *b, const char *why)
 		 binding_is_push(b) ? ", push token " : "",
 		 binding_is_push(b) ? log_token(b->pn.token ? b->pn.token : b->pn.voip_token, tok) : "");
 	index_del(r, b);
-	binding_unsave(r, b->id);
-	keepalive_release(r, b);
+	if (unsave) {
+		binding_unsave(r, b->id);
+		keepalive_release(r, b);
+	} else {
+		keepalive_forget(r, b); /* the node that owns it deals with upstream */
+	}
 	registrar_notify(r, b, REGISTRAR_REMOVED);
 	registrar_unschedule(r, b); /* whatever the callbacks did, never free a scheduled one */
 	binding_free(b);
+}
+
+void registrar_remove(struct registrar *r, struct binding *b, const char *why)
+{
+	drop(r, b, why, true);
 }
 
 void registrar_config_changed(struct registrar *r)
@@ -817,7 +899,8 @@ void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg
 		struct binding *b = r->due_buf[i];
 
 		if (b->expires <= now) {
-			registrar_remove(r, b, "expired");
+			/* every node expires it; the one that owns it deletes it */
+			drop(r, b, "expired", binding_owned(b));
 			r->due_buf[i] = NULL;
 			expired++;
 		}
@@ -827,7 +910,7 @@ void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg
 
 		if (!b)
 			continue;
-		if (registrar_wakeup_due(r, b, now)) {
+		if (binding_owned(b) && registrar_wakeup_due(r, b, now)) {
 			b->wakeup_for = b->expires;
 			registrar_notify(r, b, REGISTRAR_EXPIRING);
 		}
@@ -848,9 +931,28 @@ void registrar_purge_tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg
 	}
 }
 
-static int load_one(void *ctx, const struct store_binding *sb)
+/* The index binding.node keeps for the node called name (0: this one, or none left). */
+static uint8_t node_index(struct registrar *r, const char *name)
 {
-	struct registrar *r = ctx;
+	if (!name || !r->self || !strcmp(name, r->self))
+		return 0;
+	for (int i = 0; i < r->n_nodes; i++)
+		if (!strcmp(r->nodes[i], name))
+			return (uint8_t)(i + 1);
+	if (r->n_nodes == REGISTRAR_MAX_NODES || !(r->nodes[r->n_nodes] = strdup(name))) {
+		log_warn("cluster: node %s not told apart from this one (too many nodes)", name);
+		return 0;
+	}
+	return (uint8_t)++r->n_nodes;
+}
+
+/*
+ * A binding as the store holds it, into memory: made, or updated in place
+ * when its id is known (a refresh another node wrote, or a load that
+ * meets a binding twice). NULL when it cannot be kept.
+ */
+static struct binding *take(struct registrar *r, const struct store_binding *sb)
+{
 	struct pn_identity pn = {0};
 	struct binding_data d = {
 		.id = sb->id,
@@ -866,17 +968,55 @@ static int load_one(void *ctx, const struct store_binding *sb)
 		.updated = sb->updated,
 	};
 	const char *params = strchr(sb->contact, ';');
+	uint8_t node = node_index(r, sb->node);
 	char err[128];
 	struct binding *b;
 
 	if (params && pn_parse(params + 1, &pn, err, sizeof(err)) == PN_PARSE_OK)
 		d.pn = &pn;
-	if (!(b = registrar_upsert(r, NULL, &d)))
-		log_warn("binding %s from the store could not be loaded", sb->id);
-	else
-		keepalive_load(r, b, sb, time(NULL));
+	/* A flow is on the node that took the REGISTER: ours is stale then. */
+	d.set_flow = node != 0;
+	b = registrar_upsert(r, registrar_find_id(r, sb->id), &d);
 	pn_identity_cleanup(&pn);
+	if (!b)
+		return NULL;
+	b->node = node;
+	if (node) /* its keep-alive is the other node's */
+		keepalive_forget(r, b);
+	else if (!b->up)
+		keepalive_load(r, b, sb, time(NULL));
+	return b;
+}
+
+static int load_one(void *ctx, const struct store_binding *sb)
+{
+	struct registrar *r = ctx;
+
+	if (!take(r, sb))
+		log_warn("binding %s from the store could not be loaded", sb->id);
 	return 0;
+}
+
+/* Another node wrote a binding, or removed one: memory follows. */
+static void remote_change(void *ctx, enum store_change what, const struct store_binding *sb,
+			  const char *id)
+{
+	struct registrar *r = ctx;
+	struct binding *b = registrar_find_id(r, id);
+
+	if (what == STORE_DEL) {
+		if (b)
+			drop(r, b, "removed by another node", false);
+		return;
+	}
+	if (sb->expires <= time(NULL))
+		return;
+	if (!(b = take(r, sb))) {
+		log_warn("binding %s from node %s could not be kept in memory", sb->id,
+			 sb->node ? sb->node : "?");
+		return;
+	}
+	registrar_notify(r, b, REGISTRAR_BOUND);
 }
 
 int registrar_load(struct registrar *r)

@@ -724,6 +724,14 @@ void keepalive_release(struct registrar *r, struct binding *b)
 	keepalive_free_leg(up);
 }
 
+void keepalive_forget(struct registrar *r, struct binding *b)
+{
+	if (!b->up)
+		return;
+	b->up->device_gone = true; /* the upstream registration is not ours to remove */
+	keepalive_release(r, b);
+}
+
 int64_t binding_upstream_expires(const struct binding *b)
 {
 	return b->up ? b->up->expires : 0;

@@ -682,6 +682,8 @@ static int register_upstream(struct registrar *r, nta_incoming_t *irq, struct re
 	return 0;
 }
 
+#define STORE_DOWN_RETRY_AFTER "10" /* s a phone waits while the cluster's Redis is away */
+
 int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 {
 	struct reg_req *q = reg_req_new(r, sip);
@@ -728,6 +730,16 @@ int registrar_handle(struct registrar *r, nta_incoming_t *irq, msg_t *msg, sip_t
 			 sip->sip_to->a_url->url_user ? sip->sip_to->a_url->url_user : "?");
 		proxy_txn_fork(t, fwd, r->cfg->upstream.uri, NULL);
 		proxy_txn_seal(t, SIP_503_SERVICE_UNAVAILABLE);
+		return 0;
+	}
+	if (r->st && !store_writable(r->st)) {
+		/* a cluster's Redis is unreachable: nothing could be kept */
+		stats_count("sipwake_register_total", "result", "store_unavailable", NULL);
+		nta_incoming_treply(irq, 503, "Store Unavailable",
+				    SIPTAG_RETRY_AFTER_STR(STORE_DOWN_RETRY_AFTER), TAG_END());
+		stats_sip_response(503);
+		nta_incoming_destroy(irq);
+		reg_req_free(q);
 		return 0;
 	}
 	q->tp = nta_incoming_transport(sip_agent_nta(r->sa), irq, NULL);

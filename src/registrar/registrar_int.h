@@ -14,6 +14,7 @@
 
 #define BINDING_ID_LEN 16
 #define REGISTRAR_MAX_SUBS 4
+#define REGISTRAR_MAX_NODES 255 /* other nodes of a cluster a registrar tells apart */
 #define REGISTRAR_PURGE_MS 1000
 #define REGISTRAR_COMMIT_MS 1 /* under load, binding writes of this window share a commit */
 
@@ -84,6 +85,7 @@ struct binding {
 	/* (the small fields last, so that the inline area follows without a hole) */
 	char id[BINDING_ID_LEN + 1];
 	bool flow_dead;
+	uint8_t node; /* 0 = this node's; else the other node registrar.nodes[node - 1] */
 	char inline_strs[]; /* inline_cap bytes */
 };
 
@@ -135,12 +137,24 @@ struct registrar {
 	struct upreq *upreqs; /* keep-alive REGISTERs in flight (keepalive.c) */
 	struct ka_pacer *pacer; /* due refreshes, sent spread over the next second */
 	struct deferred_reply *replies, **replies_tail;
+	struct commit_batch *in_flight; /* commits the store has not confirmed yet */
+	/* A cluster's other nodes, by the index bindings keep (binding.node). */
+	char *self;  /* this node's name, NULL outside a cluster */
+	char *nodes[REGISTRAR_MAX_NODES];
+	int n_nodes;
 	/* schedule.c: bindings by the time the tick next needs them */
 	struct binding **heap;
 	size_t heap_len, heap_cap;
 	bool unscheduled; /* a binding could not be scheduled (no memory): rebuild */
 	bool exiting;     /* registrar_exit: the process ends, memory goes with it */
 	struct binding **due_buf; /* what one tick takes, REGISTRAR_TICK_MAX at most */
+};
+
+/* The REGISTER answers of one commit, until the store says it is kept. */
+struct commit_batch {
+	struct commit_batch *next; /* in registrar.in_flight */
+	struct registrar *r;
+	struct deferred_reply *replies;
 };
 
 /* A REGISTER answer held until the bindings it acknowledges are committed. */
@@ -171,6 +185,12 @@ bool registrar_wakeup_due(const struct registrar *r, const struct binding *b, in
 void registrar_notify(struct registrar *r, const struct binding *b, enum registrar_event ev);
 void registrar_new_id(char out[BINDING_ID_LEN + 1]);
 int registrar_contact_key(const url_t *u, char *buf, size_t len);
+/* True when this node owns b: it took b's REGISTER, holds its flow, refreshes it. */
+static inline bool binding_owned(const struct binding *b)
+{
+	return b->node == 0;
+}
+
 /* Create (old == NULL) or update a binding and index it. NULL on failure. */
 struct binding *registrar_upsert(struct registrar *r, struct binding *old, const struct binding_data *d);
 /* RFC 8599 matching inside an AOR: instance, then push identity, then contact. */
@@ -225,6 +245,8 @@ void keepalive_pace(struct registrar *r);
 void keepalive_flush(struct registrar *r);
 /* b goes: unregister it upstream (unless the device did) and free its leg. */
 void keepalive_release(struct registrar *r, struct binding *b);
+/* b's leg goes without a word upstream: another node of the cluster owns it. */
+void keepalive_forget(struct registrar *r, struct binding *b);
 /* The device's own REGISTER removed b upstream: nothing to undo there. */
 void keepalive_device_gone(struct binding *b);
 /* Free the leg (no SIP), and every request in flight at shutdown. */

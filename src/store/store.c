@@ -10,6 +10,8 @@
  */
 #include "store_int.h"
 
+#include "redis_int.h"
+#include "sipwake/config.h"
 #include "sipwake/log.h"
 
 #include <errno.h>
@@ -21,6 +23,9 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static int redis_wrote(struct store *st, int rc);
+static int sqlite_commit(struct store *st);
 
 /*
  * How long a write waits for another connection's lock (a backup, the
@@ -376,6 +381,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_redis_close(st->redis);
 	if (st->in_tx && st->stmt[S_ROLLBACK]) {
 		log_warn("store: %s: closing inside a transaction; rolling it back", st->path);
 		store_run(st, S_ROLLBACK, "rolling back");
@@ -406,6 +412,8 @@ int store_binding_put(struct store *st, const struct store_binding *b)
 		log_error("store: binding %s written while the bindings are loaded", b->id);
 		return -1;
 	}
+	if (st->redis)
+		return redis_wrote(st, store_redis_put(st->redis, b));
 	if (store_bind_text(s, 1, b->id) || store_bind_text(s, 2, b->aor) || store_bind_text(s, 3, b->contact) ||
 	    store_bind_text(s, 4, b->instance) || store_bind_text(s, 5, b->pn_key) ||
 	    store_bind_text(s, 6, b->received) || store_bind_text(s, 7, b->call_id) ||
@@ -423,6 +431,8 @@ int store_binding_put(struct store *st, const struct store_binding *b)
 
 int store_binding_del(struct store *st, const char *id)
 {
+	if (st->redis)
+		return redis_wrote(st, store_redis_del(st->redis, id));
 	if (store_bind_text(st->stmt[S_BINDING_DEL], 1, id)) {
 		store_release(st->stmt[S_BINDING_DEL]);
 		return store_fail(st, "binding delete");
@@ -432,6 +442,10 @@ int store_binding_del(struct store *st, const char *id)
 
 int store_binding_del_aor(struct store *st, const char *aor)
 {
+	if (st->redis) {
+		log_error("store: deleting by AOR is not done in a cluster (delete each binding)");
+		return -1;
+	}
 	if (store_bind_text(st->stmt[S_BINDING_DEL_AOR], 1, aor)) {
 		store_release(st->stmt[S_BINDING_DEL_AOR]);
 		return store_fail(st, "binding delete by aor");
@@ -457,6 +471,8 @@ int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void
 	sqlite3_stmt *s = st->stmt[S_BINDING_LOAD];
 	int rc = -1, step;
 
+	if (st->redis)
+		return store_redis_load(st->redis, now, fn, ctx);
 	if (store_load_enter(st) < 0)
 		return -1;
 	/*
@@ -539,6 +555,8 @@ int store_message_add(struct store *st, const struct store_message *m, int64_t *
 
 int64_t store_binding_count(struct store *st)
 {
+	if (st->redis)
+		return store_redis_count(st->redis);
 	sqlite3_stmt *s = st->stmt[S_BINDING_COUNT];
 	int64_t n = -1;
 
@@ -647,7 +665,12 @@ int store_purge(struct store *st, int64_t now)
 
 	if (own_tx && store_begin(st) < 0)
 		return -1;
-	n1 = purge_one(st, S_PURGE_BINDINGS, now);
+	if (st->redis) {
+		/* how many Redis drops is not waited for */
+		n1 = redis_wrote(st, store_redis_purge(st->redis, now));
+	} else {
+		n1 = purge_one(st, S_PURGE_BINDINGS, now);
+	}
 	if (n1 < 0)
 		goto out;
 	n2 = purge_one(st, S_PURGE_MESSAGES, now);
@@ -665,6 +688,93 @@ out:
 	return rc;
 }
 
+/* Log-only end of a Redis write made outside a transaction. */
+static void autocommitted(void *ctx, bool stored)
+{
+	(void)ctx;
+	if (!stored)
+		log_error("store: a binding write outside a batch was not kept by Redis");
+}
+
+/* A Redis write was queued (rc 0) or not: outside a transaction it goes now. */
+static int redis_wrote(struct store *st, int rc)
+{
+	if (rc < 0) {
+		log_error("store: binding write refused: Redis is unreachable");
+		return -1;
+	}
+	if (!st->in_tx)
+		store_redis_commit(st->redis, autocommitted, NULL);
+	return 0;
+}
+
+void store_commit_then(struct store *st, store_done_fn *fn, void *ctx)
+{
+	if (!st->in_tx) {
+		fn(ctx, true);
+		return;
+	}
+	if (sqlite_commit(st) < 0) { /* rolled back, Redis's part too */
+		fn(ctx, false);
+		return;
+	}
+	if (st->redis)
+		store_redis_commit(st->redis, fn, ctx);
+	else
+		fn(ctx, true);
+}
+
+int store_attach_cluster(struct store *st, su_root_t *root, const struct sw_config *cfg)
+{
+	struct config_redis where;
+	const char *why;
+	char node[64];
+
+	if (!config_clustered(cfg))
+		return 0;
+	if (config_parse_redis(cfg->cluster.redis, &where, &why) < 0) {
+		log_error("store: cluster.redis: %s", why);
+		return -1;
+	}
+	if (config_node_name(cfg, node, sizeof(node)) < 0) {
+		log_error("store: this host's name is no node name: set cluster.node_name");
+		return -1;
+	}
+	return store_redis_open(&st->redis, root, &where, node);
+}
+
+bool store_clustered(const struct store *st)
+{
+	return st->redis != NULL;
+}
+
+const char *store_node_name(const struct store *st)
+{
+	return st->redis ? store_redis_node(st->redis) : NULL;
+}
+
+bool store_writable(const struct store *st)
+{
+	return !st->redis || store_redis_writable(st->redis);
+}
+
+int store_pending(const struct store *st)
+{
+	return st->redis ? store_redis_pending(st->redis) : 0;
+}
+
+void store_cancel_pending(struct store *st)
+{
+	if (st->redis)
+		store_redis_cancel_pending(st->redis);
+}
+
+void store_watch(struct store *st, store_change_fn *fn, void *ctx)
+{
+	if (st->redis)
+		store_redis_watch(st->redis, fn, ctx);
+}
+
 int store_begin(struct store *st)
 {
 	if (st->in_tx) {
@@ -677,7 +787,8 @@ int store_begin(struct store *st)
 	return 0;
 }
 
-int store_commit(struct store *st)
+/* The database's part of a commit. */
+static int sqlite_commit(struct store *st)
 {
 	if (!st->in_tx) {
 		log_error("store: %s: commit without a transaction", st->path);
@@ -691,10 +802,21 @@ int store_commit(struct store *st)
 	return 0;
 }
 
+int store_commit(struct store *st)
+{
+	if (sqlite_commit(st) < 0)
+		return -1;
+	if (st->redis) /* the caller does not wait: what Redis says is only logged */
+		store_redis_commit(st->redis, autocommitted, NULL);
+	return 0;
+}
+
 int store_rollback(struct store *st)
 {
 	int rc;
 
+	if (st->redis)
+		store_redis_rollback(st->redis);
 	if (!st->in_tx)
 		return 0;
 	rc = sqlite3_get_autocommit(st->db) ? 0 : store_run(st, S_ROLLBACK, "rollback");

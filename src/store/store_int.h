@@ -45,6 +45,7 @@ struct store {
 	bool loading; /* a load callback is running: loads do not nest */
 	bool loading_bindings; /* the bindings are being read: none is written meanwhile */
 	int version;
+	struct store_redis *redis; /* a cluster's bindings (redis.c), or NULL */
 };
 
 /* The SQL of each prepared statement (accounts.c holds the account ones). */

@@ -893,6 +893,40 @@ static void test_reload(void)
 	config_cleanup(&cfg);
 }
 
+/* cluster.redis and cluster.node_name: the URL forms, and what is refused. */
+static void test_cluster(void)
+{
+	struct config_redis r;
+	const char *why = NULL;
+
+	CHECK(config_parse_redis("redis://127.0.0.1", &r, &why) == 0);
+	CHECK(!strcmp(r.host, "127.0.0.1") && r.port == 6379 && r.db == 0 && !r.path[0]);
+	CHECK(config_parse_redis("redis://:s3cret@redis.example.com:6380/2", &r, &why) == 0);
+	CHECK(!strcmp(r.host, "redis.example.com") && r.port == 6380 && r.db == 2);
+	CHECK(!r.user[0] && !strcmp(r.password, "s3cret"));
+	CHECK(config_parse_redis("redis://sw:pw@[::1]:7000/", &r, &why) == 0);
+	CHECK(!strcmp(r.host, "::1") && r.port == 7000 && !strcmp(r.user, "sw"));
+	CHECK(config_parse_redis("unix:/run/redis/redis.sock?db=3", &r, &why) == 0);
+	CHECK(!strcmp(r.path, "/run/redis/redis.sock") && r.db == 3 && !r.host[0]);
+	const char *bad[] = {"", "127.0.0.1:6379", "redis://", "redis://host:0", "redis://host:x",
+			     "redis://host:70000", "redis://[::1", "redis://[::1]x", "redis://h/x",
+			     "redis://user@host", "redis://u:@host", "redis://ho st",
+			     "unix:relative.sock", "unix:/a?x=1", NULL};
+	for (int i = 0; bad[i]; i++) {
+		why = NULL;
+		CHECK_MSG(config_parse_redis(bad[i], &r, &why) == -1 && why, bad[i]);
+	}
+	CHECK(config_node_name_ok("node-1.eu_west") && !config_node_name_ok("") &&
+	      !config_node_name_ok("a b") && !config_node_name_ok("a/b"));
+
+	EXPECT_ONE(OK_SIP "cluster: { redis = \"tcp://127.0.0.1\"; };\n", 2, "cluster.redis",
+		   "is neither redis://");
+	EXPECT_ONE(OK_SIP "cluster: { redis = \"redis://:pw@127.0.0.1:99999\"; };\n", 2,
+		   "cluster.redis", "the port is not a number from 1 to 65535");
+	EXPECT_ONE(OK_SIP "cluster: { node_name = \"node 1\"; };\n", 2, "cluster.node_name",
+		   "\"node 1\" is not a token");
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
@@ -919,6 +953,7 @@ int main(void)
 	test_include();
 	test_include_names();
 	test_reload();
+	test_cluster();
 
 	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	if (failures) {

@@ -1,0 +1,630 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A cluster's bindings in Redis (see redis_int.h for the keys). Writes of
+ * one store transaction go in one MULTI/EXEC with their PUBLISH, so
+ * another node never hears of a write that did not happen, and the
+ * registrar's 2xx waits for the EXEC's reply (store_commit_then). The loop
+ * never blocks on Redis: only the load at start uses a blocking connection.
+ */
+#include "redis_int.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sofia-sip/su_wait.h>
+
+#include "sipwake/clock.h"
+#include "sipwake/log.h"
+
+#define KEY_BINDINGS "sipwake:bindings"
+#define KEY_EXPIRY "sipwake:expiry"
+#define CONNECT_TIMEOUT_S 5
+#define COMMIT_TIMEOUT_MS 2000 /* unconfirmed this long: the connection is dropped */
+#define TICK_MS 500            /* reconnects and the commit deadline */
+#define LOAD_BATCH "1000"      /* HSCAN COUNT at the load */
+#define PURGE_MAX "1000"       /* expired bindings dropped per purge */
+
+/* Drops up to ARGV[2] ids whose expiry is <= ARGV[1]; returns how many. */
+static const char purge_lua[] =
+	"local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]) "
+	"for _, id in ipairs(ids) do "
+	"redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[1], id) end "
+	"return #ids";
+
+/* A commit waiting for its EXEC reply; replies come in order. */
+struct pending {
+	struct pending *next;
+	struct store_redis *rs;
+	store_done_fn *fn; /* NULL once cancelled */
+	void *ctx;
+	uint64_t sent_ms;
+};
+
+struct store_redis {
+	su_root_t *root;
+	struct config_redis where;
+	char node[64];
+	char channel[64];
+	redisContext *sync;     /* the load's connection, until the loop runs */
+	redisAsyncContext *cmd; /* writes; NULL while reconnecting */
+	redisAsyncContext *sub; /* SUBSCRIBE channel */
+	bool cmd_up, sub_up;    /* connected and set up (AUTH, SELECT, SUBSCRIBE) */
+	bool reported_down;     /* the state last logged */
+	bool ever_up;           /* the first connection is logged as such */
+	bool multi;             /* a MULTI is open on multi_ac */
+	redisAsyncContext *multi_ac;
+	struct pending *head, *tail;
+	int npending;
+	su_timer_t *timer;
+	store_change_fn *watch;
+	void *watch_ctx;
+};
+
+static void reconnect(struct store_redis *rs);
+
+static const char *where_text(const struct store_redis *rs, char *buf, size_t len)
+{
+	if (rs->where.path[0])
+		snprintf(buf, len, "unix:%s", rs->where.path);
+	else
+		snprintf(buf, len, strchr(rs->where.host, ':') ? "[%s]:%d" : "%s:%d",
+			 rs->where.host, rs->where.port);
+	return buf;
+}
+
+/* Log the state once per change: down when either connection is lost. */
+static void report_state(struct store_redis *rs, const char *why)
+{
+	char w[300];
+	bool down = !rs->cmd_up || !rs->sub_up;
+
+	if (down == rs->reported_down)
+		return;
+	rs->reported_down = down;
+	if (!down && !rs->ever_up) {
+		rs->ever_up = true;
+		log_info("cluster: connected to Redis at %s", where_text(rs, w, sizeof(w)));
+	} else if (down)
+		log_error("cluster: Redis at %s unreachable (%s): REGISTER and MESSAGE get 503 "
+			  "until it is back", where_text(rs, w, sizeof(w)), why);
+	else
+		log_notice("cluster: Redis at %s reachable again", where_text(rs, w, sizeof(w)));
+}
+
+/* ---------------------------------------------------------------------- */
+/* bindings as JSON */
+
+static json_t *binding_json(const struct store_redis *rs, const struct store_binding *b)
+{
+	return json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:s*, s:s*, s:I, s:s*, s:i, s:I, s:I, "
+			 "s:s*, s:I, s:I, s:s*, s:s}",
+			 "id", b->id, "aor", b->aor, "contact", b->contact, "instance",
+			 b->instance, "pn_key", b->pn_key, "received", b->received, "call_id",
+			 b->call_id, "cseq", (json_int_t)b->cseq, "user_agent", b->user_agent, "q",
+			 b->q, "expires", (json_int_t)b->expires, "updated",
+			 (json_int_t)b->updated, "up_call_id", b->up_call_id, "up_cseq",
+			 (json_int_t)b->up_cseq, "up_expires", (json_int_t)b->up_expires,
+			 "up_state", b->up_state, "node", b->node ? b->node : rs->node);
+}
+
+/* Fill b from o (strings borrowed from o). 0, or -1 when o is not a binding. */
+static int binding_of(json_t *o, struct store_binding *b)
+{
+	json_int_t cseq = 0, expires = 0, updated = 0, up_cseq = 0, up_expires = 0;
+	int q = 1000;
+
+	memset(b, 0, sizeof(*b));
+	if (json_unpack(o, "{s:s, s:s, s:s, s?s, s?s, s?s, s?s, s?I, s?s, s?i, s:I, s?I, s?s, "
+			"s?I, s?I, s?s, s?s}",
+			"id", &b->id, "aor", &b->aor, "contact", &b->contact, "instance",
+			&b->instance, "pn_key", &b->pn_key, "received", &b->received, "call_id",
+			&b->call_id, "cseq", &cseq, "user_agent", &b->user_agent, "q", &q,
+			"expires", &expires, "updated", &updated, "up_call_id", &b->up_call_id,
+			"up_cseq", &up_cseq, "up_expires", &up_expires, "up_state", &b->up_state,
+			"node", &b->node) < 0)
+		return -1;
+	if (cseq < 0 || cseq > UINT32_MAX || up_cseq < 0 || up_cseq > UINT32_MAX)
+		return -1;
+	b->cseq = (uint32_t)cseq;
+	b->q = q;
+	b->expires = expires;
+	b->updated = updated;
+	b->up_cseq = (uint32_t)up_cseq;
+	b->up_expires = up_expires;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* connections */
+
+static bool reply_ok(const redisReply *r)
+{
+	return r && r->type != REDIS_REPLY_ERROR;
+}
+
+/* The reply to the setup (AUTH, SELECT): an error drops the connection. */
+static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_redis *rs = ac->data;
+	redisReply *r = reply;
+
+	if (!r || reply_ok(r))
+		return;
+	log_error("cluster: Redis refused %s: %s", (const char *)privdata, r->str);
+	(void)rs;
+	redisAsyncDisconnect(ac);
+}
+
+static void cmd_ready(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_redis *rs = ac->data;
+
+	if (!reply_ok(reply) || ac != rs->cmd)
+		return;
+	rs->cmd_up = true;
+	report_state(rs, "");
+}
+
+static void dispatch(struct store_redis *rs, const char *text, size_t len)
+{
+	json_error_t err;
+	json_t *m = json_loadb(text, len, 0, &err), *put, *del;
+	const char *by = json_string_value(json_object_get(m, "by"));
+	struct store_binding b;
+
+	if (!m || !by) {
+		log_warn("cluster: a message on %s that is not ours (ignored)", rs->channel);
+		goto out;
+	}
+	if (!strcmp(by, rs->node) || !rs->watch)
+		goto out; /* our own write, echoed */
+	put = json_object_get(m, "put");
+	del = json_object_get(m, "del");
+	if (put && binding_of(put, &b) == 0)
+		rs->watch(rs->watch_ctx, STORE_PUT, &b, b.id);
+	else if (json_is_string(del))
+		rs->watch(rs->watch_ctx, STORE_DEL, NULL, json_string_value(del));
+	else
+		log_warn("cluster: a malformed change from node %s (ignored)", by);
+out:
+	json_decref(m);
+}
+
+/* Every reply on the subscription: the SUBSCRIBE's, then each message. */
+static void sub_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_redis *rs = ac->data;
+	redisReply *r = reply;
+
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (!strcmp(r->element[0]->str, "subscribe")) {
+		if (ac == rs->sub) {
+			rs->sub_up = true;
+			report_state(rs, "");
+		}
+	} else if (!strcmp(r->element[0]->str, "message") &&
+		   r->element[2]->type == REDIS_REPLY_STRING) {
+		dispatch(rs, r->element[2]->str, r->element[2]->len);
+	}
+}
+
+static void lost(struct store_redis *rs, const redisAsyncContext *ac, const char *why)
+{
+	if (ac == rs->cmd) {
+		rs->cmd = NULL;
+		rs->cmd_up = false;
+	} else if (ac == rs->sub) {
+		rs->sub = NULL;
+		rs->sub_up = false;
+	}
+	if (ac == rs->multi_ac)
+		rs->multi_ac = NULL; /* its MULTI is gone: the commit fails */
+	report_state(rs, why);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		lost(ac->data, ac, ac->errstr);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	lost(ac->data, ac, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+/* Queue AUTH and SELECT (they go out once connected). */
+static void queue_setup(struct store_redis *rs, redisAsyncContext *ac, bool select)
+{
+	if (rs->where.password[0] && rs->where.user[0])
+		redisAsyncCommand(ac, setup_reply, "AUTH", "AUTH %s %s", rs->where.user,
+				  rs->where.password);
+	else if (rs->where.password[0])
+		redisAsyncCommand(ac, setup_reply, "AUTH", "AUTH %s", rs->where.password);
+	if (select && rs->where.db)
+		redisAsyncCommand(ac, setup_reply, "SELECT", "SELECT %d", rs->where.db);
+}
+
+static redisAsyncContext *connect_async(struct store_redis *rs)
+{
+	redisAsyncContext *ac = rs->where.path[0] ? redisAsyncConnectUnix(rs->where.path)
+						  : redisAsyncConnect(rs->where.host, rs->where.port);
+
+	if (!ac)
+		return NULL;
+	if (ac->err) {
+		report_state(rs, ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = rs;
+	if (redis_loop_attach(ac, rs->root) < 0) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	return ac;
+}
+
+static void reconnect(struct store_redis *rs)
+{
+	if (!rs->cmd && (rs->cmd = connect_async(rs))) {
+		queue_setup(rs, rs->cmd, true);
+		redisAsyncCommand(rs->cmd, cmd_ready, NULL, "PING");
+	}
+	if (!rs->sub && (rs->sub = connect_async(rs))) {
+		queue_setup(rs, rs->sub, false);
+		redisAsyncCommand(rs->sub, sub_message, NULL, "SUBSCRIBE %s", rs->channel);
+	}
+}
+
+static void tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct store_redis *rs = (struct store_redis *)arg;
+
+	if (rs->head && clock_now_ms() - rs->head->sent_ms > COMMIT_TIMEOUT_MS && rs->cmd) {
+		redisAsyncContext *ac = rs->cmd;
+
+		log_error("cluster: Redis did not confirm a write within %d ms: reconnecting",
+			  COMMIT_TIMEOUT_MS);
+		lost(rs, ac, "no answer");
+		redisAsyncFree(ac); /* the waiting commits learn they failed */
+	}
+	reconnect(rs);
+}
+
+/* ---------------------------------------------------------------------- */
+/* writes */
+
+static int open_multi(struct store_redis *rs)
+{
+	if (!rs->cmd_up)
+		return -1;
+	if (rs->multi)
+		return rs->multi_ac == rs->cmd ? 0 : -1;
+	if (redisAsyncCommand(rs->cmd, NULL, NULL, "MULTI") != REDIS_OK)
+		return -1;
+	rs->multi = true;
+	rs->multi_ac = rs->cmd;
+	return 0;
+}
+
+static int publish(struct store_redis *rs, json_t *change)
+{
+	char *text;
+	int rc;
+
+	if (!change || json_object_set_new(change, "by", json_string(rs->node)) < 0 ||
+	    !(text = json_dumps(change, JSON_COMPACT))) {
+		json_decref(change);
+		return -1;
+	}
+	rc = redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s", rs->channel, text);
+	free(text);
+	json_decref(change);
+	return rc == REDIS_OK ? 0 : -1;
+}
+
+int store_redis_put(struct store_redis *rs, const struct store_binding *b)
+{
+	json_t *o = binding_json(rs, b);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	int rc = -1;
+
+	if (text && open_multi(rs) == 0 &&
+	    redisAsyncCommand(rs->cmd, NULL, NULL, "HSET " KEY_BINDINGS " %s %s", b->id, text) ==
+		    REDIS_OK &&
+	    redisAsyncCommand(rs->cmd, NULL, NULL, "ZADD " KEY_EXPIRY " %lld %s",
+			      (long long)b->expires, b->id) == REDIS_OK) {
+		rc = publish(rs, json_pack("{s:O}", "put", o));
+	}
+	free(text);
+	json_decref(o);
+	return rc;
+}
+
+int store_redis_del(struct store_redis *rs, const char *id)
+{
+	if (open_multi(rs) < 0 ||
+	    redisAsyncCommand(rs->cmd, NULL, NULL, "HDEL " KEY_BINDINGS " %s", id) != REDIS_OK ||
+	    redisAsyncCommand(rs->cmd, NULL, NULL, "ZREM " KEY_EXPIRY " %s", id) != REDIS_OK)
+		return -1;
+	return publish(rs, json_pack("{s:s}", "del", id));
+}
+
+int store_redis_purge(struct store_redis *rs, int64_t now)
+{
+	if (open_multi(rs) < 0)
+		return -1;
+	return redisAsyncCommand(rs->cmd, NULL, NULL, "EVAL %s 2 " KEY_EXPIRY " " KEY_BINDINGS
+			       " %lld " PURGE_MAX, purge_lua, (long long)now) == REDIS_OK ? 0 : -1;
+}
+
+static void unlink_pending(struct store_redis *rs, struct pending *p)
+{
+	struct pending **at = &rs->head, *prev = NULL;
+
+	while (*at && *at != p) {
+		prev = *at;
+		at = &(*at)->next;
+	}
+	if (!*at)
+		return;
+	*at = p->next;
+	if (rs->tail == p)
+		rs->tail = prev;
+	rs->npending--;
+}
+
+static void exec_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct pending *p = privdata;
+	redisReply *r = reply;
+	bool ok = r && r->type == REDIS_REPLY_ARRAY;
+
+	for (size_t i = 0; ok && i < r->elements; i++)
+		ok = r->element[i]->type != REDIS_REPLY_ERROR;
+	if (r && !ok)
+		log_error("cluster: Redis refused a write: %s",
+			  r->type == REDIS_REPLY_ERROR ? r->str : "an error in the transaction");
+	unlink_pending(p->rs, p);
+	if (p->fn)
+		p->fn(p->ctx, ok);
+	free(p);
+}
+
+void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
+{
+	struct pending *p;
+	bool open = rs->multi;
+
+	rs->multi = false;
+	if (!open) {
+		fn(ctx, true); /* nothing was written */
+		return;
+	}
+	if (rs->multi_ac != rs->cmd || !rs->cmd || !(p = calloc(1, sizeof(*p)))) {
+		if (rs->multi_ac == rs->cmd && rs->cmd)
+			redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
+		fn(ctx, false);
+		return;
+	}
+	p->rs = rs;
+	p->fn = fn;
+	p->ctx = ctx;
+	p->sent_ms = clock_now_ms();
+	if (redisAsyncCommand(rs->cmd, exec_reply, p, "EXEC") != REDIS_OK) {
+		free(p);
+		fn(ctx, false);
+		return;
+	}
+	if (rs->tail)
+		rs->tail->next = p;
+	else
+		rs->head = p;
+	rs->tail = p;
+	rs->npending++;
+}
+
+void store_redis_rollback(struct store_redis *rs)
+{
+	if (rs->multi && rs->multi_ac == rs->cmd && rs->cmd)
+		redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
+	rs->multi = false;
+}
+
+int store_redis_pending(const struct store_redis *rs)
+{
+	return rs->npending;
+}
+
+void store_redis_cancel_pending(struct store_redis *rs)
+{
+	for (struct pending *p = rs->head; p; p = p->next)
+		p->fn = NULL;
+}
+
+bool store_redis_writable(const struct store_redis *rs)
+{
+	return rs->cmd_up;
+}
+
+const char *store_redis_node(const struct store_redis *rs)
+{
+	return rs->node;
+}
+
+void store_redis_watch(struct store_redis *rs, store_change_fn *fn, void *ctx)
+{
+	rs->watch = fn;
+	rs->watch_ctx = ctx;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the load at start (blocking, before the loop runs) */
+
+static redisReply *sync_command(struct store_redis *rs, const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *r;
+
+	if (!rs->sync)
+		return NULL;
+	va_start(ap, fmt);
+	r = redisvCommand(rs->sync, fmt, ap);
+	va_end(ap);
+	if (!r)
+		log_error("cluster: Redis: %s", rs->sync->errstr);
+	else if (r->type == REDIS_REPLY_ERROR)
+		log_error("cluster: Redis: %s", r->str);
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		freeReplyObject(r);
+		r = NULL;
+	}
+	return r;
+}
+
+int64_t store_redis_count(struct store_redis *rs)
+{
+	redisReply *r = sync_command(rs, "HLEN " KEY_BINDINGS);
+	int64_t n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+	freeReplyObject(r);
+	return n;
+}
+
+/* One HSCAN page: its field/value pairs through fn. Returns 1 when fn stopped. */
+static int load_page(redisReply *pairs, int64_t now, store_binding_fn *fn, void *ctx,
+		     size_t *bad)
+{
+	for (size_t i = 0; i + 1 < pairs->elements; i += 2) {
+		redisReply *v = pairs->element[i + 1];
+		json_t *o = v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, NULL) : NULL;
+		struct store_binding b;
+		int stop = 0;
+
+		if (!o || binding_of(o, &b) < 0)
+			(*bad)++;
+		else if (b.expires > now)
+			stop = fn(ctx, &b);
+		json_decref(o);
+		if (stop)
+			return 1;
+	}
+	return 0;
+}
+
+int store_redis_load(struct store_redis *rs, int64_t now, store_binding_fn *fn, void *ctx)
+{
+	char cursor[32] = "0";
+	size_t bad = 0;
+	int rc = 0;
+
+	do {
+		redisReply *r = sync_command(rs, "HSCAN " KEY_BINDINGS " %s COUNT " LOAD_BATCH,
+					     cursor);
+		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			return -1;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		rc = load_page(r->element[1], now, fn, ctx, &bad);
+		freeReplyObject(r);
+	} while (!rc && strcmp(cursor, "0"));
+	if (bad)
+		log_warn("cluster: %zu binding(s) in Redis could not be read (skipped)", bad);
+	/* The loop's connections take over from here. */
+	redisFree(rs->sync);
+	rs->sync = NULL;
+	return 0;
+}
+
+static int sync_setup(struct store_redis *rs)
+{
+	struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+	redisReply *r;
+	char w[300];
+
+	rs->sync = rs->where.path[0] ? redisConnectUnixWithTimeout(rs->where.path, tv)
+				     : redisConnectWithTimeout(rs->where.host, rs->where.port, tv);
+	if (!rs->sync || rs->sync->err) {
+		log_error("cluster: cannot reach Redis at %s: %s", where_text(rs, w, sizeof(w)),
+			  rs->sync ? rs->sync->errstr : "out of memory");
+		return -1;
+	}
+	redisSetTimeout(rs->sync, tv);
+	if (rs->where.password[0]) {
+		r = rs->where.user[0] ? sync_command(rs, "AUTH %s %s", rs->where.user,
+						     rs->where.password)
+				      : sync_command(rs, "AUTH %s", rs->where.password);
+		if (!r)
+			return -1;
+		freeReplyObject(r);
+	}
+	if (rs->where.db) {
+		if (!(r = sync_command(rs, "SELECT %d", rs->where.db)))
+			return -1;
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+int store_redis_open(struct store_redis **out, su_root_t *root, const struct config_redis *where,
+		     const char *node)
+{
+	struct store_redis *rs = calloc(1, sizeof(*rs));
+	char w[300];
+
+	*out = NULL;
+	if (!rs)
+		return -1;
+	rs->root = root;
+	rs->where = *where;
+	snprintf(rs->node, sizeof(rs->node), "%s", node);
+	/* Pub/sub is not per database: the channel names it. */
+	snprintf(rs->channel, sizeof(rs->channel), "sipwake:bindings@%d", where->db);
+	rs->reported_down = true; /* until both connections are up */
+	if (sync_setup(rs) < 0 || !(rs->timer = su_timer_create(su_root_task(root), TICK_MS)) ||
+	    su_timer_set_for_ever(rs->timer, tick, (su_timer_arg_t *)rs) < 0) {
+		store_redis_close(rs);
+		return -1;
+	}
+	reconnect(rs);
+	log_notice("cluster: node %s, bindings in Redis at %s", rs->node,
+		   where_text(rs, w, sizeof(w)));
+	*out = rs;
+	return 0;
+}
+
+void store_redis_close(struct store_redis *rs)
+{
+	if (!rs)
+		return;
+	if (rs->timer)
+		su_timer_destroy(rs->timer);
+	/* Freeing a context calls what waits on it with no reply: commits fail. */
+	rs->ever_up = false;
+	rs->reported_down = true; /* nothing to log about a close */
+	for (int i = 0; i < 2; i++) {
+		redisAsyncContext *ac = i ? rs->sub : rs->cmd;
+
+		if (ac) {
+			rs->cmd_up = rs->sub_up = false;
+			if (i)
+				rs->sub = NULL;
+			else
+				rs->cmd = NULL;
+			redisAsyncFree(ac);
+		}
+	}
+	if (rs->sync)
+		redisFree(rs->sync);
+	free(rs);
+}
