@@ -46,6 +46,7 @@ DOMAIN = "sipwake.test"  # the SIP domain every test uses
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 KAMCMD = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 
 
@@ -825,6 +826,102 @@ class Kamailio:
 
 
 # --------------------------------------------------------------------------
+# redis-server
+
+class RedisServer:
+    """A redis-server of its own on a loopback port: no config file, its data
+    in its own directory, AOF on (as the admin guide recommends), stopped
+    by PID. stop() then start() again keeps the data (the same port and
+    directory)."""
+
+    def __init__(self, workdir, name="redis", port=None, password=None):
+        self.name = name
+        self.dir = os.path.join(workdir, "redis-" + name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = port or free_port()
+        self.password = password
+        self.log = os.path.join(self.dir, "redis.log")
+        self.proc = None
+
+    @property
+    def url(self):
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%s%s:%d" % (auth, LOOPBACK, self.port)
+
+    def argv(self):
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", LOOPBACK, "--dir", self.dir,
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                "--daemonize", "no", "--protected-mode", "no", "--logfile", ""]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        return argv
+
+    def start(self, timeout=10.0):
+        self.proc = spawn("redis-" + self.name, self.argv(), self.dir, self.log)
+        if not wait_tcp_port(LOOPBACK, self.port, timeout=timeout, proc=self.proc):
+            rc = self.proc.poll()
+            self.stop()
+            raise SetupError("redis-server %s did not listen on %d (exit %s); log:\n%s"
+                             % (self.name, self.port, rc, tail(self.log)))
+        return self
+
+    def stop(self, timeout=10.0):
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_proc(self.proc)
+                self.proc.wait(timeout=5)
+        _forget(self.proc)
+        rc, self.proc = self.proc.returncode, None
+        return rc
+
+    def command(self, *args, timeout=5.0):
+        """One command over RESP; the reply decoded (str, int, list or None);
+        an error reply raises CheckFailed."""
+        def enc(a):
+            b = a if isinstance(a, bytes) else str(a).encode()
+            return b"$%d\r\n%s\r\n" % (len(b), b)
+        cmds = []
+        if self.password:
+            cmds.append([b"AUTH", self.password])
+        cmds.append(list(args))
+        with socket.create_connection((LOOPBACK, self.port), timeout=timeout) as s:
+            f = s.makefile("rb")
+            reply = None
+            for c in cmds:
+                s.sendall(b"*%d\r\n" % len(c) + b"".join(enc(a) for a in c))
+                reply = _resp_read(f)
+            return reply
+
+
+def _resp_read(f):
+    line = f.readline()
+    if not line:
+        raise CheckFailed("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise CheckFailed("redis error: %s" % rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise CheckFailed("redis: unexpected reply %r" % line)
+
+
+# --------------------------------------------------------------------------
 # sipwaked
 
 def sipwaked_binary():
@@ -1366,6 +1463,13 @@ class Test(Checks):
         self.log("  (kamailio %s on %s:%d, role %s%s)" % (k.name, k.host, k.port, k.role,
                                                           ", digest auth" if k.auth else ""))
         return k
+
+    def redis(self, **kw):
+        r = RedisServer(self.dir, **kw)
+        self.on_cleanup(r.stop)
+        r.start()
+        self.log("  (redis-server %s on %s:%d)" % (r.name, LOOPBACK, r.port))
+        return r
 
     def sipwaked(self, config, name="sipwaked", start=True):
         d = Sipwaked(self.dir, config, name=name)

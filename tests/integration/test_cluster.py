@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Cluster (SPEC 9, issue 11): two sipwaked nodes share their bindings
+through a real redis-server on loopback.
+
+Standalone mode, auth none, nodes A and B on one Redis. A raw UDP phone
+and a raw UDP caller; asserted on the wire and in Redis:
+- a REGISTER taken by A is in Redis (written by A) before its 200, and B
+  learns it: a call sent to B reaches the phone;
+- the phone's un-REGISTER sent to B removes the binding from Redis and from
+  A's memory;
+- A restarted loads the binding from Redis and relays a call to it;
+- with Redis stopped, a REGISTER gets 503 with Retry-After and a call for a
+  known binding still goes through; with Redis back, REGISTERs get 200 again
+  and the other node hears of them again;
+- with Redis hung (SIGSTOP), a REGISTER it never confirms gets 500, never
+  200; once it answers again, REGISTERs get 200.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import swlib
+
+USER = "clus"
+AOR = "sip:%s@%s" % (USER, swlib.DOMAIN)
+CTL = os.path.join(os.path.dirname(os.path.abspath(swlib.sipwaked_binary())), "sipwakectl")
+
+
+def node_config(t, name, redis):
+    d = os.path.join(t.dir, name)
+    os.makedirs(d, exist_ok=True)
+    return swlib.sipwake_config(d, swlib.free_port(), fcm=False, extra={
+        "cluster": {"redis": redis.url, "node_name": name}})
+
+
+def registrations(node):
+    """The contacts node holds for AOR (sipwakectl registrations --json)."""
+    r = subprocess.run([CTL, "-s", node.config["admin"]["socket"], "--json", "registrations", AOR],
+                       capture_output=True, text=True, timeout=10)
+    try:
+        return [b.get("contact") for b in json.loads(r.stdout)["result"]["registrations"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def register(phone, node, expires=300):
+    c = phone
+    contact = "<sip:%s@%s:%d>" % (USER, c.local[0], c.local[1])
+    c.send(swlib.build_request("REGISTER", "sip:%s" % swlib.DOMAIN, "udp", c.local,
+                               from_uri=AOR, headers=[("Contact", contact),
+                                                      ("Expires", str(expires))]))
+    r, _ = c.recv_final()
+    return r
+
+
+def stored(redis):
+    """{id: binding} as Redis holds them."""
+    flat = redis.command("HGETALL", "sipwake:bindings") or []
+    return {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def call(t, caller, phone, node, answer=486):
+    """An INVITE from caller to node for USER; the phone answers `answer`.
+    Returns (INVITE seen by the phone or None, caller's final response)."""
+    edge = node.listen_addrs()[0][1:]
+    caller.send(swlib.build_request("INVITE", AOR, "udp", caller.local, to_uri=AOR,
+                                    from_uri="sip:caller@%s" % swlib.DOMAIN,
+                                    headers=[("Contact", "<sip:caller@%s:%d>" % caller.local)]))
+    inv = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and inv is None:
+        m = phone._read_one(deadline)
+        if m is not None and m.status is None and m.start.startswith("INVITE"):
+            inv = m
+    if inv is not None:
+        hdrs = ["SIP/2.0 %d Busy Here" % answer] + ["Via: %s" % v for v in inv.all("via")]
+        for h in ("from", "call-id", "cseq"):
+            hdrs.append("%s: %s" % (h.title(), inv.get(h)))
+        hdrs += ["To: %s;tag=phone" % inv.get("to"), "Content-Length: 0"]
+        phone.sock.sendto(("\r\n".join(hdrs) + "\r\n\r\n").encode(), node_addr(node))
+    final, _ = caller.recv_final(timeout=8)
+    return inv, final
+
+
+def node_addr(node):
+    return tuple(node.listen_addrs()[0][1:])
+
+
+def main(t):
+    redis = t.redis()
+    a = t.sipwaked(node_config(t, "A", redis), name="A")
+    b = t.sipwaked(node_config(t, "B", redis), name="B")
+    edge_a = a.listen_addrs()[0][1:]
+    edge_b = b.listen_addrs()[0][1:]
+    phone_a = swlib.RawSip("udp", edge_a, timeout=3)
+    phone_b = swlib.RawSip("udp", edge_b, timeout=3)
+    # one phone socket: the same contact whichever node it talks to
+    phone_b.sock.close()
+    phone_b.sock, phone_b.local = phone_a.sock, phone_a.local
+    caller_a = swlib.RawSip("udp", edge_a, timeout=8)
+    caller_b = swlib.RawSip("udp", edge_b, timeout=8)
+
+    t.section("register on A, call through B")
+    r = register(phone_a, a)
+    t.require(r is not None and r.status == 200, "REGISTER through A: 200",
+              r.summary() if r else "no answer")
+    s = stored(redis)
+    t.check(len(s) == 1 and list(s.values())[0].get("node") == "A" and
+            list(s.values())[0].get("aor") == AOR,
+            "Redis holds the binding, written by node A", s)
+    t.check(int(redis.command("ZCARD", "sipwake:expiry")) == 1, "its expiry is in the sorted set")
+    t.check(wait_until(lambda: registrations(b) == registrations(a) and registrations(b)),
+            "B learned the binding through pub/sub", registrations(b))
+    inv, final = call(t, caller_b, phone_b, b)
+    t.check(inv is not None, "the INVITE sent to B reached the phone registered on A")
+    t.check(final is not None and final.status == 486, "the caller got the phone's 486 through B",
+            final.summary() if final else None)
+
+    t.section("un-REGISTER on B")
+    r = register(phone_b, b, expires=0)
+    t.check(r is not None and r.status == 200, "un-REGISTER through B: 200",
+            r.summary() if r else None)
+    t.check(stored(redis) == {}, "Redis no longer holds it", stored(redis))
+    t.check(wait_until(lambda: registrations(a) == []), "A forgot it", registrations(a))
+
+    t.section("A restarted loads from Redis")
+    r = register(phone_a, a)
+    t.require(r is not None and r.status == 200, "REGISTER through A again: 200")
+    t.check(a.stop() == 0, "A stops with exit 0")
+    a.start()
+    t.check(registrations(a) and registrations(a) == registrations(b),
+            "A holds the binding again after its restart", registrations(a))
+    t.check(" 1 binding(s) loaded from Redis" in open(a.stderr_path).read(), "A's log: loaded from Redis")
+    inv, final = call(t, caller_a, phone_a, a)
+    t.check(inv is not None and final is not None and final.status == 486,
+            "a call through the restarted A reaches the phone")
+
+    t.section("Redis away")
+    redis.stop()
+    r = register(phone_a, a)
+    t.check(r is not None and r.status == 503 and r.get("retry-after"),
+            "REGISTER while Redis is down: 503 with Retry-After",
+            r.summary() if r else None)
+    inv, final = call(t, caller_b, phone_b, b)
+    t.check(inv is not None and final is not None and final.status == 486,
+            "a call through B for the binding it knows still goes through")
+    redis.start()
+    ok = wait_until(lambda: (register(phone_a, a) or swlib.SipMsg("SIP/2.0 999 x\r\n\r\n")).status == 200,
+                    timeout=10)
+    t.check(ok, "REGISTER through A gets 200 again once Redis is back")
+    # B reconnects on its own schedule: 503 until then
+    ok = wait_until(lambda: (register(phone_b, b, expires=0) or swlib.SipMsg("SIP/2.0 999 x\r\n\r\n")).status == 200,
+                    timeout=10)
+    t.check(ok, "un-REGISTER through B after Redis came back: 200")
+    t.check(wait_until(lambda: registrations(a) == []),
+            "A heard of B's change after both reconnected", registrations(a))
+    t.section("Redis hangs")
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = register(phone_a, a)
+        took = time.monotonic() - t0
+        t.check(r is not None and r.status == 500 and r.get("retry-after"),
+                "REGISTER that Redis never confirms: 500 with Retry-After, not 200",
+                r.summary() if r else None)
+        t.log("  (answered after %.1f s)" % took)
+        r = register(phone_a, a)
+        t.check(r is not None and r.status in (500, 503),
+                "the next REGISTER while Redis hangs is not acknowledged either",
+                r.summary() if r else None)
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    ok = wait_until(lambda: (register(phone_a, a) or swlib.SipMsg("SIP/2.0 999 x\r\n\r\n")).status == 200,
+                    timeout=10)
+    t.check(ok, "REGISTER through A gets 200 once Redis answers again")
+    t.check(wait_until(lambda: registrations(b) == registrations(a) and registrations(b)),
+            "B learned that registration too", registrations(b))
+
+    for log, name in ((a.stderr_path, "A"), (b.stderr_path, "B")):
+        text = open(log).read()
+        t.check(text.count("Redis at") and text.count("unreachable") ==
+                text.count("reachable again") and text.count("unreachable") in (1, 2),
+                "%s logged each loss of Redis once and each return once" % name)
+
+    for c in (phone_a, caller_a, caller_b):
+        c.close()
+
+
+if __name__ == "__main__":
+    swlib.run(main)
