@@ -969,6 +969,8 @@ static struct binding *take(struct registrar *r, const struct store_binding *sb)
 	};
 	const char *params = strchr(sb->contact, ';');
 	uint8_t node = node_index(r, sb->node);
+	struct binding *old = registrar_find_id(r, sb->id);
+	bool adopted = old && old->node != 0 && node == 0; /* taken over from a dead node */
 	char err[128];
 	struct binding *b;
 
@@ -976,7 +978,7 @@ static struct binding *take(struct registrar *r, const struct store_binding *sb)
 		d.pn = &pn;
 	/* A flow is on the node that took the REGISTER: ours is stale then. */
 	d.set_flow = node != 0;
-	b = registrar_upsert(r, registrar_find_id(r, sb->id), &d);
+	b = registrar_upsert(r, old, &d);
 	pn_identity_cleanup(&pn);
 	if (!b)
 		return NULL;
@@ -985,6 +987,8 @@ static struct binding *take(struct registrar *r, const struct store_binding *sb)
 		keepalive_forget(r, b);
 	else if (!b->up)
 		keepalive_load(r, b, sb, time(NULL));
+	if (adopted)
+		keepalive_adopted(r, b, time(NULL));
 	return b;
 }
 
@@ -1007,6 +1011,12 @@ static void remote_change(void *ctx, enum store_change what, const struct store_
 	if (what == STORE_DEL) {
 		if (b)
 			drop(r, b, "removed by another node", false);
+		return;
+	}
+	if (what == STORE_OWNER) {
+		/* a survivor took it over from a dead node: its keep-alive is theirs */
+		if (b && (b->node = node_index(r, sb->node)) != 0)
+			keepalive_forget(r, b);
 		return;
 	}
 	if (sb->expires <= time(NULL))

@@ -724,6 +724,15 @@ void keepalive_release(struct registrar *r, struct binding *b)
 	keepalive_free_leg(up);
 }
 
+void keepalive_adopted(struct registrar *r, struct binding *b, int64_t now)
+{
+	if (!b->up)
+		return;
+	/* upstream routes to the dead node's Path until we register ours */
+	b->up->next_try = now + jitter(KA_SPREAD);
+	registrar_schedule(r, b);
+}
+
 void keepalive_forget(struct registrar *r, struct binding *b)
 {
 	if (!b->up)

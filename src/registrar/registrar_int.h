@@ -245,6 +245,8 @@ void keepalive_pace(struct registrar *r);
 void keepalive_flush(struct registrar *r);
 /* b goes: unregister it upstream (unless the device did) and free its leg. */
 void keepalive_release(struct registrar *r, struct binding *b);
+/* This node took b over from a dead one: refresh upstream soon, with our Path. */
+void keepalive_adopted(struct registrar *r, struct binding *b, int64_t now);
 /* b's leg goes without a word upstream: another node of the cluster owns it. */
 void keepalive_forget(struct registrar *r, struct binding *b);
 /* The device's own REGISTER removed b upstream: nothing to undo there. */

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sofia-sip/su_wait.h>
@@ -32,35 +33,6 @@ static const char purge_lua[] =
 	"for _, id in ipairs(ids) do "
 	"redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[1], id) end "
 	"return #ids";
-
-/* A commit waiting for its EXEC reply; replies come in order. */
-struct pending {
-	struct pending *next;
-	struct store_redis *rs;
-	store_done_fn *fn; /* NULL once cancelled */
-	void *ctx;
-	uint64_t sent_ms;
-};
-
-struct store_redis {
-	su_root_t *root;
-	struct config_redis where;
-	char node[64];
-	char channel[64];
-	redisContext *sync;     /* the load's connection, until the loop runs */
-	redisAsyncContext *cmd; /* writes; NULL while reconnecting */
-	redisAsyncContext *sub; /* SUBSCRIBE channel */
-	bool cmd_up, sub_up;    /* connected and set up (AUTH, SELECT, SUBSCRIBE) */
-	bool reported_down;     /* the state last logged */
-	bool ever_up;           /* the first connection is logged as such */
-	bool multi;             /* a MULTI is open on multi_ac */
-	redisAsyncContext *multi_ac;
-	struct pending *head, *tail;
-	int npending;
-	su_timer_t *timer;
-	store_change_fn *watch;
-	void *watch_ctx;
-};
 
 static void reconnect(struct store_redis *rs);
 
@@ -109,8 +81,7 @@ static json_t *binding_json(const struct store_redis *rs, const struct store_bin
 			 "up_state", b->up_state, "node", b->node ? b->node : rs->node);
 }
 
-/* Fill b from o (strings borrowed from o). 0, or -1 when o is not a binding. */
-static int binding_of(json_t *o, struct store_binding *b)
+int store_redis_binding_of(json_t *o, struct store_binding *b)
 {
 	json_int_t cseq = 0, expires = 0, updated = 0, up_cseq = 0, up_expires = 0;
 	int q = 1000;
@@ -165,12 +136,15 @@ static void cmd_ready(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	rs->cmd_up = true;
 	report_state(rs, "");
+	/* announce ourselves before any binding we write can name us */
+	rs->next_beat_ms = 0;
+	redis_nodes_tick(rs);
 }
 
 static void dispatch(struct store_redis *rs, const char *text, size_t len)
 {
 	json_error_t err;
-	json_t *m = json_loadb(text, len, 0, &err), *put, *del;
+	json_t *m = json_loadb(text, len, 0, &err), *put, *del, *own;
 	const char *by = json_string_value(json_object_get(m, "by"));
 	struct store_binding b;
 
@@ -182,7 +156,10 @@ static void dispatch(struct store_redis *rs, const char *text, size_t len)
 		goto out; /* our own write, echoed */
 	put = json_object_get(m, "put");
 	del = json_object_get(m, "del");
-	if (put && binding_of(put, &b) == 0)
+	own = json_object_get(m, "own");
+	if (json_is_array(own))
+		redis_nodes_own(rs, by, own);
+	else if (put && store_redis_binding_of(put, &b) == 0)
 		rs->watch(rs->watch_ctx, STORE_PUT, &b, b.id);
 	else if (json_is_string(del))
 		rs->watch(rs->watch_ctx, STORE_DEL, NULL, json_string_value(del));
@@ -296,6 +273,7 @@ static void tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 		redisAsyncFree(ac); /* the waiting commits learn they failed */
 	}
 	reconnect(rs);
+	redis_nodes_tick(rs);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -508,7 +486,7 @@ static int load_page(redisReply *pairs, int64_t now, store_binding_fn *fn, void 
 		struct store_binding b;
 		int stop = 0;
 
-		if (!o || binding_of(o, &b) < 0)
+		if (!o || store_redis_binding_of(o, &b) < 0)
 			(*bad)++;
 		else if (b.expires > now)
 			stop = fn(ctx, &b);
@@ -591,6 +569,7 @@ int store_redis_open(struct store_redis **out, su_root_t *root, const struct con
 	/* Pub/sub is not per database: the channel names it. */
 	snprintf(rs->channel, sizeof(rs->channel), "sipwake:bindings@%d", where->db);
 	rs->reported_down = true; /* until both connections are up */
+	rs->started = time(NULL);
 	if (sync_setup(rs) < 0 || !(rs->timer = su_timer_create(su_root_task(root), TICK_MS)) ||
 	    su_timer_set_for_ever(rs->timer, tick, (su_timer_arg_t *)rs) < 0) {
 		store_redis_close(rs);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <hiredis/async.h>
+#include <jansson.h>
 #include <hiredis/hiredis.h>
 #include <sofia-sip/su_wait.h>
 
@@ -28,7 +29,65 @@
 /* Drive ac from root (its ev hooks). 0, or -1 without memory. */
 int redis_loop_attach(redisAsyncContext *ac, su_root_t *root);
 
-struct store_redis;
+/* The node table (redis_nodes.c): every node that announced itself. */
+#define REDIS_MAX_NODES 64
+
+struct redis_node {
+	char name[64];
+	int64_t seen_ms;  /* its last heartbeat, unix ms (0: none, the key expired) */
+	int64_t since;    /* when it started, unix s */
+	bool alive;
+	bool taking;      /* we hold its takeover lock and move its bindings */
+};
+
+/* A commit waiting for its EXEC reply; replies come in order. */
+struct pending {
+	struct pending *next;
+	struct store_redis *rs;
+	store_done_fn *fn; /* NULL once cancelled */
+	void *ctx;
+	uint64_t sent_ms;
+};
+
+struct store_redis {
+	su_root_t *root;
+	struct config_redis where;
+	char node[64];
+	char channel[64];
+	redisContext *sync;     /* the load's connection, until the loop runs */
+	redisAsyncContext *cmd; /* writes; NULL while reconnecting */
+	redisAsyncContext *sub; /* SUBSCRIBE channel */
+	bool cmd_up, sub_up;    /* connected and set up (AUTH, SELECT, SUBSCRIBE) */
+	bool reported_down;     /* the state last logged */
+	bool ever_up;           /* the first connection is logged as such */
+	bool multi;             /* a MULTI is open on multi_ac */
+	redisAsyncContext *multi_ac;
+	struct pending *head, *tail;
+	int npending;
+	su_timer_t *timer;
+	store_change_fn *watch;
+	void *watch_ctx;
+	/* redis_nodes.c */
+	int64_t started;          /* unix s */
+	uint64_t next_beat_ms;    /* monotonic: next heartbeat and membership check */
+	bool checking;            /* a membership check is in flight */
+	struct redis_node nodes[REDIS_MAX_NODES];
+	int n_nodes;
+	char take_cursor[32];     /* the takeover's HSCAN cursor */
+	char taking[64];          /* the node whose bindings we take over, "" = none */
+};
+
+
+/* Log the Redis state once per change (redis.c). */
+void store_redis_report(struct store_redis *rs, const char *why);
+
+/*
+ * redis_nodes.c, from redis.c's tick: heartbeat this node, check the
+ * others', take over a dead node's bindings. And the message handler for
+ * "own" (bindings another node took over).
+ */
+void redis_nodes_tick(struct store_redis *rs);
+void redis_nodes_own(struct store_redis *rs, const char *by, json_t *ids);
 
 /*
  * Connect to where as node: a blocking connection for the load at start
@@ -56,6 +115,10 @@ void store_redis_cancel_pending(struct store_redis *rs);
 bool store_redis_writable(const struct store_redis *rs);
 const char *store_redis_node(const struct store_redis *rs);
 void store_redis_watch(struct store_redis *rs, store_change_fn *fn, void *ctx);
+
+/* A binding from its JSON (strings borrowed from o): 0, or -1 when it is none. */
+int store_redis_binding_of(json_t *o, struct store_binding *b);
+void store_redis_each_node(struct store_redis *rs, store_node_fn *fn, void *ctx);
 
 /* For the load at start, on the blocking connection. */
 int store_redis_load(struct store_redis *rs, int64_t now, store_binding_fn *fn, void *ctx);

@@ -769,6 +769,12 @@ void store_cancel_pending(struct store *st)
 		store_redis_cancel_pending(st->redis);
 }
 
+void store_cluster_nodes(struct store *st, store_node_fn *fn, void *ctx)
+{
+	if (st->redis)
+		store_redis_each_node(st->redis, fn, ctx);
+}
+
 void store_watch(struct store *st, store_change_fn *fn, void *ctx)
 {
 	if (st->redis)
