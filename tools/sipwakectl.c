@@ -294,6 +294,30 @@ static void join_list(json_t *arr, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
+static void print_cluster(json_t *c)
+{
+	size_t i;
+	json_t *n;
+
+	if (!json_is_object(c))
+		return;
+	printf("%-16snode %s, Redis %s, %lld write(s) awaiting Redis\n", "cluster", jstr(c, "node"),
+	       jstr(c, "redis"),
+	       (long long)json_integer_value(json_object_get(c, "unconfirmed_writes")));
+	json_array_foreach(json_object_get(c, "nodes"), i, n) {
+		json_t *age = json_object_get(n, "heartbeat_age_ms");
+		char when[64];
+
+		if (json_is_integer(age))
+			snprintf(when, sizeof(when), "heartbeat %lld ms ago",
+				 (long long)json_integer_value(age));
+		else
+			snprintf(when, sizeof(when), "no heartbeat: dead");
+		printf("%-16s%s%s: %s\n", "  node", jstr(n, "name"),
+		       json_is_true(json_object_get(n, "self")) ? " (this one)" : "", when);
+	}
+}
+
 static void print_status(json_t *r)
 {
 	char up[64], listen[512], domains[512];
@@ -318,6 +342,7 @@ static void print_status(json_t *r)
 	       json_is_true(json_object_get(prov, "fcm")) ? "configured" : "off",
 	       jstr(r, "push_test"));
 	printf("%-16s%s\n", "log level", jstr(r, "log_level"));
+	print_cluster(json_object_get(r, "cluster"));
 }
 
 static void print_registrations(json_t *r)

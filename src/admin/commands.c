@@ -247,6 +247,30 @@ static json_t *str_list(char **l)
 	return arr;
 }
 
+static void node_json(void *ctx, const char *name, bool self, bool alive, int64_t age_ms,
+		      int64_t since)
+{
+	json_array_append_new(ctx, json_pack("{s:s,s:b,s:b,s:o,s:I}", "name", name, "self", self,
+					     "alive", alive,
+					     "heartbeat_age_ms",
+					     age_ms < 0 ? json_null() : json_integer(age_ms), "since",
+					     (json_int_t)since));
+}
+
+/* The cluster part of status: null outside a cluster. */
+static json_t *cluster_json(struct admin *a)
+{
+	json_t *nodes;
+
+	if (!store_clustered(a->st))
+		return json_null();
+	nodes = json_array();
+	store_cluster_nodes(a->st, node_json, nodes);
+	return json_pack("{s:s,s:s,s:I,s:o}", "node", store_node_name(a->st), "redis",
+			 store_writable(a->st) ? "reachable" : "unreachable", "unconfirmed_writes",
+			 (json_int_t)store_pending(a->st), "nodes", nodes);
+}
+
 static json_t *cmd_status(struct admin *a, int argc, char **argv)
 {
 	const struct sw_config *cfg = a->cfg;
@@ -255,7 +279,8 @@ static json_t *cmd_status(struct admin *a, int argc, char **argv)
 	if (argc != 1)
 		return admin_error("usage: status");
 	return admin_ok(json_pack(
-		"{s:s,s:s,s:o,s:i,s:I,s:I,s:I,s:I,s:I,s:{s:b,s:b},s:o,s:o,s:s,s:s,s:s}", "version",
+		"{s:s,s:s,s:o,s:i,s:I,s:I,s:I,s:I,s:I,s:{s:b,s:b},s:o,s:o,s:s,s:s,s:s,s:o}",
+		"version",
 		SIPWAKE_VERSION, "mode", config_standalone(cfg) ? "standalone" : "gateway",
 		"upstream", config_standalone(cfg) ? json_null() : json_string(cfg->upstream.uri),
 		"pid", (int)getpid(), "started", (json_int_t)a->started, "uptime",
@@ -265,7 +290,7 @@ static json_t *cmd_status(struct admin *a, int argc, char **argv)
 		"fcm", config_fcm_enabled(cfg), "listen", str_list(cfg->sip.listen), "domains",
 		str_list(cfg->sip.domains), "config", cfg->path ? cfg->path : "", "log_level",
 		log_level_name(log_get_level()), "push_test",
-		a->push_test ? "available" : "not available"));
+		a->push_test ? "available" : "not available", "cluster", cluster_json(a)));
 }
 
 static json_t *cmd_stats(struct admin *a, int argc, char **argv)

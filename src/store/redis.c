@@ -18,6 +18,7 @@
 
 #include "sipwake/clock.h"
 #include "sipwake/log.h"
+#include "sipwake/stats.h"
 
 #define KEY_BINDINGS "sipwake:bindings"
 #define KEY_EXPIRY "sipwake:expiry"
@@ -55,6 +56,9 @@ static void report_state(struct store_redis *rs, const char *why)
 	if (down == rs->reported_down)
 		return;
 	rs->reported_down = down;
+	stats_set(stats_gauge("sipwake_cluster_redis_up", NULL), down ? 0 : 1);
+	if (down && rs->ever_up)
+		stats_count("sipwake_cluster_redis_lost_total", NULL);
 	if (!down && !rs->ever_up) {
 		rs->ever_up = true;
 		log_info("cluster: connected to Redis at %s", where_text(rs, w, sizeof(w)));
@@ -554,6 +558,21 @@ static int sync_setup(struct store_redis *rs)
 	return 0;
 }
 
+static void declare_stats(void)
+{
+	stats_family("sipwake_cluster_redis_up", STATS_GAUGE,
+		     "1 while this node reaches the cluster's Redis (commands and subscription)");
+	stats_family("sipwake_cluster_redis_lost_total", STATS_COUNTER,
+		     "times this node lost the cluster's Redis after having reached it");
+	stats_family("sipwake_cluster_nodes", STATS_GAUGE,
+		     "nodes of the cluster whose heartbeat has not expired, this one included");
+	stats_family("sipwake_cluster_takeovers_total", STATS_COUNTER,
+		     "dead nodes whose bindings this node took over");
+	stats_set(stats_gauge("sipwake_cluster_redis_up", NULL), 0);
+	stats_counter("sipwake_cluster_redis_lost_total", NULL);
+	stats_counter("sipwake_cluster_takeovers_total", NULL);
+}
+
 int store_redis_open(struct store_redis **out, su_root_t *root, const struct config_redis *where,
 		     const char *node)
 {
@@ -570,6 +589,7 @@ int store_redis_open(struct store_redis **out, su_root_t *root, const struct con
 	snprintf(rs->channel, sizeof(rs->channel), "sipwake:bindings@%d", where->db);
 	rs->reported_down = true; /* until both connections are up */
 	rs->started = time(NULL);
+	declare_stats();
 	if (sync_setup(rs) < 0 || !(rs->timer = su_timer_create(su_root_task(root), TICK_MS)) ||
 	    su_timer_set_for_ever(rs->timer, tick, (su_timer_arg_t *)rs) < 0) {
 		store_redis_close(rs);

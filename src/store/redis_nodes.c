@@ -198,6 +198,11 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		else
 			rs->nodes[i] = rs->nodes[--rs->n_nodes];
 	}
+	int alive = 0;
+
+	for (int i = 0; i < rs->n_nodes; i++)
+		alive += rs->nodes[i].alive;
+	stats_set(stats_gauge("sipwake_cluster_nodes", NULL), alive);
 	for (int i = 0; i < rs->n_nodes; i++) {
 		struct redis_node *n = &rs->nodes[i];
 

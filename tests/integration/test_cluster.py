@@ -18,6 +18,7 @@ and a raw UDP caller; asserted on the wire and in Redis:
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -42,6 +43,27 @@ def registrations(node):
                        capture_output=True, text=True, timeout=10)
     try:
         return [b.get("contact") for b in json.loads(r.stdout)["result"]["registrations"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def ctl(node, *args):
+    r = subprocess.run([CTL, "-s", node.config["admin"]["socket"]] + list(args),
+                       capture_output=True, text=True, timeout=10)
+    return r.stdout
+
+
+def cluster_status(node):
+    try:
+        return json.loads(ctl(node, "--json", "status"))["result"]["cluster"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def metric(node, name):
+    try:
+        fam = json.loads(ctl(node, "--json", "stats"))["result"].get(name, {})
+        return sum(x["value"] for x in fam.get("series", []))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -112,6 +134,21 @@ def main(t):
     caller_a = swlib.RawSip("udp", edge_a, timeout=8)
     caller_b = swlib.RawSip("udp", edge_b, timeout=8)
 
+    t.section("status")
+    ok = wait_until(lambda: sorted(n["name"] for n in (cluster_status(a) or {}).get("nodes", [])
+                                   if n["alive"]) == ["A", "B"])
+    st = cluster_status(a)
+    t.check(ok and st["node"] == "A" and st["redis"] == "reachable" and
+            [n["self"] for n in st["nodes"] if n["name"] == "A"] == [True] and
+            all(0 <= n["heartbeat_age_ms"] < 4000 for n in st["nodes"]),
+            "sipwakectl status --json: this node A, Redis reachable, A and B alive with a "
+            "recent heartbeat", st)
+    text = ctl(a, "status")
+    t.check(re.search(r"cluster +node A, Redis reachable", text) and
+            re.search(r"node +B: heartbeat \d+ ms ago", text), "sipwakectl status shows it", text)
+    t.check(metric(a, "sipwake_cluster_redis_up") == 1 and metric(a, "sipwake_cluster_nodes") == 2,
+            "metrics: sipwake_cluster_redis_up 1, sipwake_cluster_nodes 2")
+
     t.section("register on A, call through B")
     r = register(phone_a, a)
     t.require(r is not None and r.status == 200, "REGISTER through A: 200",
@@ -149,6 +186,11 @@ def main(t):
 
     t.section("Redis away")
     redis.stop()
+    t.check(wait_until(lambda: (cluster_status(a) or {}).get("redis") == "unreachable"),
+            "status: Redis unreachable", cluster_status(a))
+    t.check(metric(a, "sipwake_cluster_redis_up") == 0 and
+            metric(a, "sipwake_cluster_redis_lost_total") == 1,
+            "metrics: sipwake_cluster_redis_up 0, sipwake_cluster_redis_lost_total 1")
     r = register(phone_a, a)
     t.check(r is not None and r.status == 503 and r.get("retry-after"),
             "REGISTER while Redis is down: 503 with Retry-After",
