@@ -116,6 +116,13 @@ int64_t binding_upstream_expires(const struct binding *b);
 const char *binding_upstream_state(const struct binding *b);
 /* The connection to send on (TCP/TLS) or NULL when none is open / UDP. */
 tport_t *binding_tport(const struct binding *b);
+/*
+ * True when this node owns b: it took b's REGISTER (holds its flow,
+ * refreshes it upstream). Always true outside a cluster; in one, exactly
+ * one node owns each binding, so what must happen once per binding (a
+ * stored message's delivery, a wake-up push) happens where this is true.
+ */
+bool binding_local(const struct binding *b);
 /* True when a request can be sent now: UDP contact, or an open connection. */
 bool binding_reachable(const struct binding *b);
 

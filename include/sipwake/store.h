@@ -184,11 +184,22 @@ bool store_writable(const struct store *st);
 int store_pending(const struct store *st);
 void store_cancel_pending(struct store *st);
 
-/* Another node's change to a binding: put (b) or delete (id). */
-enum store_change { STORE_PUT, STORE_DEL };
+/*
+ * Another node's change to a binding: put (b), delete (id), or a new owner
+ * (id, b->node) after it took over a dead node's bindings.
+ */
+enum store_change { STORE_PUT, STORE_DEL, STORE_OWNER };
 typedef void store_change_fn(void *ctx, enum store_change what, const struct store_binding *b,
 			     const char *id);
 /* Who learns of other nodes' changes (one subscriber). */
 void store_watch(struct store *st, store_change_fn *fn, void *ctx);
+
+/*
+ * The cluster's nodes as last seen: name, whether it is this one, alive
+ * (heartbeat not expired), heartbeat age in ms (-1 when dead), start time.
+ */
+typedef void store_node_fn(void *ctx, const char *name, bool self, bool alive, int64_t age_ms,
+			   int64_t since);
+void store_cluster_nodes(struct store *st, store_node_fn *fn, void *ctx);
 
 #endif

@@ -1158,6 +1158,11 @@ tport_t *binding_tport(const struct binding *b)
 	return NULL;
 }
 
+bool binding_local(const struct binding *b)
+{
+	return binding_owned(b);
+}
+
 bool binding_reachable(const struct binding *b)
 {
 	if (b->received && !strcmp(sip_uri_proto(b->received), "udp"))
