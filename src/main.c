@@ -321,6 +321,8 @@ int main(int argc, char **argv)
 	/* Only now the ports: nothing was bound while the bindings loaded. */
 	if (sip_agent_listen(d.sip) < 0)
 		goto out;
+	/* the other nodes of a cluster hand requests for our phones to this */
+	store_set_hop(d.store, sip_agent_uri(d.sip, "tcp"));
 
 	sd_notify_msg("READY=1");
 	log_notice("ready");

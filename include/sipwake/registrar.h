@@ -123,6 +123,8 @@ tport_t *binding_tport(const struct binding *b);
  * stored message's delivery, a wake-up push) happens where this is true.
  */
 bool binding_local(const struct binding *b);
+/* The name of the node that owns b, NULL when this one does. */
+const char *binding_owner(const struct registrar *r, const struct binding *b);
 /* True when a request can be sent now: UDP contact, or an open connection. */
 bool binding_reachable(const struct binding *b);
 

@@ -186,9 +186,22 @@ void store_cancel_pending(struct store *st);
 
 /*
  * Another node's change to a binding: put (b), delete (id), or a new owner
- * (id, b->node) after it took over a dead node's bindings.
+ * (id, b->node) after it took over a dead node's bindings. After Redis was
+ * lost and is back: STORE_RESYNC_BEGIN, every binding Redis holds as
+ * STORE_RESYNC_PUT (changes keep coming meanwhile), then STORE_RESYNC_END:
+ * a binding heard of in neither way since BEGIN is not in Redis any more
+ * (another node removed it); or STORE_RESYNC_REBUILD instead when Redis
+ * lost its data: this node's own bindings are to be written back.
  */
-enum store_change { STORE_PUT, STORE_DEL, STORE_OWNER };
+enum store_change {
+	STORE_PUT,
+	STORE_DEL,
+	STORE_OWNER,
+	STORE_RESYNC_BEGIN,
+	STORE_RESYNC_PUT,
+	STORE_RESYNC_END,
+	STORE_RESYNC_REBUILD,
+};
 typedef void store_change_fn(void *ctx, enum store_change what, const struct store_binding *b,
 			     const char *id);
 /* Who learns of other nodes' changes (one subscriber). */
@@ -196,10 +209,18 @@ void store_watch(struct store *st, store_change_fn *fn, void *ctx);
 
 /*
  * The cluster's nodes as last seen: name, whether it is this one, alive
- * (heartbeat not expired), heartbeat age in ms (-1 when dead), start time.
+ * (heartbeat not expired), heartbeat age in ms (-1 when dead), start time,
+ * hop URI ("" when none announced).
  */
 typedef void store_node_fn(void *ctx, const char *name, bool self, bool alive, int64_t age_ms,
-			   int64_t since);
+			   int64_t since, const char *hop);
 void store_cluster_nodes(struct store *st, store_node_fn *fn, void *ctx);
+/*
+ * The hop (SPEC 9): the SIP URI at which this node takes requests for its
+ * own phones from the other nodes, announced in its heartbeat; and that of
+ * a live node by name (NULL when dead, unknown or outside a cluster).
+ */
+void store_set_hop(struct store *st, const char *uri);
+const char *store_node_hop(struct store *st, const char *node);
 
 #endif

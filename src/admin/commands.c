@@ -248,13 +248,12 @@ static json_t *str_list(char **l)
 }
 
 static void node_json(void *ctx, const char *name, bool self, bool alive, int64_t age_ms,
-		      int64_t since)
+		      int64_t since, const char *hop)
 {
-	json_array_append_new(ctx, json_pack("{s:s,s:b,s:b,s:o,s:I}", "name", name, "self", self,
-					     "alive", alive,
-					     "heartbeat_age_ms",
+	json_array_append_new(ctx, json_pack("{s:s,s:b,s:b,s:o,s:I,s:s}", "name", name, "self",
+					     self, "alive", alive, "heartbeat_age_ms",
 					     age_ms < 0 ? json_null() : json_integer(age_ms), "since",
-					     (json_int_t)since));
+					     (json_int_t)since, "hop", hop));
 }
 
 /* The cluster part of status: null outside a cluster. */

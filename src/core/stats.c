@@ -638,6 +638,8 @@ void stats_declare_core(void)
 		     "how long after its scheduled time a keep-alive refresh was sent");
 	stats_family("sipwake_upstream_lapsed_total", STATS_COUNTER,
 		     "keep-alive refreshes sent after upstream's registration had already expired");
+	stats_family("sipwake_cluster_hop_refused_total", STATS_COUNTER,
+		     "requests refused because their node-to-node hop header was forged or stale");
 	/* Series that should read 0 from the start rather than be absent. */
 	stats_counter("sipwake_register_total", "result", "ok", NULL);
 	stats_counter("sipwake_register_total", "result", "refused", NULL);

@@ -734,6 +734,8 @@ struct binding *registrar_upsert(struct registrar *r, struct binding *old, const
 	b->q = d->q;
 	b->expires = d->expires;
 	b->updated = d->updated;
+	b->gen = r->gen;
+	b->node = 0; /* a REGISTER we took makes it ours; take() sets another owner after */
 	if (d->set_flow)
 		binding_set_flow(b, d->tp);
 	/*
@@ -1001,18 +1003,81 @@ static int load_one(void *ctx, const struct store_binding *sb)
 	return 0;
 }
 
+struct sweep {
+	struct registrar *r;
+	struct binding **stale;
+	size_t n, cap;
+};
+
+static void sweep_one(void *ctx, struct binding *b)
+{
+	struct sweep *s = ctx;
+
+	if (b->gen == s->r->gen)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		struct binding **p = realloc(s->stale, cap * sizeof(*p));
+		if (!p)
+			return; /* kept: the next resync looks again */
+		s->stale = p;
+		s->cap = cap;
+	}
+	s->stale[s->n++] = b;
+}
+
+/*
+ * The end of a resync: a binding Redis did not mention is gone there, and
+ * goes from memory; unless Redis lost its data (rebuild), when the ones
+ * this node owns (and knows) are written back instead.
+ */
+static void resync_sweep(struct registrar *r, bool rebuild)
+{
+	struct sweep s = {.r = r};
+	size_t rewritten = 0, dropped = 0;
+
+	registrar_each(r, sweep_one, &s);
+	for (size_t i = 0; i < s.n; i++) {
+		struct binding *b = s.stale[i];
+
+		if (rebuild && binding_owned(b)) {
+			b->gen = r->gen;
+			binding_save(r, b);
+			rewritten++;
+		} else {
+			drop(r, b, "removed from Redis while this node could not hear it", false);
+			dropped++;
+		}
+	}
+	free(s.stale);
+	if (rewritten || dropped)
+		log_notice("cluster: after the resync, %zu binding(s) of ours written back to Redis, "
+			   "%zu of other nodes forgotten", rewritten, dropped);
+}
+
 /* Another node wrote a binding, or removed one: memory follows. */
 static void remote_change(void *ctx, enum store_change what, const struct store_binding *sb,
 			  const char *id)
 {
 	struct registrar *r = ctx;
 	struct binding *b = registrar_find_id(r, id);
+	bool known = b != NULL;
 
 	if (what == STORE_DEL) {
 		if (b)
 			drop(r, b, "removed by another node", false);
 		return;
 	}
+	if (what == STORE_RESYNC_BEGIN) {
+		r->gen++;
+		return;
+	}
+	if (what == STORE_RESYNC_END || what == STORE_RESYNC_REBUILD) {
+		resync_sweep(r, what == STORE_RESYNC_REBUILD);
+		return;
+	}
+	if (b)
+		b->gen = r->gen; /* heard of during a resync: current */
 	if (what == STORE_OWNER) {
 		/* a survivor took it over from a dead node: its keep-alive is theirs */
 		if (b && (b->node = node_index(r, sb->node)) != 0)
@@ -1026,7 +1091,9 @@ static void remote_change(void *ctx, enum store_change what, const struct store_
 			 sb->node ? sb->node : "?");
 		return;
 	}
-	registrar_notify(r, b, REGISTRAR_BOUND);
+	/* a resync announces only what is new to us: the rest was announced */
+	if (what == STORE_PUT || !known)
+		registrar_notify(r, b, REGISTRAR_BOUND);
 }
 
 int registrar_load(struct registrar *r)
@@ -1161,6 +1228,11 @@ tport_t *binding_tport(const struct binding *b)
 bool binding_local(const struct binding *b)
 {
 	return binding_owned(b);
+}
+
+const char *binding_owner(const struct registrar *r, const struct binding *b)
+{
+	return b->node && b->node <= r->n_nodes ? r->nodes[b->node - 1] : NULL;
 }
 
 bool binding_reachable(const struct binding *b)

@@ -86,6 +86,7 @@ struct binding {
 	char id[BINDING_ID_LEN + 1];
 	bool flow_dead;
 	uint8_t node; /* 0 = this node's; else the other node registrar.nodes[node - 1] */
+	uint8_t gen;  /* registrar.gen when last made, loaded or heard of (resync) */
 	char inline_strs[]; /* inline_cap bytes */
 };
 
@@ -142,6 +143,7 @@ struct registrar {
 	char *self;  /* this node's name, NULL outside a cluster */
 	char *nodes[REGISTRAR_MAX_NODES];
 	int n_nodes;
+	uint8_t gen; /* a resync with Redis marks what it hears of with the next value */
 	/* schedule.c: bindings by the time the tick next needs them */
 	struct binding **heap;
 	size_t heap_len, heap_cap;

@@ -342,7 +342,7 @@ static void branch_to(struct held *h, struct held_dev *d, struct binding *b)
 	msg_t *copy;
 	int idx;
 
-	if (h->state != HELD_RINGING || proxy_txn_answered(h->t) || !binding_reachable(b))
+	if (h->state != HELD_RINGING || proxy_txn_answered(h->t) || !router_can_reach(h->rt, b))
 		return;
 	if (d->branch >= 0 && proxy_txn_branch_active(h->t, d->branch)) {
 		if (!strcmp(d->received, binding_received(b)) && d->tport == binding_tport(b))
@@ -461,7 +461,7 @@ static void add_device(struct held *h, struct binding *b)
 	snprintf(d->id, sizeof(d->id), "%s", binding_id(b));
 	d->has_push = pn != NULL && h->rt->push != NULL && !h->no_push;
 
-	if (binding_reachable(b))
+	if (router_can_reach(h->rt, b))
 		branch_to(h, d, b);
 	if (d->has_push && !(h->is_message && d->reached)) {
 		/* A live device gets pn-timeout seconds to answer before we push. */
@@ -829,7 +829,7 @@ void held_on_binding(struct router *rt, const struct binding *cb, enum registrar
 			}
 			continue;
 		}
-		if (!b || !binding_reachable(b))
+		if (!b || !router_can_reach(rt, b))
 			continue;
 		if (!d) {
 			if (h->single)

@@ -245,7 +245,7 @@ void mwi_start(struct router *rt, struct proxy_txn *t, const sip_t *sip, struct 
 		d->branch = -1;
 		snprintf(d->id, sizeof(d->id), "%s", binding_id(list[i]));
 		d->pushable = binding_pn(list[i]) != NULL;
-		if (binding_reachable(list[i]) && (copy = proxy_txn_copy_request(t)))
+		if (router_can_reach(rt, list[i]) && (copy = proxy_txn_copy_request(t)))
 			d->branch = router_fork_binding(rt, t, copy, list[i], restore_uri, in_proto);
 		/* no flow, UDP (nothing says it is awake), or a branch that already
 		 * failed while it was being sent (after_response came first) */

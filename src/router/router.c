@@ -275,9 +275,11 @@ static const bool may_reach[SRC_COUNT][REACH_COUNT] = {
 	[SRC_UPSTREAM] = {false, true, true,  true,   true,  false},
 	[SRC_CLIENT] = {false, true, true, true, true, true},
 	[SRC_STRANGER] = {false, true, true, false, false, false},
+	/* another node of the cluster: the one binding of ours its hop names */
+	[SRC_PEER] = {false, false, false, true, false, false},
 };
 
-static const char *const source_name[SRC_COUNT] = {"upstream", "client", "stranger"};
+static const char *const source_name[SRC_COUNT] = {"upstream", "client", "stranger", "peer"};
 
 /* Where a request should go, decided on its forwarded copy. */
 struct target {
@@ -305,7 +307,7 @@ static void aim(struct target *tg, int kind, enum reach reach, struct binding *b
 
 /* The target a request names, before any trust is applied. */
 static void find_target(struct router *rt, msg_t *in, const sip_t *isip, sip_t *fsip,
-			struct target *tg, enum source src)
+			struct target *tg, enum source src, const char *hop_id)
 {
 	const url_t *ruri = fsip->sip_request->rq_url;
 	bool had_own_route = isip->sip_route && sip_agent_is_own_uri(rt->sa, isip->sip_route->r_url);
@@ -313,6 +315,13 @@ static void find_target(struct router *rt, msg_t *in, const sip_t *isip, sip_t *
 	char id[32];
 
 	memset(tg, 0, sizeof(*tg));
+	if (src == SRC_PEER) {
+		/* the binding the hop names, if it is ours: the sender pushes otherwise */
+		aim(tg, T_BINDING, REACH_BINDING, registrar_find_id(rt->reg, hop_id));
+		if (!tg->b || !binding_local(tg->b) || !binding_reachable(tg->b))
+			refuse(tg, 480, "Temporarily Unavailable");
+		return;
+	}
 	if (had_own_route && in_dialog && !fsip->sip_route) {
 		struct binding *fb = dialog_flow(rt, isip);
 		if (fb && !from_binding(in, fb)) {
@@ -363,9 +372,9 @@ static void find_target(struct router *rt, msg_t *in, const sip_t *isip, sip_t *
 
 /* find_target, then the one trust decision: may this source reach that? */
 static void pick_target(struct router *rt, msg_t *in, const sip_t *isip, sip_t *fsip,
-			struct target *tg, enum source src)
+			struct target *tg, enum source src, const char *hop_id)
 {
-	find_target(rt, in, isip, fsip, tg, src);
+	find_target(rt, in, isip, fsip, tg, src, hop_id);
 	if (!may_reach[src][tg->reach]) {
 		log_debug("%s from a %s refused: it may not reach that target",
 			  isip->sip_request->rq_method_name, source_name[src]);
@@ -377,9 +386,10 @@ int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, stru
 			bool restore_uri, const char *in_proto)
 {
 	sip_t *fsip = sip_object(fwd);
-	const char *out_proto = sip_uri_proto(binding_received(b));
+	const char *hop = router_hop_of(rt, b);
+	const char *out_proto = hop ? sip_uri_proto(hop) : sip_uri_proto(binding_received(b));
 
-	if (!binding_reachable(b)) {
+	if (!hop && !binding_reachable(b)) {
 		msg_destroy(fwd);
 		return -1;
 	}
@@ -393,11 +403,19 @@ int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *fwd, stru
 		snprintf(token, sizeof(token), "%s=%s.%s", DIALOG_PARAM, binding_id(b), mac);
 		sip_add_record_route(rt->sa, fwd, fsip, in_proto, out_proto, token);
 	}
+	if (hop) {
+		/* another node owns it: that node sends it on the phone's flow */
+		if (router_hop_mark(rt, fwd, fsip, b) < 0) {
+			msg_destroy(fwd);
+			return -1;
+		}
+		return proxy_txn_fork(t, fwd, hop, NULL);
+	}
 	return proxy_txn_fork(t, fwd, binding_received(b), binding_tport(b));
 }
 
 static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip_t *sip,
-			 enum source src)
+			 enum source src, const char *hop_id)
 {
 	struct proxy_txn *t = proxy_txn_new(rt->sa, irq, NULL, NULL);
 	tport_t *tp = nta_incoming_transport(sip_agent_nta(rt->sa), irq, NULL);
@@ -416,7 +434,14 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 		return 0;
 	}
 	fsip = sip_object(fwd);
-	pick_target(rt, msg, sip, fsip, &tg, src);
+	pick_target(rt, msg, sip, fsip, &tg, src, hop_id);
+	if (src == SRC_PEER && tg.kind == T_BINDING) {
+		/* a peer's hop: on to the phone's flow as it is (the peer holds,
+		 * pushes and record-routes) */
+		proxy_txn_fork(t, fwd, binding_received(tg.b), binding_tport(tg.b));
+		proxy_txn_seal(t, SIP_408_REQUEST_TIMEOUT);
+		return 0;
+	}
 	switch (tg.kind) {
 	case T_NONE:
 		msg_destroy(fwd);
@@ -470,7 +495,7 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 			return 0;
 		}
 		for (size_t i = 0; i < n; i++) {
-			msg_t *copy = proxy_txn_copy_request(t);
+			msg_t *copy = router_can_reach(rt, list[i]) ? proxy_txn_copy_request(t) : NULL;
 			if (copy && router_fork_binding(rt, t, copy, list[i], true, in_proto) >= 0)
 				sent++;
 		}
@@ -487,7 +512,8 @@ static int route_request(struct router *rt, nta_incoming_t *irq, msg_t *msg, sip
 }
 
 /* ACK to a 2xx: no transaction, forwarded statelessly along the same rules. */
-static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, enum source src)
+static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, enum source src,
+		      const char *hop_id)
 {
 	msg_t *fwd = msg_copy(msg);
 	sip_t *fsip;
@@ -501,7 +527,7 @@ static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, enum source src
 		return;
 	}
 	sip_pop_own_routes(rt->sa, fwd, fsip);
-	pick_target(rt, msg, sip, fsip, &tg, src);
+	pick_target(rt, msg, sip, fsip, &tg, src, hop_id);
 	switch (tg.kind) {
 	case T_ROUTE:
 		sip_send_stateless(rt->sa, fwd, NULL, NULL);
@@ -509,14 +535,21 @@ static void route_ack(struct router *rt, msg_t *msg, sip_t *sip, enum source src
 	case T_UPSTREAM:
 		sip_send_stateless(rt->sa, fwd, rt->cfg->upstream.uri, NULL);
 		return;
-	case T_BINDING:
-		if (binding_reachable(tg.b)) {
-			if (url_has_param(fsip->sip_request->rq_url, REGISTRAR_ID_PARAM))
-				set_request_uri(fwd, fsip, binding_contact(tg.b));
+	case T_BINDING: {
+		const char *hop = src == SRC_PEER ? NULL : router_hop_of(rt, tg.b);
+
+		if (!hop && !binding_reachable(tg.b))
+			break;
+		if (url_has_param(fsip->sip_request->rq_url, REGISTRAR_ID_PARAM))
+			set_request_uri(fwd, fsip, binding_contact(tg.b));
+		if (hop && router_hop_mark(rt, fwd, fsip, tg.b) == 0)
+			sip_send_stateless(rt->sa, fwd, hop, NULL);
+		else if (!hop)
 			sip_send_stateless(rt->sa, fwd, binding_received(tg.b), binding_tport(tg.b));
-			return;
-		}
-		break;
+		else
+			msg_destroy(fwd);
+		return;
+	}
 	default:
 		break;
 	}
@@ -566,10 +599,37 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 	sip_method_t m = sip->sip_request ? sip->sip_request->rq_method : sip_method_unknown;
 	bool up;
 
+	char hop_id[64] = "";
+	int peer;
+
 	if (!sip->sip_request)
 		return 0;
 	up = from_upstream(rt, msg);
 	stats_sip_request(sip->sip_request->rq_method_name);
+	peer = router_hop_check(rt, msg, sip, hop_id, sizeof(hop_id));
+	if (peer < 0) {
+		if (irq && m != sip_method_ack) {
+			nta_incoming_treply(irq, SIP_403_FORBIDDEN, TAG_END());
+			stats_sip_response(403);
+		}
+		if (irq)
+			nta_incoming_destroy(irq);
+		return 0;
+	}
+	if (peer > 0) {
+		/* another node's hop: no rate limit, no challenge, one binding */
+		if (m == sip_method_ack) {
+			route_ack(rt, msg, sip, SRC_PEER, hop_id);
+			if (irq)
+				nta_incoming_destroy(irq);
+			return 0;
+		}
+		if (!irq)
+			return 0;
+		if (m == sip_method_register)
+			return 403;
+		return route_request(rt, irq, msg, sip, SRC_PEER, hop_id);
+	}
 	if (!ratelimit_allow(rt, msg, up)) {
 		if (irq && m != sip_method_ack) {
 			nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE,
@@ -592,7 +652,7 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 		return 0;
 	}
 	if (m == sip_method_ack) {
-		route_ack(rt, msg, sip, classify(rt, msg, up));
+		route_ack(rt, msg, sip, classify(rt, msg, up), NULL);
 		if (irq)
 			nta_incoming_destroy(irq);
 		return 0;
@@ -609,5 +669,5 @@ int router_handle(void *ctx, nta_incoming_t *irq, msg_t *msg, sip_t *sip)
 		return 0; /* challenged or refused, irq answered */
 	if (m == sip_method_register)
 		return registrar_handle(rt->reg, irq, msg, sip);
-	return route_request(rt, irq, msg, sip, classify(rt, msg, up));
+	return route_request(rt, irq, msg, sip, classify(rt, msg, up), NULL);
 }

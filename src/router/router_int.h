@@ -20,7 +20,7 @@
 #define DIALOG_SECRET_LEN 32
 
 /* Where a request comes from (SPEC 8), decided once per request. */
-enum source { SRC_UPSTREAM, SRC_CLIENT, SRC_STRANGER, SRC_COUNT };
+enum source { SRC_UPSTREAM, SRC_CLIENT, SRC_STRANGER, SRC_PEER, SRC_COUNT };
 
 struct held;
 
@@ -52,6 +52,19 @@ struct router {
  */
 int router_fork_binding(struct router *rt, struct proxy_txn *t, msg_t *msg, struct binding *b,
 			bool restore_uri, const char *in_proto);
+
+/*
+ * The node-to-node hop (hop.c). router_can_reach: a branch to b can go
+ * now (its flow here, a UDP contact, or its owner node alive to hop to).
+ * router_hop_of: the owner's hop URI, NULL when b is ours or the owner is
+ * not alive. router_hop_mark: put the hop header for b in msg (0 or -1).
+ * router_hop_check: a request's hop header, taken out of msg: 1 valid
+ * (id = the binding, the request is a peer's), 0 none, -1 forged or stale.
+ */
+bool router_can_reach(struct router *rt, const struct binding *b);
+const char *router_hop_of(struct router *rt, const struct binding *b);
+int router_hop_mark(struct router *rt, msg_t *msg, sip_t *sip, const struct binding *b);
+int router_hop_check(struct router *rt, msg_t *msg, sip_t *sip, char *id, size_t len);
 
 /*
  * Take over an INVITE or MESSAGE for the given bindings (an AOR lookup, or

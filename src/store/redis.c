@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 
 #include <jansson.h>
 #include <sofia-sip/su_wait.h>
@@ -25,6 +26,7 @@
 #define CONNECT_TIMEOUT_S 5
 #define COMMIT_TIMEOUT_MS 2000 /* unconfirmed this long: the connection is dropped */
 #define TICK_MS 500            /* reconnects and the commit deadline */
+#define REDIS_JUDGE_GRACE_MS 5000 /* after connecting: a heartbeat's life and a beat more */
 #define LOAD_BATCH "1000"      /* HSCAN COUNT at the load */
 #define PURGE_MAX "1000"       /* expired bindings dropped per purge */
 
@@ -62,6 +64,9 @@ static void report_state(struct store_redis *rs, const char *why)
 	if (!down && !rs->ever_up) {
 		rs->ever_up = true;
 		log_info("cluster: connected to Redis at %s", where_text(rs, w, sizeof(w)));
+	} else if (!down && rs->need_resync) {
+		log_notice("cluster: Redis at %s reachable again", where_text(rs, w, sizeof(w)));
+		redis_resync_start(rs);
 	} else if (down)
 		log_error("cluster: Redis at %s unreachable (%s): REGISTER and MESSAGE get 503 "
 			  "until it is back", where_text(rs, w, sizeof(w)), why);
@@ -132,6 +137,22 @@ static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	redisAsyncDisconnect(ac);
 }
 
+/* sipwake:epoch, set once by whoever comes first: if it changed, Redis lost its data. */
+static void epoch_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_redis *rs = ac->data;
+	redisReply *r = reply;
+
+	if (!r || r->type != REDIS_REPLY_STRING || ac != rs->cmd)
+		return;
+	if (rs->epoch[0] && strcmp(rs->epoch, r->str)) {
+		log_error("cluster: Redis lost its data (sipwake:epoch changed): this node writes "
+			  "its bindings back; turn on appendonly in redis.conf");
+		rs->data_lost = true;
+	}
+	snprintf(rs->epoch, sizeof(rs->epoch), "%s", r->str);
+}
+
 static void cmd_ready(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct store_redis *rs = ac->data;
@@ -142,6 +163,7 @@ static void cmd_ready(redisAsyncContext *ac, void *reply, void *privdata)
 	report_state(rs, "");
 	/* announce ourselves before any binding we write can name us */
 	rs->next_beat_ms = 0;
+	rs->judge_after_ms = clock_now_ms() + REDIS_JUDGE_GRACE_MS;
 	redis_nodes_tick(rs);
 }
 
@@ -161,14 +183,22 @@ static void dispatch(struct store_redis *rs, const char *text, size_t len)
 	put = json_object_get(m, "put");
 	del = json_object_get(m, "del");
 	own = json_object_get(m, "own");
-	if (json_is_array(own))
+	if (json_is_array(own)) {
+		size_t i;
+		json_t *id;
+
+		json_array_foreach(own, i, id)
+			redis_resync_touch(rs, json_string_value(id));
 		redis_nodes_own(rs, by, own);
-	else if (put && store_redis_binding_of(put, &b) == 0)
+	} else if (put && store_redis_binding_of(put, &b) == 0) {
+		redis_resync_touch(rs, b.id);
 		rs->watch(rs->watch_ctx, STORE_PUT, &b, b.id);
-	else if (json_is_string(del))
+	} else if (json_is_string(del)) {
+		redis_resync_touch(rs, json_string_value(del));
 		rs->watch(rs->watch_ctx, STORE_DEL, NULL, json_string_value(del));
-	else
+	} else {
 		log_warn("cluster: a malformed change from node %s (ignored)", by);
+	}
 out:
 	json_decref(m);
 }
@@ -204,6 +234,8 @@ static void lost(struct store_redis *rs, const redisAsyncContext *ac, const char
 	}
 	if (ac == rs->multi_ac)
 		rs->multi_ac = NULL; /* its MULTI is gone: the commit fails */
+	if (rs->ever_up && ac)
+		rs->need_resync = true; /* what we missed meanwhile is read again */
 	report_state(rs, why);
 }
 
@@ -228,6 +260,9 @@ static void queue_setup(struct store_redis *rs, redisAsyncContext *ac, bool sele
 		redisAsyncCommand(ac, setup_reply, "AUTH", "AUTH %s", rs->where.password);
 	if (select && rs->where.db)
 		redisAsyncCommand(ac, setup_reply, "SELECT", "SELECT %d", rs->where.db);
+	/* named, for CLIENT LIST: sipwake:NODE:cmd or sipwake:NODE:sub */
+	redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME sipwake:%s:%s", rs->node,
+			  select ? "cmd" : "sub");
 }
 
 static redisAsyncContext *connect_async(struct store_redis *rs)
@@ -255,7 +290,15 @@ static redisAsyncContext *connect_async(struct store_redis *rs)
 static void reconnect(struct store_redis *rs)
 {
 	if (!rs->cmd && (rs->cmd = connect_async(rs))) {
+		unsigned long long rnd[2] = {clock_now_ms(), (unsigned long long)time(NULL)};
+		char epoch[33];
+
 		queue_setup(rs, rs->cmd, true);
+		if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+			rnd[1] ^= (unsigned long long)(uintptr_t)rs; /* unique enough without entropy */
+		snprintf(epoch, sizeof(epoch), "%016llx%016llx", rnd[0], rnd[1]);
+		redisAsyncCommand(rs->cmd, NULL, NULL, "SET sipwake:epoch %s NX", epoch);
+		redisAsyncCommand(rs->cmd, epoch_reply, NULL, "GET sipwake:epoch");
 		redisAsyncCommand(rs->cmd, cmd_ready, NULL, "PING");
 	}
 	if (!rs->sub && (rs->sub = connect_async(rs))) {
@@ -267,6 +310,11 @@ static void reconnect(struct store_redis *rs)
 static void tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct store_redis *rs = (struct store_redis *)arg;
+
+	if (rs->sync) { /* start-up is over: the loop's connections take over */
+		redisFree(rs->sync);
+		rs->sync = NULL;
+	}
 
 	if (rs->head && clock_now_ms() - rs->head->sent_ms > COMMIT_TIMEOUT_MS && rs->cmd) {
 		redisAsyncContext *ac = rs->cmd;
@@ -522,10 +570,42 @@ int store_redis_load(struct store_redis *rs, int64_t now, store_binding_fn *fn, 
 	} while (!rc && strcmp(cursor, "0"));
 	if (bad)
 		log_warn("cluster: %zu binding(s) in Redis could not be read (skipped)", bad);
-	/* The loop's connections take over from here. */
-	redisFree(rs->sync);
-	rs->sync = NULL;
-	return 0;
+	return 0; /* the blocking connection goes at the loop's first tick */
+}
+
+int store_redis_secret(struct store_redis *rs, const char *name, unsigned char *buf, size_t len)
+{
+	char hex[2 * 64 + 1];
+	redisReply *r;
+	int rc = -1;
+
+	if (len > 64 || !rs->sync) {
+		log_error("cluster: secret %s asked for after start-up", name);
+		return -1;
+	}
+	if (getrandom(buf, len, 0) != (ssize_t)len)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+	/* the first node to ask draws it; every node reads back what won */
+	if (!(r = sync_command(rs, "SET sipwake:secret:%s %s NX", name, hex)))
+		return -1;
+	freeReplyObject(r);
+	if (!(r = sync_command(rs, "GET sipwake:secret:%s", name)))
+		return -1;
+	if (r->type == REDIS_REPLY_STRING && r->len == 2 * len) {
+		rc = 0;
+		for (size_t i = 0; i < len && rc == 0; i++) {
+			unsigned v;
+			if (sscanf(r->str + 2 * i, "%2x", &v) != 1)
+				rc = -1;
+			buf[i] = (unsigned char)v;
+		}
+	}
+	if (rc < 0)
+		log_error("cluster: secret %s in Redis is not %zu hex bytes", name, len);
+	freeReplyObject(r);
+	return rc;
 }
 
 static int sync_setup(struct store_redis *rs)
@@ -625,5 +705,6 @@ void store_redis_close(struct store_redis *rs)
 	}
 	if (rs->sync)
 		redisFree(rs->sync);
+	strmap_free(rs->resync_touched);
 	free(rs);
 }

@@ -25,6 +25,7 @@
 
 #include "sipwake/config.h"
 #include "sipwake/store.h"
+#include "sipwake/strmap.h"
 
 /* Drive ac from root (its ev hooks). 0, or -1 without memory. */
 int redis_loop_attach(redisAsyncContext *ac, su_root_t *root);
@@ -36,6 +37,7 @@ struct redis_node {
 	char name[64];
 	int64_t seen_ms;  /* its last heartbeat, unix ms (0: none, the key expired) */
 	int64_t since;    /* when it started, unix s */
+	char hop[256];    /* the SIP URI other nodes hand its phones' requests to */
 	bool alive;
 	bool taking;      /* we hold its takeover lock and move its bindings */
 };
@@ -75,6 +77,15 @@ struct store_redis {
 	int n_nodes;
 	char take_cursor[32];     /* the takeover's HSCAN cursor */
 	char taking[64];          /* the node whose bindings we take over, "" = none */
+	char hop[256];            /* our own hop URI, "" until the SIP ports are bound */
+	/* redis_resync.c */
+	bool need_resync;         /* Redis was lost after we had it: read it all again */
+	struct strmap *resync_touched; /* ids changes named during the pass; NULL = no pass */
+	char resync_cursor[32];
+	size_t resync_seen;
+	char epoch[40];           /* sipwake:epoch as last read: a new one means Redis lost its data */
+	bool data_lost;           /* ... and the resync then writes our bindings back */
+	uint64_t judge_after_ms;  /* monotonic: no node is judged dead before (just reconnected) */
 };
 
 
@@ -88,6 +99,10 @@ void store_redis_report(struct store_redis *rs, const char *why);
  */
 void redis_nodes_tick(struct store_redis *rs);
 void redis_nodes_own(struct store_redis *rs, const char *by, json_t *ids);
+
+/* redis_resync.c: the pass after Redis came back; a change heard meanwhile. */
+void redis_resync_start(struct store_redis *rs);
+void redis_resync_touch(struct store_redis *rs, const char *id);
 
 /*
  * Connect to where as node: a blocking connection for the load at start
@@ -119,8 +134,12 @@ void store_redis_watch(struct store_redis *rs, store_change_fn *fn, void *ctx);
 /* A binding from its JSON (strings borrowed from o): 0, or -1 when it is none. */
 int store_redis_binding_of(json_t *o, struct store_binding *b);
 void store_redis_each_node(struct store_redis *rs, store_node_fn *fn, void *ctx);
+void store_redis_set_hop(struct store_redis *rs, const char *uri);
+/* The hop URI of a live node, or NULL. */
+const char *store_redis_node_hop(struct store_redis *rs, const char *name);
 
-/* For the load at start, on the blocking connection. */
+/* For the load at start, on the blocking connection (and the secrets, until the loop runs). */
+int store_redis_secret(struct store_redis *rs, const char *name, unsigned char *buf, size_t len);
 int store_redis_load(struct store_redis *rs, int64_t now, store_binding_fn *fn, void *ctx);
 int64_t store_redis_count(struct store_redis *rs);
 

@@ -174,6 +174,7 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	for (size_t i = 0; i + 1 < r->elements; i += 2) {
 		redisReply *name = r->element[i], *v = r->element[i + 1];
 		struct redis_node *n;
+		const char *hop;
 		json_t *o;
 
 		if (name->type != REDIS_REPLY_STRING || !(n = node_find(rs, name->str, true)))
@@ -184,6 +185,8 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		n->alive = true;
 		n->seen_ms = json_integer_value(json_object_get(o, "seen"));
 		n->since = json_integer_value(json_object_get(o, "since"));
+		hop = json_string_value(json_object_get(o, "hop"));
+		snprintf(n->hop, sizeof(n->hop), "%s", hop ? hop : "");
 		json_decref(o);
 	}
 	/* nodes no longer members (taken over and removed) leave the table */
@@ -206,8 +209,10 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	for (int i = 0; i < rs->n_nodes; i++) {
 		struct redis_node *n = &rs->nodes[i];
 
+		/* just (re)connected, we cannot tell a dead node from one that is
+		 * not back yet after Redis was away: wait a heartbeat's life */
 		if (!n->alive && !n->taking && strcmp(n->name, rs->node) && !rs->taking[0] &&
-		    rs->cmd_up)
+		    rs->cmd_up && clock_now_ms() >= rs->judge_after_ms)
 			try_takeover(rs, n);
 	}
 }
@@ -215,15 +220,20 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 void redis_nodes_tick(struct store_redis *rs)
 {
 	uint64_t now = clock_now_ms();
-	char beat[96];
+	json_t *o;
+	char *beat;
 
 	if (!rs->cmd_up || now < rs->next_beat_ms)
 		return;
 	rs->next_beat_ms = now + HEARTBEAT_MS;
-	snprintf(beat, sizeof(beat), "{\"seen\":%lld,\"since\":%lld}", (long long)unix_ms(),
-		 (long long)rs->started);
-	redisAsyncCommand(rs->cmd, NULL, NULL, "SET sipwake:node:%s %s PX %d", rs->node, beat,
-			  HEARTBEAT_TTL_MS);
+	o = json_pack("{s:I,s:I,s:s}", "seen", (json_int_t)unix_ms(), "since",
+		      (json_int_t)rs->started, "hop", rs->hop);
+	beat = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (beat)
+		redisAsyncCommand(rs->cmd, NULL, NULL, "SET sipwake:node:%s %s PX %d", rs->node,
+				  beat, HEARTBEAT_TTL_MS);
+	free(beat);
 	redisAsyncCommand(rs->cmd, NULL, NULL, "SADD sipwake:nodes %s", rs->node);
 	if (!rs->checking &&
 	    redisAsyncCommand(rs->cmd, members_reply, NULL, "EVAL %s 1 sipwake:nodes",
@@ -246,6 +256,19 @@ void redis_nodes_own(struct store_redis *rs, const char *by, json_t *ids)
 	}
 }
 
+void store_redis_set_hop(struct store_redis *rs, const char *uri)
+{
+	snprintf(rs->hop, sizeof(rs->hop), "%s", uri ? uri : "");
+	rs->next_beat_ms = 0; /* announce it at the next tick */
+}
+
+const char *store_redis_node_hop(struct store_redis *rs, const char *name)
+{
+	struct redis_node *n = node_find(rs, name, false);
+
+	return n && n->alive && n->hop[0] ? n->hop : NULL;
+}
+
 void store_redis_each_node(struct store_redis *rs, store_node_fn *fn, void *ctx)
 {
 	int64_t now = unix_ms();
@@ -254,6 +277,6 @@ void store_redis_each_node(struct store_redis *rs, store_node_fn *fn, void *ctx)
 		const struct redis_node *n = &rs->nodes[i];
 
 		fn(ctx, n->name, !strcmp(n->name, rs->node), n->alive,
-		   n->alive && n->seen_ms ? now - n->seen_ms : -1, n->since);
+		   n->alive && n->seen_ms ? now - n->seen_ms : -1, n->since, n->hop);
 	}
 }

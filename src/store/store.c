@@ -775,6 +775,17 @@ void store_cluster_nodes(struct store *st, store_node_fn *fn, void *ctx)
 		store_redis_each_node(st->redis, fn, ctx);
 }
 
+void store_set_hop(struct store *st, const char *uri)
+{
+	if (st->redis)
+		store_redis_set_hop(st->redis, uri);
+}
+
+const char *store_node_hop(struct store *st, const char *node)
+{
+	return st->redis && node ? store_redis_node_hop(st->redis, node) : NULL;
+}
+
 void store_watch(struct store *st, store_change_fn *fn, void *ctx)
 {
 	if (st->redis)
@@ -856,7 +867,11 @@ static int meta_get(struct store *st, const char *name, unsigned char *buf, size
 int store_secret(struct store *st, const char *name, unsigned char *buf, size_t len)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = meta_get(st, name, buf, len);
+	int rc;
+
+	if (st->redis) /* one secret for every node of the cluster */
+		return store_redis_secret(st->redis, name, buf, len);
+	rc = meta_get(st, name, buf, len);
 
 	if (rc != 0)
 		return rc < 0 ? -1 : 0;

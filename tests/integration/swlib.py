@@ -22,6 +22,7 @@ parse_sipp_messages(), raw sockets), never on timing or on log lines.
 
 import atexit
 import hashlib
+import json
 import os
 import random
 import re
@@ -85,6 +86,27 @@ def _kill_proc(proc, sig=signal.SIGKILL):
                 os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _terminate(proc, timeout):
+    """SIGTERM proc and wait for it; SIGKILL (its group) after timeout s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_proc(proc)
+            proc.wait(timeout=5)
+
+
+def wait_until(pred, timeout=5.0, step=0.05):
+    """True as soon as pred() is, polling every step s for at most timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return bool(pred())
 
 
 def _cleanup_all():
@@ -797,13 +819,7 @@ class Kamailio:
     def stop(self, timeout=10.0):
         if not self.proc:
             return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_proc(self.proc)
-                self.proc.wait(timeout=5)
+        _terminate(self.proc, timeout)
         _kill_proc(self.proc)  # stray workers of the group, if any
         _forget(self.proc)
         return self.proc.returncode
@@ -868,13 +884,7 @@ class RedisServer:
     def stop(self, timeout=10.0):
         if not self.proc:
             return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_proc(self.proc)
-                self.proc.wait(timeout=5)
+        _terminate(self.proc, timeout)
         _forget(self.proc)
         rc, self.proc = self.proc.returncode, None
         return rc
@@ -1023,6 +1033,17 @@ class Sipwaked:
             raise CheckFailed("sipwaked exited with status %d after SIGTERM (expected 0); stderr:\n%s"
                               % (rc, tail(self.stderr_path)))
         return rc
+
+    def ctl(self, *args):
+        """`sipwakectl --json ARGS` against this daemon's control socket: the
+        "result" object, or None when the command failed."""
+        ctl = os.path.join(os.path.dirname(os.path.abspath(self.binary)), "sipwakectl")
+        r = subprocess.run([ctl, "-s", self.config["admin"]["socket"], "--json"] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        try:
+            return json.loads(r.stdout)["result"]
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def kill9(self):
         """SIGKILL the daemon (and anything it forked: its process group)."""
