@@ -185,6 +185,11 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 		snprintf(phrase, plen, "Domain not served here");
 		return 403;
 	}
+	if (!utf8_valid(q->aor) || (sip->sip_call_id && !utf8_valid(sip->sip_call_id->i_id))) {
+		/* what is stored must be text (a cluster keeps it as JSON) */
+		snprintf(phrase, plen, "To or Call-ID is not UTF-8");
+		return 400;
+	}
 	q->call_id = sip->sip_call_id ? strdup(sip->sip_call_id->i_id) : NULL;
 	q->cseq = sip->sip_cseq ? sip->sip_cseq->cs_seq : 0;
 	if (sip->sip_user_agent && sip->sip_user_agent->g_string)
@@ -232,6 +237,10 @@ static int parse_register(struct registrar *r, const sip_t *sip, struct reg_req 
 		inst = msg_params_find(m->m_params, "+sip.instance=");
 		if (inst)
 			c->instance = strndup(inst, 300);
+		if (!utf8_valid(c->uri) || (c->instance && !utf8_valid(c->instance))) {
+			snprintf(phrase, plen, "Contact is not UTF-8");
+			return 400;
+		}
 		c->q = m->m_q ? q_value(m->m_q) : 1000;
 		if (c->q < 0) {
 			snprintf(phrase, plen, "Bad q-value in Contact");

@@ -366,6 +366,12 @@ int store_redis_put(struct store_redis *rs, const struct store_binding *b)
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	int rc = -1;
 
+	if (!text) {
+		/* the registrar refuses what is not UTF-8: this is memory */
+		log_error("store: binding %s cannot be written as JSON", b->id);
+		json_decref(o);
+		return -1;
+	}
 	if (text && open_multi(rs) == 0 &&
 	    redisAsyncCommand(rs->cmd, NULL, NULL, "HSET " KEY_BINDINGS " %s %s", b->id, text) ==
 		    REDIS_OK &&

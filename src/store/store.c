@@ -700,7 +700,9 @@ static void autocommitted(void *ctx, bool stored)
 static int redis_wrote(struct store *st, int rc)
 {
 	if (rc < 0) {
-		log_error("store: binding write refused: Redis is unreachable");
+		log_error(store_redis_writable(st->redis)
+				  ? "store: a binding write could not be queued for Redis"
+				  : "store: binding write refused: Redis is unreachable");
 		return -1;
 	}
 	if (!st->in_tx)

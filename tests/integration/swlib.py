@@ -1034,6 +1034,11 @@ class Sipwaked:
                               % (rc, tail(self.stderr_path)))
         return rc
 
+    def log_text(self):
+        """What the daemon logged so far (its stderr), as text."""
+        with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
     def ctl(self, *args):
         """`sipwakectl --json ARGS` against this daemon's control socket: the
         "result" object, or None when the command failed."""

@@ -167,6 +167,19 @@ def main(t):
     t.check(metric(a, "sipwake_cluster_hop_refused_total") == 1,
             "counted in sipwake_cluster_hop_refused_total")
 
+    t.section("a REGISTER whose Contact is not UTF-8")
+    c = phone_a
+    for what, contact in (("Contact URI", b"<sip:bad\xff@%s:%d>" % (c.local[0].encode(), c.local[1])),
+                          ("instance", b'<sip:inst@%s:%d>;+sip.instance="<urn:x\xff>"'
+                           % (c.local[0].encode(), c.local[1]))):
+        req = swlib.build_request("REGISTER", "sip:%s" % swlib.DOMAIN, "udp", c.local,
+                                  from_uri=AOR, headers=[("Contact", "CONTACT"), ("Expires", "300")])
+        c.send(req.replace(b"CONTACT", contact))
+        r, _ = c.recv_final()
+        t.check(r is not None and r.status == 400, "%s with a byte that is not UTF-8: 400, not "
+                "a 500 the phone would retry forever" % what, r.summary() if r else None)
+    t.check(len(stored(redis)) == 1 and a.alive(), "Redis still holds the one binding; A runs")
+
     t.section("un-REGISTER on B")
     r = register(phone_b, b, expires=0)
     t.check(r is not None and r.status == 200, "un-REGISTER through B: 200",
@@ -181,7 +194,7 @@ def main(t):
     a.start()
     t.check(registrations(a) and registrations(a) == registrations(b),
             "A holds the binding again after its restart", registrations(a))
-    t.check(" 1 binding(s) loaded from Redis" in open(a.stderr_path).read(), "A's log: loaded from Redis")
+    t.check(" 1 binding(s) loaded from Redis" in a.log_text(), "A's log: loaded from Redis")
     inv, final = call(t, caller_a, phone_a, a)
     t.check(inv is not None and final is not None and final.status == 486,
             "a call through the restarted A reaches the phone")
@@ -228,7 +241,7 @@ def main(t):
         os.kill(a.proc.pid, signal.SIGCONT)
     t.check(swlib.wait_until(lambda: registrations(a) == [], timeout=10),
             "A, back, resynchronised: the binding is gone from it too", registrations(a))
-    t.check("resynchronised with Redis" in open(a.stderr_path).read(), "A's log says so")
+    t.check("resynchronised with Redis" in a.log_text(), "A's log says so")
 
     t.section("Redis hangs")
     os.kill(redis.proc.pid, signal.SIGSTOP)
@@ -252,8 +265,8 @@ def main(t):
     t.check(swlib.wait_until(lambda: registrations(b) == registrations(a) and registrations(b)),
             "B learned that registration too", registrations(b))
 
-    for log, name in ((a.stderr_path, "A"), (b.stderr_path, "B")):
-        text = open(log).read()
+    for node, name in ((a, "A"), (b, "B")):
+        text = node.log_text()
         t.check(text.count("unreachable") >= 1 and text.count("unreachable") ==
                 text.count("reachable again"),
                 "%s logged each loss of Redis once and each return once (%d)"
