@@ -130,13 +130,35 @@ int store_account_put(struct store *st, const struct store_account *a);
 /*
  * The account of aor through fn (strings valid during the call only):
  * 1 found, 0 none, -1 error (logged). Always read from the database, so a
- * change another process made is seen at once.
+ * change another process made is seen at once. In a cluster, read from
+ * this node's copy of the cluster's accounts (it never waits for Redis),
+ * which follows a change made elsewhere within a moment.
  */
 int store_account_get(struct store *st, const char *aor, store_account_fn *fn, void *ctx);
 /* Every account (or the one of aor when not NULL), by AOR. 0 or -1. */
 int store_account_list(struct store *st, const char *aor, store_account_fn *fn, void *ctx);
 /* Delete the account of aor: 1 deleted, 0 there was none, -1 error. */
 int store_account_del(struct store *st, const char *aor);
+/*
+ * In a cluster, the daemon's store_account_put/del answer before Redis
+ * does once the loop runs (0: sent, and seen by this node at once; what
+ * Redis then refuses is logged). A tool's wait for Redis:
+ * store_attach_cluster_accounts() puts the accounts of st in the Redis of
+ * cfg->cluster.redis, on a blocking connection, without a loop (nothing
+ * else of st changes). 0 (also when cfg has no cluster), or -1 logged.
+ */
+struct sw_config;
+int store_attach_cluster_accounts(struct store *st, const struct sw_config *cfg);
+
+/*
+ * In a cluster, the digest nonce counts each node accepted, so that a
+ * replay to another node fails as it would on the first:
+ * store_nonce_used() tells the others (without waiting; nothing outside a
+ * cluster), fn hears of theirs (one listener; NULL to stop).
+ */
+typedef void store_nonce_fn(void *ctx, const char *nonce, uint32_t nc);
+void store_nonce_used(struct store *st, const char *nonce, uint32_t nc);
+void store_watch_nonces(struct store *st, store_nonce_fn *fn, void *ctx);
 
 /*
  * How long a write waits for another connection's lock: the daemon keeps
@@ -168,11 +190,11 @@ typedef void store_done_fn(void *ctx, bool stored);
 void store_commit_then(struct store *st, store_done_fn *fn, void *ctx);
 
 /*
- * Cluster (SPEC 9): keep the bindings in the Redis of cfg->cluster.redis
- * rather than in the database, driven by root. Messages, accounts and
- * secrets stay in the database for now. 0, or -1 with the reason logged.
+ * Cluster (SPEC 9): keep the bindings, the accounts and the secrets in the
+ * Redis of cfg->cluster.redis rather than in the database, driven by root.
+ * Messages stay in the database for now. A secret is read only before the
+ * loop runs. 0, or -1 with the reason logged.
  */
-struct sw_config;
 int store_attach_cluster(struct store *st, su_root_t *root, const struct sw_config *cfg);
 /* True when the store is in a cluster. */
 bool store_clustered(const struct store *st);

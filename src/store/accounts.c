@@ -2,10 +2,13 @@
 /*
  * Digest accounts (SPEC 4.7): one row per AOR with its username, realm and
  * HA1 values. sipwakectl writes them while the daemon may run; the daemon
- * reads the row at every authentication, so a change is seen at once.
+ * reads the row at every authentication, so a change is seen at once. In a
+ * cluster they are in Redis instead (redis_accounts.c), for every node.
  */
 #include "store_int.h"
 
+#include "redis_int.h"
+#include "sipwake/config.h"
 #include "sipwake/log.h"
 
 #include <string.h>
@@ -32,6 +35,8 @@ int store_account_put(struct store *st, const struct store_account *a)
 		log_error("store: account without aor, username, realm or HA1");
 		return -1;
 	}
+	if (st->accounts)
+		return redis_accounts_put(st->accounts, a);
 	if (store_bind_text(s, 1, a->aor) || store_bind_text(s, 2, a->username) ||
 	    store_bind_text(s, 3, a->realm) || store_bind_text(s, 4, a->ha1_md5) ||
 	    store_bind_text(s, 5, a->ha1_sha256) || sqlite3_bind_int64(s, 6, a->created) ||
@@ -79,6 +84,8 @@ int store_account_get(struct store *st, const char *aor, store_account_fn *fn, v
 {
 	int n;
 
+	if (st->accounts)
+		return redis_accounts_get(st->accounts, aor, fn, ctx);
 	if (store_bind_text(st->stmt[S_ACCOUNT_GET], 1, aor)) {
 		store_release(st->stmt[S_ACCOUNT_GET]);
 		return store_fail(st, "account get");
@@ -89,6 +96,8 @@ int store_account_get(struct store *st, const char *aor, store_account_fn *fn, v
 
 int store_account_list(struct store *st, const char *aor, store_account_fn *fn, void *ctx)
 {
+	if (st->accounts)
+		return redis_accounts_list(st->accounts, aor, fn, ctx);
 	if (aor)
 		return store_account_get(st, aor, fn, ctx) < 0 ? -1 : 0;
 	return account_rows(st, S_ACCOUNT_LIST, fn, ctx) < 0 ? -1 : 0;
@@ -96,6 +105,8 @@ int store_account_list(struct store *st, const char *aor, store_account_fn *fn, 
 
 int store_account_del(struct store *st, const char *aor)
 {
+	if (st->accounts)
+		return redis_accounts_del(st->accounts, aor);
 	if (store_bind_text(st->stmt[S_ACCOUNT_DEL], 1, aor)) {
 		store_release(st->stmt[S_ACCOUNT_DEL]);
 		return store_fail(st, "account delete");
@@ -103,4 +114,34 @@ int store_account_del(struct store *st, const char *aor)
 	if (store_run(st, S_ACCOUNT_DEL, "account delete") < 0)
 		return -1;
 	return sqlite3_changes(st->db) > 0;
+}
+
+int store_attach_cluster_accounts(struct store *st, const struct sw_config *cfg)
+{
+	struct config_redis where;
+	const char *why;
+
+	if (!config_clustered(cfg))
+		return 0;
+	if (st->redis || st->accounts) {
+		log_error("store: the accounts are already the cluster's");
+		return -1;
+	}
+	if (config_parse_redis(cfg->cluster.redis, &where, &why) < 0) {
+		log_error("store: cluster.redis: %s", why);
+		return -1;
+	}
+	return redis_accounts_connect(&st->accounts, &where);
+}
+
+void store_nonce_used(struct store *st, const char *nonce, uint32_t nc)
+{
+	if (st->redis && st->accounts)
+		redis_accounts_nonce_used(st->accounts, nonce, nc);
+}
+
+void store_watch_nonces(struct store *st, store_nonce_fn *fn, void *ctx)
+{
+	if (st->redis && st->accounts)
+		redis_accounts_watch_nonces(st->accounts, fn, ctx);
 }

@@ -4,7 +4,8 @@
  * one store transaction go in one MULTI/EXEC with their PUBLISH, so
  * another node never hears of a write that did not happen, and the
  * registrar's 2xx waits for the EXEC's reply (store_commit_then). The loop
- * never blocks on Redis: only the load at start uses a blocking connection.
+ * never blocks on Redis: only start-up (the load, accounts, secrets) uses a
+ * blocking connection, freed at the first tick of the loop.
  */
 #include "redis_int.h"
 
@@ -208,18 +209,26 @@ static void sub_message(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct store_redis *rs = ac->data;
 	redisReply *r = reply;
+	bool accounts;
 
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_STRING)
 		return;
+	accounts = r->element[1]->type == REDIS_REPLY_STRING &&
+		   !strcmp(r->element[1]->str, rs->accounts_channel);
 	if (!strcmp(r->element[0]->str, "subscribe")) {
-		if (ac == rs->sub) {
+		if (ac == rs->sub && accounts) {
+			redis_accounts_subscribed(rs->accounts);
+		} else if (ac == rs->sub) {
 			rs->sub_up = true;
 			report_state(rs, "");
 		}
 	} else if (!strcmp(r->element[0]->str, "message") &&
 		   r->element[2]->type == REDIS_REPLY_STRING) {
-		dispatch(rs, r->element[2]->str, r->element[2]->len);
+		if (accounts)
+			redis_accounts_message(rs->accounts, r->element[2]->str, r->element[2]->len);
+		else
+			dispatch(rs, r->element[2]->str, r->element[2]->len);
 	}
 }
 
@@ -303,7 +312,8 @@ static void reconnect(struct store_redis *rs)
 	}
 	if (!rs->sub && (rs->sub = connect_async(rs))) {
 		queue_setup(rs, rs->sub, false);
-		redisAsyncCommand(rs->sub, sub_message, NULL, "SUBSCRIBE %s", rs->channel);
+		redisAsyncCommand(rs->sub, sub_message, NULL, "SUBSCRIBE %s %s", rs->channel,
+				  rs->accounts_channel);
 	}
 }
 
@@ -673,6 +683,8 @@ int store_redis_open(struct store_redis **out, su_root_t *root, const struct con
 	snprintf(rs->node, sizeof(rs->node), "%s", node);
 	/* Pub/sub is not per database: the channel names it. */
 	snprintf(rs->channel, sizeof(rs->channel), "sipwake:bindings@%d", where->db);
+	snprintf(rs->accounts_channel, sizeof(rs->accounts_channel), REDIS_ACCOUNTS_CHANNEL,
+		 where->db);
 	rs->reported_down = true; /* until both connections are up */
 	rs->started = time(NULL);
 	declare_stats();

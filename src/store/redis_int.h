@@ -56,7 +56,7 @@ struct store_redis {
 	struct config_redis where;
 	char node[64];
 	char channel[64];
-	redisContext *sync;     /* the load's connection, until the loop runs */
+	redisContext *sync;     /* start-up's (load, accounts, secrets), until the loop runs */
 	redisAsyncContext *cmd; /* writes; NULL while reconnecting */
 	redisAsyncContext *sub; /* SUBSCRIBE channel */
 	bool cmd_up, sub_up;    /* connected and set up (AUTH, SELECT, SUBSCRIBE) */
@@ -86,6 +86,9 @@ struct store_redis {
 	char epoch[40];           /* sipwake:epoch as last read: a new one means Redis lost its data */
 	bool data_lost;           /* ... and the resync then writes our bindings back */
 	uint64_t judge_after_ms;  /* monotonic: no node is judged dead before (just reconnected) */
+	/* redis_accounts.c: the accounts' channel, subscribed with ours */
+	char accounts_channel[64];
+	struct redis_accounts *accounts;
 };
 
 
@@ -142,5 +145,37 @@ const char *store_redis_node_hop(struct store_redis *rs, const char *name);
 int store_redis_secret(struct store_redis *rs, const char *name, unsigned char *buf, size_t len);
 int store_redis_load(struct store_redis *rs, int64_t now, store_binding_fn *fn, void *ctx);
 int64_t store_redis_count(struct store_redis *rs);
+
+/*
+ * Accounts (redis_accounts.c). "sipwake:accounts" is a hash of
+ * AOR -> JSON of struct store_account; every change is published on
+ * REDIS_ACCOUNTS_CHANNEL (of the database) as {"by":WHO,"put":{account}}
+ * or {"by":WHO,"del":AOR}, in the same script as the write; and
+ * {"by":WHO,"nonce":NONCE,"nc":N} when a node accepted a digest nonce at
+ * count N.
+ */
+#define REDIS_ACCOUNTS_CHANNEL "sipwake:accounts@%d"
+struct redis_accounts;
+/*
+ * A node's accounts: every one in memory, read on rs->sync (before the
+ * loop runs) and kept current from the channel. Sets rs->accounts. 0 or -1.
+ */
+int redis_accounts_attach(struct redis_accounts **out, struct store_redis *rs);
+/* A tool's: a blocking connection of its own to where, no copy in memory. */
+int redis_accounts_connect(struct redis_accounts **out, const struct config_redis *where);
+/* After store_redis_close() (its connections' callbacks may still use ra). NULL is fine. */
+void redis_accounts_free(struct redis_accounts *ra);
+/* As store_account_put/get/list/del. */
+int redis_accounts_put(struct redis_accounts *ra, const struct store_account *a);
+int redis_accounts_get(struct redis_accounts *ra, const char *aor, store_account_fn *fn, void *ctx);
+int redis_accounts_list(struct redis_accounts *ra, const char *aor, store_account_fn *fn,
+			void *ctx);
+int redis_accounts_del(struct redis_accounts *ra, const char *aor);
+/* As store_nonce_used() and store_watch_nonces(). */
+void redis_accounts_nonce_used(struct redis_accounts *ra, const char *nonce, uint32_t nc);
+void redis_accounts_watch_nonces(struct redis_accounts *ra, store_nonce_fn *fn, void *ctx);
+/* From redis.c's subscription: it is (again) subscribed; a message on the channel. */
+void redis_accounts_subscribed(struct redis_accounts *ra);
+void redis_accounts_message(struct redis_accounts *ra, const char *text, size_t len);
 
 #endif

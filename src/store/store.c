@@ -382,6 +382,7 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_redis_close(st->redis);
+	redis_accounts_free(st->accounts); /* after: the connections' callbacks use it */
 	if (st->in_tx && st->stmt[S_ROLLBACK]) {
 		log_warn("store: %s: closing inside a transaction; rolling it back", st->path);
 		store_run(st, S_ROLLBACK, "rolling back");
@@ -742,7 +743,9 @@ int store_attach_cluster(struct store *st, su_root_t *root, const struct sw_conf
 		log_error("store: this host's name is no node name: set cluster.node_name");
 		return -1;
 	}
-	return store_redis_open(&st->redis, root, &where, node);
+	if (store_redis_open(&st->redis, root, &where, node) < 0)
+		return -1;
+	return redis_accounts_attach(&st->accounts, st->redis);
 }
 
 bool store_clustered(const struct store *st)

@@ -46,6 +46,7 @@ struct store {
 	bool loading_bindings; /* the bindings are being read: none is written meanwhile */
 	int version;
 	struct store_redis *redis; /* a cluster's bindings (redis.c), or NULL */
+	struct redis_accounts *accounts; /* a cluster's accounts (redis_accounts.c), or NULL */
 };
 
 /* The SQL of each prepared statement (accounts.c holds the account ones). */
