@@ -8,6 +8,15 @@
  * draws a new key, so nonces of the previous process are answered with a
  * new challenge marked stale=true (the phone retries without asking).
  *
+ * In a cluster every node must accept the nonces of the others: the key is
+ * the cluster's secret "nonce" (store_secret), and the clock the wall
+ * clock (the nodes' must agree within a second, NTP). A restart keeps the
+ * key, so the nonces issued before it count as stale at their first use
+ * (nc_floor), as if the key had changed: the table of counts seen was lost.
+ * A node tells the others each nonce count it accepts (store_nonce_used),
+ * and they record it as their own: credentials one node took are a replay
+ * on every node once that message is in (a moment after, over Redis).
+ *
  * Replay: the first use of a nonce records its nonce count (nc); a later
  * use must count higher. The table holds the nonces used within
  * auth.nonce_lifetime, at most MAX_NONCES: when full, it is emptied and
@@ -53,6 +62,7 @@
 struct auth {
 	const struct sw_config *cfg;
 	struct store *st;
+	bool shared;           /* in a cluster: the cluster's key and the wall clock */
 	unsigned char key[KEY_LEN];
 	char opaque[MAC_HEX + 1];
 	int64_t last_usec;     /* the newest nonce's clock: nonces are unique */
@@ -75,11 +85,11 @@ struct fail_count {
 	bool warned;
 };
 
-static int64_t now_usec(void)
+static int64_t now_usec(const struct auth *a)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(a->shared ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -138,6 +148,8 @@ enum auth_nonce auth_nonce_check(struct auth *a, const char *nonce, int64_t now)
 	return nonce_age(a, nonce_clock(a, nonce), now);
 }
 
+static void used_elsewhere(void *ctx, const char *nonce, uint32_t nc);
+
 int auth_new(struct auth **out, const struct sw_config *cfg, struct store *st)
 {
 	struct auth *a = calloc(1, sizeof(*a));
@@ -147,16 +159,24 @@ int auth_new(struct auth **out, const struct sw_config *cfg, struct store *st)
 		return -1;
 	a->cfg = cfg;
 	a->st = st;
+	a->shared = store_clustered(st);
 	a->ncs = strmap_new();
 	a->fails = strmap_new();
-	if (!a->ncs || !a->fails || RAND_bytes(a->key, sizeof(a->key)) != 1) {
-		log_error("auth: cannot set up digest authentication (memory or randomness)");
+	if (!a->ncs || !a->fails ||
+	    (a->shared ? store_secret(st, "nonce", a->key, sizeof(a->key)) < 0
+		       : RAND_bytes(a->key, sizeof(a->key)) != 1)) {
+		log_error("auth: cannot set up digest authentication (memory, randomness or the "
+			  "cluster's secret)");
 		auth_free(a);
 		return -1;
 	}
 	mac_hex(a, "opaque", a->opaque);
-	a->last_usec = now_usec();
+	a->last_usec = now_usec(a);
 	a->ncs_swept = a->fails_swept = a->last_usec;
+	if (a->shared) {
+		a->nc_floor = a->last_usec;
+		store_watch_nonces(st, used_elsewhere, a);
+	}
 	*out = a;
 	return 0;
 }
@@ -170,6 +190,8 @@ void auth_free(struct auth *a)
 {
 	if (!a)
 		return;
+	if (a->shared)
+		store_watch_nonces(a->st, NULL, NULL);
 	if (a->ncs)
 		strmap_each(a->ncs, free_value, NULL);
 	if (a->fails)
@@ -308,6 +330,16 @@ static int offered(const struct auth *a, const struct auth_account *acc, int out
 	return n;
 }
 
+/* Another node of the cluster accepted nonce at count nc: record it as ours. */
+static void used_elsewhere(void *ctx, const char *nonce, uint32_t nc)
+{
+	struct auth *a = ctx;
+	int64_t now = now_usec(a), t = nonce_clock(a, nonce);
+
+	if (nonce_age(a, t, now) == AUTH_NONCE_OK)
+		nc_fresh(a, nonce, t, nc, now);
+}
+
 enum verdict { V_PASS, V_NONE, V_STALE, V_FAIL };
 
 /* Check one set of digest credentials against the account. */
@@ -370,6 +402,8 @@ static enum verdict check_response(struct auth *a, const sip_t *sip, const struc
 		*why = "a nonce count already used (replay)";
 		return V_STALE;
 	}
+	if (a->shared)
+		store_nonce_used(a->st, ar->ar_nonce, (uint32_t)nc);
 	return V_PASS;
 }
 
@@ -378,7 +412,7 @@ static void challenge(struct auth *a, nta_incoming_t *irq, bool proxy, const cha
 {
 	char nonce[NONCE_LEN + 1], hdrs[2048];
 	size_t off = 0;
-	int64_t now = now_usec();
+	int64_t now = now_usec(a);
 
 	a->last_usec = now > a->last_usec ? now : a->last_usec + 1;
 	auth_nonce_make(a, a->last_usec, nonce, sizeof(nonce));
@@ -453,7 +487,7 @@ bool auth_request(struct auth *a, nta_incoming_t *irq, msg_t *msg, sip_t *sip, c
 {
 	const char *method = sip->sip_request->rq_method_name;
 	struct judgement j;
-	int64_t now = now_usec();
+	int64_t now = now_usec(a);
 	char ip[64];
 
 	source_ip(msg, ip, sizeof(ip));
