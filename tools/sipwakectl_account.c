@@ -3,7 +3,9 @@
  * sipwakectl account: digest accounts in the database the configuration
  * names (storage.database), written directly (SQLite takes care of a
  * daemon using it at the same time; the daemon reads an account at every
- * authentication, so no reload is needed). Only HA1 values are stored: a
+ * authentication, so no reload is needed). With cluster.redis, in the
+ * cluster's Redis instead: the change is published there, and every
+ * running node takes it within a moment. Only HA1 values are stored: a
  * password comes from standard input (never an argument), is hashed for
  * MD5 and SHA-256 with the account's username and realm, and wiped.
  */
@@ -261,6 +263,7 @@ json_t *account_run(const char *config, int argc, char **argv, int *code)
 	struct store *st = NULL;
 	struct set_args s = {0};
 	const char *verb = argc > 1 ? argv[1] : "";
+	const char *where;
 	char aor[512], user[256];
 	json_t *doc = NULL;
 	int rc;
@@ -292,16 +295,28 @@ json_t *account_run(const char *config, int argc, char **argv, int *code)
 		*code = EXIT_CONFIG;
 		return NULL;
 	}
-	st = open_db(cfg.storage.database);
+	where = cfg.storage.database;
+	if (config_clustered(&cfg)) {
+		/* nothing but the accounts is used: the node's database stays untouched */
+		where = "the cluster's Redis";
+		if (store_open(&st, ":memory:") == 0 && store_attach_cluster_accounts(st, &cfg) < 0) {
+			store_close(st);
+			st = NULL;
+		}
+	} else {
+		st = open_db(where);
+	}
 	if (!st) {
-		doc = error_doc("cannot open the database %s (see above)", cfg.storage.database);
+		doc = error_doc(config_clustered(&cfg) ? "cannot reach %s (see above)"
+						      : "cannot open the database %s (see above)",
+				where);
 	} else if (!strcmp(verb, "set")) {
 		doc = account_set(st, &cfg, &s, aor, user, code);
 	} else if (!strcmp(verb, "list")) {
 		json_t *list = json_array();
 		if (store_account_list(st, s.aor ? aor : NULL, collect, list) < 0) {
 			json_decref(list);
-			doc = error_doc("cannot read the accounts of %s", cfg.storage.database);
+			doc = error_doc("cannot read the accounts of %s", where);
 		} else {
 			doc = ok_doc(json_pack("{s:o}", "accounts", list));
 		}
