@@ -259,6 +259,7 @@ def main(t):
             "Redis' append-only file has the HA1 values, never the password")
 
     t.section("Redis gone")
+    t.check(a.stop() == 0 and b.stop() == 0, "A and B stop with exit 0")
     redis.stop()
     rc, out, err = ctl(a.conf_path, "account", "list")
     t.check(rc == 1 and "cannot reach the cluster's Redis" in err,
