@@ -62,7 +62,7 @@ static char *fill(const uint8_t *data, size_t size, size_t *len)
 
 	if (!out)
 		return NULL;
-	auth_nonce_make(au, now_usec(), nonce, sizeof(nonce));
+	auth_nonce_make(au, now_usec(au), nonce, sizeof(nonce));
 	for (size_t i = 0; i < size; i++) {
 		if (size - i >= 6 && !memcmp(data + i, "$NONCE", 6)) {
 			n += (size_t)sprintf(out + n, "%s", nonce);
@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!sip || sip_sanity_check(sip) < 0 || (sip->sip_flags & MSG_FLG_ERROR) ||
 	    !sip->sip_request)
 		goto out;
-	if (judge(au, sip, "sip:alice@example.com", proxy, now_usec(), &j) < 0)
+	if (judge(au, sip, "sip:alice@example.com", proxy, now_usec(au), &j) < 0)
 		abort(); /* the store is fine */
 	if (j.v == V_PASS)
 		abort(); /* passed without the password */

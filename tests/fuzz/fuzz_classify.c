@@ -215,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sip_decrement_max_forwards(fwd, fsip) < 0)
 		goto out;
 	sip_pop_own_routes(e->s.sa, fwd, fsip);
-	pick_target(e->rt, msg, sip, fsip, &tg, src);
+	pick_target(e->rt, msg, sip, fsip, &tg, src, NULL);
 	check_target(&tg, src);
 out:
 	msg_destroy(fwd);
