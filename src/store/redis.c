@@ -39,6 +39,7 @@ static const char purge_lua[] =
 	"return #ids";
 
 static void reconnect(struct store_redis *rs);
+static void publish_void(struct store_redis *rs);
 
 static const char *where_text(const struct store_redis *rs, char *buf, size_t len)
 {
@@ -162,25 +163,46 @@ static void cmd_ready(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	rs->cmd_up = true;
 	report_state(rs, "");
+	/* writes the old connection left unconfirmed may not come back */
+	publish_void(rs);
 	/* announce ourselves before any binding we write can name us */
 	rs->next_beat_ms = 0;
 	rs->judge_after_ms = clock_now_ms() + REDIS_JUDGE_GRACE_MS;
 	redis_nodes_tick(rs);
 }
 
+/* Another node's change to id: apply it, unless ours to id came after it. */
+static bool heard_change(struct store_redis *rs, const char *id)
+{
+	redis_resync_touch(rs, id);
+	redis_nodes_touch(rs, id);
+	if (!redis_order_stale(rs, id) || !id)
+		return id != NULL;
+	log_debug("cluster: a change to %s that our later write replaces (ignored)", id);
+	return false;
+}
+
 static void dispatch(struct store_redis *rs, const char *text, size_t len)
 {
 	json_error_t err;
-	json_t *m = json_loadb(text, len, 0, &err), *put, *del, *own;
-	const char *by = json_string_value(json_object_get(m, "by"));
+	json_t *m, *put, *del, *own;
+	const char *by;
 	struct store_binding b;
+	size_t plen = strlen(rs->echo_prefix);
 
+	/* our own write, back from Redis: its number is all we need */
+	if (len > plen && !memcmp(text, rs->echo_prefix, plen)) {
+		redis_order_heard(rs, strtoull(text + plen, NULL, 10));
+		return;
+	}
+	m = json_loadb(text, len, 0, &err);
+	by = json_string_value(json_object_get(m, "by"));
 	if (!m || !by) {
 		log_warn("cluster: a message on %s that is not ours (ignored)", rs->channel);
 		goto out;
 	}
 	if (!strcmp(by, rs->node) || !rs->watch)
-		goto out; /* our own write, echoed */
+		goto out; /* our own takeover, echoed */
 	put = json_object_get(m, "put");
 	del = json_object_get(m, "del");
 	own = json_object_get(m, "own");
@@ -189,15 +211,15 @@ static void dispatch(struct store_redis *rs, const char *text, size_t len)
 		json_t *id;
 
 		json_array_foreach(own, i, id)
-			redis_resync_touch(rs, json_string_value(id));
-		redis_nodes_own(rs, by, own);
+			if (heard_change(rs, json_string_value(id)))
+				redis_nodes_own(rs, by, json_string_value(id));
 	} else if (put && store_redis_binding_of(put, &b) == 0) {
-		redis_resync_touch(rs, b.id);
-		rs->watch(rs->watch_ctx, STORE_PUT, &b, b.id);
+		if (heard_change(rs, b.id))
+			rs->watch(rs->watch_ctx, STORE_PUT, &b, b.id);
 	} else if (json_is_string(del)) {
-		redis_resync_touch(rs, json_string_value(del));
-		rs->watch(rs->watch_ctx, STORE_DEL, NULL, json_string_value(del));
-	} else {
+		if (heard_change(rs, json_string_value(del)))
+			rs->watch(rs->watch_ctx, STORE_DEL, NULL, json_string_value(del));
+	} else if (!json_is_integer(json_object_get(m, "n"))) {
 		log_warn("cluster: a malformed change from node %s (ignored)", by);
 	}
 out:
@@ -221,6 +243,9 @@ static void sub_message(redisAsyncContext *ac, void *reply, void *privdata)
 			redis_accounts_subscribed(rs->accounts);
 		} else if (ac == rs->sub) {
 			rs->sub_up = true;
+			/* what came back while we were not subscribed is lost: the
+			 * resync that follows reads Redis as it is */
+			redis_order_forget(rs);
 			report_state(rs, "");
 		}
 	} else if (!strcmp(r->element[0]->str, "message") &&
@@ -336,6 +361,7 @@ static void tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 	}
 	reconnect(rs);
 	redis_nodes_tick(rs);
+	redis_order_sweep(rs);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -354,20 +380,25 @@ static int open_multi(struct store_redis *rs)
 	return 0;
 }
 
-static int publish(struct store_redis *rs, json_t *change)
+/*
+ * In the open MULTI: PUBLISH {"by":NODE,"n":N,"<what>":<json>}, our write
+ * to id, numbered (redis_order.c). json is already JSON text: a binding
+ * is serialised once, for the hash and the channel alike.
+ */
+static int publish(struct store_redis *rs, const char *id, const char *what, const char *json)
 {
-	char *text;
-	int rc;
+	unsigned long long n = redis_order_written(rs, id);
 
-	if (!change || json_object_set_new(change, "by", json_string(rs->node)) < 0 ||
-	    !(text = json_dumps(change, JSON_COMPACT))) {
-		json_decref(change);
-		return -1;
-	}
-	rc = redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s", rs->channel, text);
-	free(text);
-	json_decref(change);
-	return rc == REDIS_OK ? 0 : -1;
+	return redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s%llu,\"%s\":%s}", rs->channel,
+				 rs->echo_prefix, n, what, json) == REDIS_OK ? 0 : -1;
+}
+
+/* Outside a MULTI: {"by":NODE,"n":N} alone, after writes that did not happen. */
+static void publish_void(struct store_redis *rs)
+{
+	if (rs->cmd)
+		redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s%llu}", rs->channel,
+				  rs->echo_prefix, (unsigned long long)rs->wseq);
 }
 
 int store_redis_put(struct store_redis *rs, const struct store_binding *b)
@@ -376,31 +407,35 @@ int store_redis_put(struct store_redis *rs, const struct store_binding *b)
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	int rc = -1;
 
+	json_decref(o);
 	if (!text) {
 		/* the registrar refuses what is not UTF-8: this is memory */
 		log_error("store: binding %s cannot be written as JSON", b->id);
-		json_decref(o);
 		return -1;
 	}
-	if (text && open_multi(rs) == 0 &&
+	if (open_multi(rs) == 0 &&
 	    redisAsyncCommand(rs->cmd, NULL, NULL, "HSET " KEY_BINDINGS " %s %s", b->id, text) ==
 		    REDIS_OK &&
 	    redisAsyncCommand(rs->cmd, NULL, NULL, "ZADD " KEY_EXPIRY " %lld %s",
-			      (long long)b->expires, b->id) == REDIS_OK) {
-		rc = publish(rs, json_pack("{s:O}", "put", o));
-	}
+			      (long long)b->expires, b->id) == REDIS_OK)
+		rc = publish(rs, b->id, "put", text);
 	free(text);
-	json_decref(o);
 	return rc;
 }
 
 int store_redis_del(struct store_redis *rs, const char *id)
 {
-	if (open_multi(rs) < 0 ||
-	    redisAsyncCommand(rs->cmd, NULL, NULL, "HDEL " KEY_BINDINGS " %s", id) != REDIS_OK ||
-	    redisAsyncCommand(rs->cmd, NULL, NULL, "ZREM " KEY_EXPIRY " %s", id) != REDIS_OK)
-		return -1;
-	return publish(rs, json_pack("{s:s}", "del", id));
+	json_t *s = json_string(id);
+	char *text = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+	int rc = -1;
+
+	json_decref(s);
+	if (text && open_multi(rs) == 0 &&
+	    redisAsyncCommand(rs->cmd, NULL, NULL, "HDEL " KEY_BINDINGS " %s", id) == REDIS_OK &&
+	    redisAsyncCommand(rs->cmd, NULL, NULL, "ZREM " KEY_EXPIRY " %s", id) == REDIS_OK)
+		rc = publish(rs, id, "del", text);
+	free(text);
+	return rc;
 }
 
 int store_redis_purge(struct store_redis *rs, int64_t now)
@@ -435,9 +470,11 @@ static void exec_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 	for (size_t i = 0; ok && i < r->elements; i++)
 		ok = r->element[i]->type != REDIS_REPLY_ERROR;
-	if (r && !ok)
+	if (r && !ok) {
 		log_error("cluster: Redis refused a write: %s",
 			  r->type == REDIS_REPLY_ERROR ? r->str : "an error in the transaction");
+		publish_void(p->rs); /* its numbers will not come back */
+	}
 	unlink_pending(p->rs, p);
 	if (p->fn)
 		p->fn(p->ctx, ok);
@@ -479,8 +516,10 @@ void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 
 void store_redis_rollback(struct store_redis *rs)
 {
-	if (rs->multi && rs->multi_ac == rs->cmd && rs->cmd)
+	if (rs->multi && rs->multi_ac == rs->cmd && rs->cmd) {
 		redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
+		publish_void(rs);
+	}
 	rs->multi = false;
 }
 
@@ -681,6 +720,8 @@ int store_redis_open(struct store_redis **out, su_root_t *root, const struct con
 	rs->root = root;
 	rs->where = *where;
 	snprintf(rs->node, sizeof(rs->node), "%s", node);
+	/* a node name is a token: nothing in it to escape in JSON */
+	snprintf(rs->echo_prefix, sizeof(rs->echo_prefix), "{\"by\":\"%s\",\"n\":", node);
 	/* Pub/sub is not per database: the channel names it. */
 	snprintf(rs->channel, sizeof(rs->channel), "sipwake:bindings@%d", where->db);
 	snprintf(rs->accounts_channel, sizeof(rs->accounts_channel), REDIS_ACCOUNTS_CHANNEL,
@@ -724,5 +765,7 @@ void store_redis_close(struct store_redis *rs)
 	if (rs->sync)
 		redisFree(rs->sync);
 	strmap_free(rs->resync_touched);
+	redis_order_close(rs);
+	strmap_free(rs->take_touched);
 	free(rs);
 }

@@ -8,9 +8,11 @@
  * Keys: "sipwake:bindings", a hash of binding id -> JSON (every field of
  * struct store_binding, and "node", the node that wrote it);
  * "sipwake:expiry", a sorted set of id by expiry (what a purge drops).
- * Channel "sipwake:bindings": {"by":NODE,"put":{binding}} or
- * {"by":NODE,"del":ID} for every write, published in the same MULTI/EXEC
- * as the write itself.
+ * Channel "sipwake:bindings@DB": {"by":NODE,"n":N,"put":{binding}} or
+ * {"by":NODE,"n":N,"del":ID} for every write, published in the same
+ * MULTI/EXEC as the write itself (N: the writer's sequence number, see
+ * redis_order.c); {"by":NODE,"own":[ID...]} for a takeover;
+ * {"by":NODE,"n":N} alone after a write that did not happen.
  */
 #ifndef SIPWAKE_STORE_REDIS_INT_H
 #define SIPWAKE_STORE_REDIS_INT_H
@@ -56,6 +58,7 @@ struct store_redis {
 	struct config_redis where;
 	char node[64];
 	char channel[64];
+	char echo_prefix[96];   /* {"by":"NODE","n": -- what our writes begin with */
 	redisContext *sync;     /* start-up's (load, accounts, secrets), until the loop runs */
 	redisAsyncContext *cmd; /* writes; NULL while reconnecting */
 	redisAsyncContext *sub; /* SUBSCRIBE channel */
@@ -86,6 +89,11 @@ struct store_redis {
 	char epoch[40];           /* sipwake:epoch as last read: a new one means Redis lost its data */
 	bool data_lost;           /* ... and the resync then writes our bindings back */
 	uint64_t judge_after_ms;  /* monotonic: no node is judged dead before (just reconnected) */
+	/* redis_order.c */
+	uint64_t wseq;            /* our last write's sequence number */
+	uint64_t echoed;          /* the last of ours the channel brought back */
+	struct strmap *unheard;   /* id -> (uintptr_t) number of our last write to it */
+	struct strmap *take_touched; /* ids others changed while we take a node over */
 	/* redis_accounts.c: the accounts' channel, subscribed with ours */
 	char accounts_channel[64];
 	struct redis_accounts *accounts;
@@ -101,7 +109,23 @@ void store_redis_report(struct store_redis *rs, const char *why);
  * "own" (bindings another node took over).
  */
 void redis_nodes_tick(struct store_redis *rs);
-void redis_nodes_own(struct store_redis *rs, const char *by, json_t *ids);
+void redis_nodes_own(struct store_redis *rs, const char *by, const char *id);
+/* A change another node made to id while we take a node over. */
+void redis_nodes_touch(struct store_redis *rs, const char *id);
+
+/*
+ * redis_order.c: our write to id gets its sequence number (returned);
+ * the channel brought back number n; whether another node's change to id
+ * is older than our write to it (and is to be ignored); forget what is
+ * heard (tick), everything (the channel's echoes were lost: a resync
+ * follows), and free.
+ */
+uint64_t redis_order_written(struct store_redis *rs, const char *id);
+void redis_order_heard(struct store_redis *rs, uint64_t n);
+bool redis_order_stale(struct store_redis *rs, const char *id);
+void redis_order_sweep(struct store_redis *rs);
+void redis_order_forget(struct store_redis *rs);
+void redis_order_close(struct store_redis *rs);
 
 /* redis_resync.c: the pass after Redis came back; a change heard meanwhile. */
 void redis_resync_start(struct store_redis *rs);

@@ -92,6 +92,8 @@ static void takeover_done(struct store_redis *rs, const char *why)
 	if (n)
 		n->taking = false;
 	rs->taking[0] = '\0';
+	strmap_free(rs->take_touched);
+	rs->take_touched = NULL;
 }
 
 static void takeover_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -115,7 +117,11 @@ static void takeover_reply(redisAsyncContext *ac, void *reply, void *privdata)
 				    : NULL;
 		struct store_binding b;
 
-		if (o && store_redis_binding_of(o, &b) == 0 && rs->watch)
+		/* another node's change to it since the takeover began came
+		 * after this page (the page took it from the dead node, which
+		 * writes nothing): that change is the one Redis holds */
+		if (o && store_redis_binding_of(o, &b) == 0 && rs->watch &&
+		    !(rs->take_touched && strmap_get(rs->take_touched, b.id)))
 			rs->watch(rs->watch_ctx, STORE_PUT, &b, b.id);
 		json_decref(o);
 	}
@@ -148,6 +154,8 @@ static void lock_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	n->taking = true;
 	snprintf(rs->taking, sizeof(rs->taking), "%s", n->name);
 	snprintf(rs->take_cursor, sizeof(rs->take_cursor), "0");
+	strmap_free(rs->take_touched);
+	rs->take_touched = strmap_new(); /* without it, a change racing a page may be undone */
 	takeover_page(rs);
 }
 
@@ -241,19 +249,18 @@ void redis_nodes_tick(struct store_redis *rs)
 		rs->checking = true;
 }
 
-void redis_nodes_own(struct store_redis *rs, const char *by, json_t *ids)
+void redis_nodes_own(struct store_redis *rs, const char *by, const char *id)
 {
-	size_t i;
-	json_t *id;
+	struct store_binding b = {.id = id, .node = by};
 
-	if (!rs->watch)
-		return;
-	json_array_foreach(ids, i, id) {
-		struct store_binding b = {.id = json_string_value(id), .node = by};
+	if (rs->watch && id)
+		rs->watch(rs->watch_ctx, STORE_OWNER, &b, id);
+}
 
-		if (b.id)
-			rs->watch(rs->watch_ctx, STORE_OWNER, &b, b.id);
-	}
+void redis_nodes_touch(struct store_redis *rs, const char *id)
+{
+	if (rs->take_touched && id)
+		strmap_put(rs->take_touched, id, (void *)rs);
 }
 
 void store_redis_set_hop(struct store_redis *rs, const char *uri)
