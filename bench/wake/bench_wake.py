@@ -43,6 +43,14 @@ import swlib  # noqa: E402
 import wakelib as W  # noqa: E402
 
 
+# Every device and caller of the bench is 127.0.0.1: the per-source limit
+# (200/s by default) would measure itself, not wake-up routing.
+NODE_EXTRA = {"push": {"call_timeout": 600},
+              "log": {"level": "notice", "sip_trace": False},
+              "registrar": {"max_contacts_per_aor": 12},
+              "sip": {"max_requests_per_source": 0}}
+
+
 def token(i):
     return "%064x" % (0xBE0C0000000 + i)
 
@@ -168,9 +176,13 @@ def show(name, values_s):
           % (name, len(ms), pct(ms, 50), pct(ms, 90), pct(ms, 99), max(ms), statistics.mean(ms)))
 
 
-def latency(sw_addr, fake, n, ca):
-    print("== latency: %d calls, one at a time" % n)
-    users = [("lat%05d" % i, i) for i in range(n)]
+def latency(sw_addr, fake, n, ca, wake_addr=None, label="", base=0):
+    """n calls to sleeping devices registered at sw_addr; the caller calls
+    sw_addr, the woken phone registers again at wake_addr (default the
+    same: one node; another node of the cluster otherwise)."""
+    wake_addr = wake_addr or sw_addr
+    print("== latency%s: %d calls, one at a time" % (label, n))
+    users = [("lat%05d" % (base + i), base + i) for i in range(n)]
     t0 = time.monotonic()
     ok = bulk_register(sw_addr, users)
     print("  registered %d/%d sleeping iOS devices in %.1f s" % (ok, n, time.monotonic() - t0))
@@ -189,7 +201,7 @@ def latency(sw_addr, fake, n, ca):
             caller.close()
             continue
         a_push.append(t_push - t_send)
-        phone = W.Phone("tcp", sw_addr, user, pn=contact_params(i), inst=W.instance(500000 + i),
+        phone = W.Phone("tcp", wake_addr, user, pn=contact_params(i), inst=W.instance(500000 + i),
                         ca=ca, name="p%d" % i)
         phone.connect()
         r = phone.register(expires=3600, timeout=5)
@@ -211,6 +223,30 @@ def latency(sw_addr, fake, n, ca):
     show("B  re-REGISTER 200 -> INVITE (at the phone)", b_release)
     print("  caller finals: %s; calls without push or INVITE: %d"
           % (", ".join("%s x%d" % kv for kv in sorted(finals.items(), key=str)), missing))
+
+
+def cluster_latency(t, env, n):
+    """The same calls through a cluster of two nodes on one redis-server
+    (SPEC 9): the caller calls node A, where the phone's binding is; the
+    woken phone registers again at node B, and A's held INVITE reaches it
+    through B (the hop). Compare with the one-node figures above."""
+    if not os.path.exists(swlib.REDIS_SERVER):
+        print("== latency, cluster: skipped (no %s)" % swlib.REDIS_SERVER)
+        return
+    redis = swlib.RedisServer(t.dir, name="wake").start()
+    t.on_cleanup(redis.stop)
+    nodes = []
+    for name in ("A", "B"):
+        port = swlib.free_port()
+        cfg = env.config(port, workdir=os.path.join(t.dir, name), extra=dict(
+            NODE_EXTRA, cluster={"redis": redis.url, "node_name": name}))
+        sw = swlib.Sipwaked(os.path.join(t.dir, name), cfg, name=name, log_level="notice")
+        t.on_cleanup(sw.kill9)
+        sw.start()
+        nodes.append((swlib.LOOPBACK, port))
+    time.sleep(float(os.environ.get("WAKE_SLEEP", "0")))
+    latency(nodes[0], env.apns, n, env.pki.ca, wake_addr=nodes[1],
+            label=", cluster (held on A, woken phone on B)", base=200000)
 
 
 def held(sw, sw_addr, fake, n, rate, timeout_s):
@@ -304,6 +340,8 @@ def main():
     ap.add_argument("--rate", type=int, default=1000, help="INVITE/s when filling the held set")
     ap.add_argument("--timeout", type=int, default=300, help="time limit for each phase (s)")
     ap.add_argument("--smoke", action="store_true", help="tiny run: 20 calls, 200 held")
+    ap.add_argument("--no-cluster", action="store_true",
+                    help="skip the two-node latency part (needs redis-server)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     if a.smoke:
@@ -329,17 +367,14 @@ def main():
     try:
         env = W.WakeEnv(t)
         port = swlib.free_port()
-        # Every device and caller of the bench is 127.0.0.1: the per-source
-        # limit (200/s by default) would measure itself, not wake-up routing.
-        cfg = env.config(port, extra={"push": {"call_timeout": 600},
-                                      "log": {"level": "notice", "sip_trace": False},
-                                      "registrar": {"max_contacts_per_aor": 12},
-                                      "sip": {"max_requests_per_source": 0}})
+        cfg = env.config(port, extra=NODE_EXTRA)
         sw = swlib.Sipwaked(t.dir, cfg, log_level="notice")
         t.on_cleanup(sw.kill9)
         sw.start()
         sw_addr = (swlib.LOOPBACK, port)
         latency(sw_addr, env.apns, a.calls, env.pki.ca)
+        if not a.no_cluster:
+            cluster_latency(t, env, a.calls)
         held(sw, sw_addr, env.apns, a.held, a.rate, a.timeout)
     except swlib.SetupError as e:
         print("SETUP ERROR: %s" % e)

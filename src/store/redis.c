@@ -214,6 +214,7 @@ static void dispatch(struct store_redis *rs, const char *text, size_t len)
 			if (heard_change(rs, json_string_value(id)))
 				redis_nodes_own(rs, by, json_string_value(id));
 	} else if (put && store_redis_binding_of(put, &b) == 0) {
+		redis_nodes_heard(rs, by, json_string_value(json_object_get(m, "hop")));
 		if (heard_change(rs, b.id))
 			rs->watch(rs->watch_ctx, STORE_PUT, &b, b.id);
 	} else if (json_is_string(del)) {
@@ -389,8 +390,12 @@ static int publish(struct store_redis *rs, const char *id, const char *what, con
 {
 	unsigned long long n = redis_order_written(rs, id);
 
-	return redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s%llu,\"%s\":%s}", rs->channel,
-				 rs->echo_prefix, n, what, json) == REDIS_OK ? 0 : -1;
+	/* a put carries our hop, so that a node that has not seen our
+	 * heartbeat yet (we just started) can reach the phone through us */
+	return redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s%llu,\"hop\":\"%s\",\"%s\":%s}",
+				 rs->channel, rs->echo_prefix, n, rs->hop, what, json) == REDIS_OK
+		       ? 0
+		       : -1;
 }
 
 /* Outside a MULTI: {"by":NODE,"n":N} alone, after writes that did not happen. */

@@ -8,7 +8,7 @@
  * Keys: "sipwake:bindings", a hash of binding id -> JSON (every field of
  * struct store_binding, and "node", the node that wrote it);
  * "sipwake:expiry", a sorted set of id by expiry (what a purge drops).
- * Channel "sipwake:bindings@DB": {"by":NODE,"n":N,"put":{binding}} or
+ * Channel "sipwake:bindings@DB": {"by":NODE,"n":N,"hop":URI,"put":{binding}} or
  * {"by":NODE,"n":N,"del":ID} for every write, published in the same
  * MULTI/EXEC as the write itself (N: the writer's sequence number, see
  * redis_order.c); {"by":NODE,"own":[ID...]} for a takeover;
@@ -110,6 +110,8 @@ void store_redis_report(struct store_redis *rs, const char *why);
  */
 void redis_nodes_tick(struct store_redis *rs);
 void redis_nodes_own(struct store_redis *rs, const char *by, const char *id);
+/* A put from node name, which announced hop in it: it lives, reachable there. */
+void redis_nodes_heard(struct store_redis *rs, const char *name, const char *hop);
 /* A change another node made to id while we take a node over. */
 void redis_nodes_touch(struct store_redis *rs, const char *id);
 

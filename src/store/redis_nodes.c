@@ -194,7 +194,8 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		n->seen_ms = json_integer_value(json_object_get(o, "seen"));
 		n->since = json_integer_value(json_object_get(o, "since"));
 		hop = json_string_value(json_object_get(o, "hop"));
-		snprintf(n->hop, sizeof(n->hop), "%s", hop ? hop : "");
+		if (hop && hop[0]) /* a first heartbeat may come before the SIP ports */
+			snprintf(n->hop, sizeof(n->hop), "%s", hop);
 		json_decref(o);
 	}
 	/* nodes no longer members (taken over and removed) leave the table */
@@ -263,8 +264,24 @@ void redis_nodes_touch(struct store_redis *rs, const char *id)
 		strmap_put(rs->take_touched, id, (void *)rs);
 }
 
+void redis_nodes_heard(struct store_redis *rs, const char *name, const char *hop)
+{
+	struct redis_node *n = strcmp(name, rs->node) ? node_find(rs, name, true) : NULL;
+
+	if (!n)
+		return;
+	n->alive = true; /* it writes: its heartbeat is on its way if we have not seen one */
+	n->seen_ms = unix_ms();
+	if (hop && hop[0])
+		snprintf(n->hop, sizeof(n->hop), "%s", hop);
+}
+
 void store_redis_set_hop(struct store_redis *rs, const char *uri)
 {
+	if (uri && strpbrk(uri, "\"\\")) {
+		log_error("cluster: hop URI %s cannot be announced (a quote or backslash in it)", uri);
+		uri = NULL;
+	}
 	snprintf(rs->hop, sizeof(rs->hop), "%s", uri ? uri : "");
 	rs->next_beat_ms = 0; /* announce it at the next tick */
 }

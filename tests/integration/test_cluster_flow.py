@@ -10,9 +10,13 @@ on the wire:
   the BYE reach the phone the same way (the hop header never reaches it);
 - a call held on A for a sleeping push phone (connection closed): A pushes;
   the phone wakes and registers over TCP through B; A hears of it and the
-  held INVITE reaches the phone through B, on its new connection; answered.
+  held INVITE reaches the phone through B, on its new connection; answered;
+- the same when the phone wakes on node C, started while the call was held
+  on A (A is stopped meanwhile, so that C's REGISTER reaches A before any
+  heartbeat of C does): A reaches the phone through C all the same.
 """
 import os
+import signal
 import time
 
 import swlib
@@ -91,6 +95,34 @@ def main(t):
         p2.answer(inv, timeout=5)
         t.check(caller2.wait_status(lambda s: s == 200, timeout=5) is not None,
                 "the caller got the 200", caller2.trace())
+
+    t.section("a call held on A, the phone wakes on a node just started")
+    p2.close()
+    time.sleep(0.5)
+    caller3 = W.started_caller(t, "udp", addr_a, USER, name="caller3")
+    caller3.invite()
+    push = env.wait_push("fcm", TOKEN, lambda r: W.push_data(r).get("type") == "call" and
+                         W.push_data(r).get("call-id") == caller3.call_id, timeout=10)
+    t.check(push is not None, "A pushed the sleeping phone again")
+    os.kill(a.proc.pid, signal.SIGSTOP)  # A hears of C first from the REGISTER
+    t.on_cleanup(lambda: os.kill(a.proc.pid, signal.SIGCONT) if a.alive() else None)
+    port = swlib.free_port()
+    cfg = env.config(port, workdir=os.path.join(t.dir, "C"),
+                     extra={"cluster": {"redis": redis.url, "node_name": "C"},
+                            "push": {"call_timeout": 15}})
+    t.sipwaked(cfg, name="C")
+    p3 = W.started_phone(t, "tcp", (swlib.LOOPBACK, port), USER, pn=W.fcm_pn(TOKEN),
+                         inst=W.instance(61), name="woken-on-C").connect()
+    p3.call_id, p3.cseq = p2.call_id, p2.cseq
+    r = p3.register(expires=600)
+    t.check(r is not None and r.status == 200, "the phone registers through C as soon as C is "
+            "ready", p3.trace())
+    os.kill(a.proc.pid, signal.SIGCONT)
+    inv = p3.wait_invite(timeout=10)
+    if t.check(inv is not None, "the call held on A reached the phone through C", p3.flow()):
+        p3.answer(inv, timeout=5)
+        t.check(caller3.wait_status(lambda s: s == 200, timeout=5) is not None,
+                "the caller got the 200", caller3.trace())
 
 
 if __name__ == "__main__":
