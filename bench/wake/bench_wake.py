@@ -244,7 +244,6 @@ def cluster_latency(t, env, n):
         t.on_cleanup(sw.kill9)
         sw.start()
         nodes.append((swlib.LOOPBACK, port))
-    time.sleep(float(os.environ.get("WAKE_SLEEP", "0")))
     latency(nodes[0], env.apns, n, env.pki.ca, wake_addr=nodes[1],
             label=", cluster (held on A, woken phone on B)", base=200000)
 
