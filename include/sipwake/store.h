@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Persistent storage in SQLite (WAL, synchronous=NORMAL): bindings,
- * stored messages and digest accounts. What a function here has returned
+ * stored messages and digest accounts; in a cluster, in Redis instead
+ * (store_attach_cluster). What a function here has returned
  * 0 for survives a crash of the process (kill -9). The schema is versioned (PRAGMA user_version)
  * and migrated forward on open. src/store/ is the only place that includes
  * sqlite3.h. All calls run on the daemon's single thread.
@@ -88,18 +89,71 @@ int store_binding_load(struct store *st, int64_t now, store_binding_fn *fn, void
 /* How many bindings the store holds (expired ones too), or -1. */
 int64_t store_binding_count(struct store *st);
 
-/* Add a message; sets *id_out. 0 ok, -1 error. */
+/*
+ * Stored messages, synchronous (SQLite only; in a cluster they would have
+ * to wait for Redis). Add a message; sets *id_out. 0 ok, -1 error.
+ */
 int store_message_add(struct store *st, const struct store_message *m, int64_t *id_out);
-/* Number of stored messages for an AOR (all when aor is NULL), or -1. */
+/*
+ * Number of stored messages for an AOR (all when aor is NULL), or -1. In a
+ * cluster only the total is known, as last read from Redis (a second or
+ * two old); an AOR's count is -1 there.
+ */
 int store_message_count(struct store *st, const char *aor);
 typedef int store_message_fn(void *ctx, const struct store_message *m);
-/* Messages for aor (all when NULL) with expires > now, oldest first. */
+/* Messages for aor (all when NULL) with expires > now, oldest first. -1 in a cluster. */
 int store_message_load(struct store *st, const char *aor, int64_t now, store_message_fn *fn,
 		       void *ctx);
 /* Record one more delivery attempt. */
 int store_message_attempt(struct store *st, int64_t id);
-/* Remove a delivered or abandoned message. */
+/* Remove a delivered or abandoned message (in a cluster: sent, not waited for). */
 int store_message_del(struct store *st, int64_t id);
+
+/*
+ * Stored messages, one interface for both backends: the callback comes
+ * before the call returns on SQLite, once Redis answered in a cluster (or
+ * failed to: the connection lost, or no answer within the commit
+ * deadline). Each callback is called exactly once, unless
+ * store_message_forget() came first.
+ *
+ * store_message_add_then: add m unless the AOR already holds max_per_aor
+ * messages or the store max_total (checked in the same step as the write,
+ * so nodes adding at once cannot overshoot). fn learns what became of it,
+ * and the id when STORE_ADDED: only then is the message kept.
+ */
+enum store_add_result { STORE_ADDED, STORE_AOR_FULL, STORE_FULL, STORE_FAILED };
+typedef void store_added_fn(void *ctx, enum store_add_result res, int64_t id);
+void store_message_add_then(struct store *st, const struct store_message *m, int max_per_aor,
+			    int max_total, store_added_fn *fn, void *ctx);
+/*
+ * The oldest message of aor with expires > now, taken for a delivery
+ * attempt (its attempts counted, this one included), through fn (m's
+ * fields valid during the call only); m NULL when there is none, on an
+ * error, or when another node holds the AOR's lease. In a cluster the
+ * take holds a lease on the AOR (sipwake:msglease:AOR, about 30 s, renewed
+ * while this node delivers): no other node takes a message of that AOR
+ * until store_message_release(). Expired messages met on the way are
+ * dropped. Remove the message with store_message_del() once the phone
+ * took it; release the lease when the round is over (nothing on SQLite).
+ */
+typedef void store_taken_fn(void *ctx, const struct store_message *m);
+void store_message_take_then(struct store *st, const char *aor, int64_t now, store_taken_fn *fn,
+			     void *ctx);
+void store_message_release(struct store *st, const char *aor);
+/*
+ * For a listing (sipwakectl messages): each of the first max messages of
+ * aor (all when NULL) with expires > now, oldest first, through each; then
+ * done with how many are stored (expired ones too), or -1 on an error.
+ */
+typedef void store_listed_fn(void *ctx, int count);
+void store_message_list_then(struct store *st, const char *aor, int64_t now, int max,
+			     store_message_fn *each, store_listed_fn *done, void *ctx);
+/*
+ * The callbacks waiting with ctx will not be called. A message still being
+ * added for ctx is removed again once Redis has it: nobody was told that
+ * it is kept.
+ */
+void store_message_forget(struct store *st, void *ctx);
 
 /*
  * The installation's secret called name (len bytes): read from the
@@ -166,7 +220,11 @@ void store_watch_nonces(struct store *st, store_nonce_fn *fn, void *ctx);
  */
 void store_set_busy_timeout(struct store *st, int ms);
 
-/* Drop expired bindings and messages. Returns the number removed or -1. */
+/*
+ * Drop expired bindings and messages. Returns the number removed or -1 (in
+ * a cluster, what Redis drops is not counted: any node may purge, and a
+ * message two nodes drop at once is dropped once).
+ */
 int store_purge(struct store *st, int64_t now);
 
 /*
@@ -190,17 +248,16 @@ typedef void store_done_fn(void *ctx, bool stored);
 void store_commit_then(struct store *st, store_done_fn *fn, void *ctx);
 
 /*
- * Cluster (SPEC 9): keep the bindings, the accounts and the secrets in the
- * Redis of cfg->cluster.redis rather than in the database, driven by root.
- * Messages stay in the database for now. A secret is read only before the
- * loop runs. 0, or -1 with the reason logged.
+ * Cluster (SPEC 9): keep the bindings, the accounts, the secrets and the
+ * stored messages in the Redis of cfg->cluster.redis rather than in the
+ * database, driven by root. A secret is read only before the loop runs. 0, or -1 with the reason logged.
  */
 int store_attach_cluster(struct store *st, su_root_t *root, const struct sw_config *cfg);
 /* True when the store is in a cluster. */
 bool store_clustered(const struct store *st);
 /* This node's name in the cluster, NULL outside one. */
 const char *store_node_name(const struct store *st);
-/* False while binding writes cannot be kept (Redis unreachable). */
+/* False while binding and message writes cannot be kept (Redis unreachable). */
 bool store_writable(const struct store *st);
 /* Commits waiting for Redis; store_cancel_pending() forgets their callbacks. */
 int store_pending(const struct store *st);

@@ -329,6 +329,7 @@ static void reconnect(struct store_redis *rs)
 		char epoch[33];
 
 		queue_setup(rs, rs->cmd, true);
+		redis_messages_connected(rs->messages, rs->cmd);
 		if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
 			rnd[1] ^= (unsigned long long)(uintptr_t)rs; /* unique enough without entropy */
 		snprintf(epoch, sizeof(epoch), "%016llx%016llx", rnd[0], rnd[1]);
@@ -352,7 +353,8 @@ static void tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 		rs->sync = NULL;
 	}
 
-	if (rs->head && clock_now_ms() - rs->head->sent_ms > COMMIT_TIMEOUT_MS && rs->cmd) {
+	if (((rs->head && clock_now_ms() - rs->head->sent_ms > COMMIT_TIMEOUT_MS) ||
+	     redis_messages_tick(rs->messages, COMMIT_TIMEOUT_MS)) && rs->cmd) {
 		redisAsyncContext *ac = rs->cmd;
 
 		log_error("cluster: Redis did not confirm a write within %d ms: reconnecting",
@@ -493,12 +495,14 @@ void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 
 	rs->multi = false;
 	if (!open) {
+		redis_messages_kick(rs->messages);
 		fn(ctx, true); /* nothing was written */
 		return;
 	}
 	if (rs->multi_ac != rs->cmd || !rs->cmd || !(p = calloc(1, sizeof(*p)))) {
 		if (rs->multi_ac == rs->cmd && rs->cmd)
 			redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
+		redis_messages_kick(rs->messages);
 		fn(ctx, false);
 		return;
 	}
@@ -508,6 +512,7 @@ void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 	p->sent_ms = clock_now_ms();
 	if (redisAsyncCommand(rs->cmd, exec_reply, p, "EXEC") != REDIS_OK) {
 		free(p);
+		redis_messages_kick(rs->messages);
 		fn(ctx, false);
 		return;
 	}
@@ -517,6 +522,7 @@ void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 		rs->head = p;
 	rs->tail = p;
 	rs->npending++;
+	redis_messages_kick(rs->messages); /* what waited for the MULTI to close */
 }
 
 void store_redis_rollback(struct store_redis *rs)
@@ -526,6 +532,7 @@ void store_redis_rollback(struct store_redis *rs)
 		publish_void(rs);
 	}
 	rs->multi = false;
+	redis_messages_kick(rs->messages);
 }
 
 int store_redis_pending(const struct store_redis *rs)
@@ -734,7 +741,8 @@ int store_redis_open(struct store_redis **out, su_root_t *root, const struct con
 	rs->reported_down = true; /* until both connections are up */
 	rs->started = time(NULL);
 	declare_stats();
-	if (sync_setup(rs) < 0 || !(rs->timer = su_timer_create(su_root_task(root), TICK_MS)) ||
+	if (redis_messages_new(&rs->messages, rs) < 0 || sync_setup(rs) < 0 ||
+	    !(rs->timer = su_timer_create(su_root_task(root), TICK_MS)) ||
 	    su_timer_set_for_ever(rs->timer, tick, (su_timer_arg_t *)rs) < 0) {
 		store_redis_close(rs);
 		return -1;
@@ -769,6 +777,7 @@ void store_redis_close(struct store_redis *rs)
 	}
 	if (rs->sync)
 		redisFree(rs->sync);
+	redis_messages_free(rs->messages); /* after: the connections' callbacks use it */
 	strmap_free(rs->resync_touched);
 	redis_order_close(rs);
 	strmap_free(rs->take_touched);

@@ -13,6 +13,14 @@
  * MULTI/EXEC as the write itself (N: the writer's sequence number, see
  * redis_order.c); {"by":NODE,"own":[ID...]} for a takeover;
  * {"by":NODE,"n":N} alone after a write that did not happen.
+ *
+ * Stored messages (redis_messages.c): "sipwake:msg:ID", a hash of one
+ * message (aor, from, to, call_id, ct, body as its bytes, received,
+ * expires, attempts), IDs drawn from "sipwake:msg:seq";
+ * "sipwake:msgs:AOR", a sorted set of the AOR's IDs (oldest first);
+ * "sipwake:msgs", a sorted set of every ID by expiry (the total, the
+ * purge); "sipwake:msglease:AOR", the node delivering the AOR's messages
+ * (SET PX, about 30 s, renewed while it delivers).
  */
 #ifndef SIPWAKE_STORE_REDIS_INT_H
 #define SIPWAKE_STORE_REDIS_INT_H
@@ -97,6 +105,7 @@ struct store_redis {
 	/* redis_accounts.c: the accounts' channel, subscribed with ours */
 	char accounts_channel[64];
 	struct redis_accounts *accounts;
+	struct redis_messages *messages; /* redis_messages.c */
 };
 
 
@@ -203,5 +212,32 @@ void redis_accounts_watch_nonces(struct redis_accounts *ra, store_nonce_fn *fn, 
 /* From redis.c's subscription: it is (again) subscribed; a message on the channel. */
 void redis_accounts_subscribed(struct redis_accounts *ra);
 void redis_accounts_message(struct redis_accounts *ra, const char *text, size_t len);
+
+/*
+ * Stored messages (redis_messages.c): as store_message_*_then() and the
+ * others in store.h. kick sends what waited for a MULTI to close; tick
+ * (from redis.c's) fails requests kept unsent past deadline_ms, renews
+ * leases, reads the total, and says whether one sent is past it (the
+ * connection is then dropped); connected loads the scripts on a new
+ * command connection. free after store_redis_close's connections.
+ */
+struct redis_messages;
+int redis_messages_new(struct redis_messages **out, struct store_redis *rs);
+void redis_messages_free(struct redis_messages *rm);
+void redis_messages_connected(struct redis_messages *rm, redisAsyncContext *ac);
+void redis_messages_kick(struct redis_messages *rm);
+bool redis_messages_tick(struct redis_messages *rm, uint64_t deadline_ms);
+void redis_messages_add(struct redis_messages *rm, const struct store_message *m,
+			int max_per_aor, int max_total, store_added_fn *fn, void *ctx);
+void redis_messages_take(struct redis_messages *rm, const char *aor, int64_t now,
+			 store_taken_fn *fn, void *ctx);
+void redis_messages_release(struct redis_messages *rm, const char *aor);
+void redis_messages_list(struct redis_messages *rm, const char *aor, int64_t now, int max,
+			 store_message_fn *each, store_listed_fn *done, void *ctx);
+int redis_messages_del(struct redis_messages *rm, int64_t id);
+int redis_messages_attempt(struct redis_messages *rm, int64_t id);
+int redis_messages_purge(struct redis_messages *rm, int64_t now);
+int redis_messages_count(const struct redis_messages *rm);
+void redis_messages_forget(struct redis_messages *rm, void *ctx);
 
 #endif

@@ -528,6 +528,10 @@ int store_message_add(struct store *st, const struct store_message *m, int64_t *
 	sqlite3_stmt *s = st->stmt[S_MESSAGE_ADD];
 	int rc;
 
+	if (st->redis) {
+		log_error("store: a cluster's messages are added with store_message_add_then");
+		return -1;
+	}
 	if (!m->aor || !m->from || !m->to || (m->body_len > 0 && !m->body)) {
 		log_error("store: message without aor, from, to or body");
 		return -1;
@@ -574,6 +578,8 @@ int store_message_count(struct store *st, const char *aor)
 	sqlite3_stmt *s = st->stmt[aor ? S_MESSAGE_COUNT : S_MESSAGE_COUNT_ALL];
 	int rc = -1;
 
+	if (st->redis) /* only the total, as last read */
+		return aor ? -1 : redis_messages_count(st->redis->messages);
 	if (aor && store_bind_text(s, 1, aor)) {
 		store_fail(st, "message count");
 		goto out;
@@ -594,6 +600,10 @@ int store_message_load(struct store *st, const char *aor, int64_t now, store_mes
 	sqlite3_stmt *s = st->stmt[aor ? S_MESSAGE_LOAD : S_MESSAGE_LOAD_ALL];
 	int rc = -1, step;
 
+	if (st->redis) {
+		log_error("store: a cluster's messages are read with store_message_list_then");
+		return -1;
+	}
 	if (store_load_enter(st) < 0)
 		return -1;
 	if ((aor && store_bind_text(s, 1, aor)) || sqlite3_bind_int64(s, 2, now)) {
@@ -631,6 +641,8 @@ out:
 
 int store_message_attempt(struct store *st, int64_t id)
 {
+	if (st->redis)
+		return redis_messages_attempt(st->redis->messages, id);
 	if (sqlite3_bind_int64(st->stmt[S_MESSAGE_ATTEMPT], 1, id)) {
 		store_release(st->stmt[S_MESSAGE_ATTEMPT]);
 		return store_fail(st, "message attempt");
@@ -640,11 +652,156 @@ int store_message_attempt(struct store *st, int64_t id)
 
 int store_message_del(struct store *st, int64_t id)
 {
+	if (st->redis)
+		return redis_messages_del(st->redis->messages, id);
 	if (sqlite3_bind_int64(st->stmt[S_MESSAGE_DEL], 1, id)) {
 		store_release(st->stmt[S_MESSAGE_DEL]);
 		return store_fail(st, "message delete");
 	}
 	return store_run(st, S_MESSAGE_DEL, "message delete");
+}
+
+/* ---------------------------------------------------------------------- */
+/* stored messages, for both backends */
+
+void store_message_add_then(struct store *st, const struct store_message *m, int max_per_aor,
+			    int max_total, store_added_fn *fn, void *ctx)
+{
+	int count, total;
+	int64_t id = 0;
+
+	if (st->redis) {
+		if (!m->aor || !m->from || !m->to || (m->body_len > 0 && !m->body) ||
+		    m->body_len > STORE_MAX_BODY_LEN) {
+			log_error("store: message without aor, from, to or body, or too large");
+			fn(ctx, STORE_FAILED, 0);
+			return;
+		}
+		redis_messages_add(st->redis->messages, m, max_per_aor, max_total, fn, ctx);
+		return;
+	}
+	count = store_message_count(st, m->aor);
+	total = count < 0 ? -1 : store_message_count(st, NULL);
+	if (count < 0 || total < 0)
+		fn(ctx, STORE_FAILED, 0);
+	else if (count >= max_per_aor)
+		fn(ctx, STORE_AOR_FULL, 0);
+	else if (total >= max_total)
+		fn(ctx, STORE_FULL, 0);
+	else if (store_message_add(st, m, &id) < 0)
+		fn(ctx, STORE_FAILED, 0);
+	else
+		fn(ctx, STORE_ADDED, id);
+}
+
+/* A message copied out of a load (its statement is released before fn runs). */
+struct copied {
+	struct store_message m;
+	char *from, *to, *call_id, *content_type, *aor;
+	void *body;
+	bool found, failed;
+};
+
+static char *dup_or_null(const char *s, bool *failed)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*failed = true;
+	return d;
+}
+
+static int copy_first(void *ctx, const struct store_message *m)
+{
+	struct copied *c = ctx;
+
+	c->m = *m;
+	c->m.aor = c->aor = dup_or_null(m->aor, &c->failed);
+	c->m.from = c->from = dup_or_null(m->from, &c->failed);
+	c->m.to = c->to = dup_or_null(m->to, &c->failed);
+	c->m.call_id = c->call_id = dup_or_null(m->call_id, &c->failed);
+	c->m.content_type = c->content_type = dup_or_null(m->content_type, &c->failed);
+	c->body = malloc(m->body_len ? m->body_len : 1);
+	if (c->body)
+		memcpy(c->body, m->body, m->body_len);
+	else
+		c->failed = true;
+	c->m.body = c->body;
+	c->found = true;
+	return 1; /* one is enough */
+}
+
+static void copied_free(struct copied *c)
+{
+	free(c->aor);
+	free(c->from);
+	free(c->to);
+	free(c->call_id);
+	free(c->content_type);
+	free(c->body);
+}
+
+void store_message_take_then(struct store *st, const char *aor, int64_t now, store_taken_fn *fn,
+			     void *ctx)
+{
+	struct copied c = {0};
+
+	if (st->redis) {
+		redis_messages_take(st->redis->messages, aor, now, fn, ctx);
+		return;
+	}
+	if (store_message_load(st, aor, now, copy_first, &c) < 0 || !c.found || c.failed ||
+	    store_message_attempt(st, c.m.id) < 0) {
+		copied_free(&c);
+		fn(ctx, NULL);
+		return;
+	}
+	c.m.attempts++;
+	fn(ctx, &c.m);
+	copied_free(&c);
+}
+
+void store_message_release(struct store *st, const char *aor)
+{
+	if (st->redis)
+		redis_messages_release(st->redis->messages, aor);
+}
+
+struct listing {
+	store_message_fn *each;
+	void *ctx;
+	int left;
+};
+
+static int list_one(void *ctx, const struct store_message *m)
+{
+	struct listing *l = ctx;
+
+	if (l->left-- <= 0)
+		return 1;
+	return l->each(l->ctx, m);
+}
+
+void store_message_list_then(struct store *st, const char *aor, int64_t now, int max,
+			     store_message_fn *each, store_listed_fn *done, void *ctx)
+{
+	struct listing l = {each, ctx, max};
+	int count;
+
+	if (st->redis) {
+		redis_messages_list(st->redis->messages, aor, now, max, each, done, ctx);
+		return;
+	}
+	count = store_message_count(st, aor);
+	if (count < 0 || store_message_load(st, aor, now, list_one, &l) < 0)
+		count = -1;
+	done(ctx, count);
+}
+
+void store_message_forget(struct store *st, void *ctx)
+{
+	if (st && st->redis)
+		redis_messages_forget(st->redis->messages, ctx);
 }
 
 /* Delete rows with expires <= now using one purge statement; returns the count. */
@@ -674,7 +831,10 @@ int store_purge(struct store *st, int64_t now)
 	}
 	if (n1 < 0)
 		goto out;
-	n2 = purge_one(st, S_PURGE_MESSAGES, now);
+	if (st->redis) /* sent once the purge's MULTI is closed; any node may */
+		n2 = redis_messages_purge(st->redis->messages, now) < 0 ? -1 : 0;
+	else
+		n2 = purge_one(st, S_PURGE_MESSAGES, now);
 	if (n2 < 0)
 		goto out;
 	rc = n1 > INT_MAX - n2 ? INT_MAX : n1 + n2;
