@@ -42,11 +42,12 @@
 #define MESSAGE_WAIT_MS 3000    /* how long live devices get before a MESSAGE is stored */
 #define FOLLOWUP_DEADLINE_MS 10000
 #define MESSAGE_PUSH_DEADLINE_MS 30000
+#define STORE_DOWN_RETRY_AFTER "10" /* s, as the registrar's 503 while Redis is away */
 
 struct held;
 
-enum held_state { HELD_RINGING, HELD_STORED, HELD_DONE };
-static const char *const state_name[] = {"RINGING", "STORED", "DONE"};
+enum held_state { HELD_RINGING, HELD_STORING, HELD_STORED, HELD_DONE };
+static const char *const state_name[] = {"RINGING", "STORING", "STORED", "DONE"};
 
 /* Why a held request finished: what the caller is told, which follow-up pushes go. */
 enum held_end {
@@ -59,10 +60,11 @@ enum held_end {
 	END_MAILBOX,     /* MESSAGE not stored: max_per_aor reached (480) */
 	END_STORE_FULL,  /* MESSAGE not stored: messages.max_total reached (503) */
 	END_STORE_ERROR, /* MESSAGE not stored: the store failed (500) */
+	END_STORE_DOWN,  /* MESSAGE not stored: the cluster's Redis is unreachable (503) */
 };
 static const char *const end_name[] = {"answered",  "declined",     "cancelled",
 				       "answered elsewhere", "timeout", "unavailable",
-				       "mailbox full", "store full", "store error"};
+				       "mailbox full", "store full", "store error", "store unavailable"};
 
 struct held_dev {
 	struct held *h;
@@ -91,6 +93,7 @@ struct held {
 	enum held_state state;
 	bool provisional_sent;
 	int64_t stored_id; /* HELD_STORED: the copy in the store (0 once removed) */
+	bool storing;      /* the store has not yet answered the add */
 	char aor[256];
 	char in_proto[8];
 	char *call_id, *from_uri, *from_name, *to_uri, *text;
@@ -317,6 +320,10 @@ static void held_finish(struct held *h, enum held_end why, const struct held_dev
 		proxy_txn_reply(t, SIP_500_INTERNAL_SERVER_ERROR, SIPTAG_RETRY_AFTER_STR("10"),
 				TAG_END());
 		break;
+	case END_STORE_DOWN:
+		proxy_txn_reply(t, 503, "Store Unavailable",
+				SIPTAG_RETRY_AFTER_STR(STORE_DOWN_RETRY_AFTER), TAG_END());
+		break;
 	}
 }
 
@@ -492,7 +499,49 @@ static bool any_hope(struct held *h)
 	return false;
 }
 
-/* Store a MESSAGE nobody took, answer 202 and push the devices that sleep. */
+/* The store's answer to store_message()'s add: 202, or the reason it is not kept. */
+static void message_stored(void *ctx, enum store_add_result res, int64_t id)
+{
+	struct held *h = ctx;
+
+	h->storing = false;
+	if (h->state != HELD_STORING) {
+		/* a live device took it while the store was writing it */
+		if (res == STORE_ADDED)
+			store_message_del(h->rt->st, id);
+		return;
+	}
+	if (res == STORE_AOR_FULL || res == STORE_FULL) {
+		bool aor_full = res == STORE_AOR_FULL;
+
+		log_warn("MESSAGE for %s not stored: %s reached", h->aor,
+			 aor_full ? "messages.max_per_aor" : "messages.max_total");
+		stats_count("sipwake_messages_refused_total", "reason",
+			    aor_full ? "max_per_aor" : "max_total", NULL);
+		held_finish(h, aor_full ? END_MAILBOX : END_STORE_FULL, NULL);
+		return;
+	}
+	if (res != STORE_ADDED) {
+		held_finish(h, END_STORE_ERROR, NULL);
+		return;
+	}
+	h->stored_id = id;
+	log_info("MESSAGE %s for %s stored (id %lld) until a device registers", h->call_id, h->aor,
+		 (long long)h->stored_id);
+	for (int i = 0; i < h->n_dev; i++)
+		if (!h->dev[i]->pushed && h->dev[i]->has_push)
+			push_device(h, h->dev[i]);
+	/* Delivery happens from the store when a device registers (deliver.c). */
+	set_state(h, HELD_STORED, "stored");
+	held_stop(h); /* the alert pushes just sent go on without us */
+	proxy_txn_reply(h->t, SIP_202_ACCEPTED, TAG_END()); /* may free h */
+}
+
+/*
+ * Store a MESSAGE nobody took; once the store confirmed it (at once on
+ * SQLite, when Redis answered in a cluster), answer 202 and push the
+ * devices that sleep. Nothing is answered 2xx that is not kept.
+ */
 static void store_message(struct held *h)
 {
 	const struct sw_config *cfg = h->rt->cfg;
@@ -508,40 +557,25 @@ static void store_message(struct held *h)
 		.received = now,
 		.expires = now + cfg->messages.max_age,
 	};
-	int count, total;
 
 	if (h->state != HELD_RINGING || proxy_txn_answered(h->t))
 		return;
-	count = store_message_count(h->rt->st, h->aor);
-	total = count < 0 ? -1 : store_message_count(h->rt->st, NULL);
-	if (count < 0 || total < 0) {
-		held_finish(h, END_STORE_ERROR, NULL);
-		return;
-	}
-	if (count >= cfg->messages.max_per_aor || total >= cfg->messages.max_total) {
-		bool aor_full = count >= cfg->messages.max_per_aor;
-		log_warn("MESSAGE for %s not stored: %s reached", h->aor,
-			 aor_full ? "messages.max_per_aor" : "messages.max_total");
-		stats_count("sipwake_messages_refused_total", "reason",
-			    aor_full ? "max_per_aor" : "max_total", NULL);
-		held_finish(h, aor_full ? END_MAILBOX : END_STORE_FULL, NULL);
+	if (!store_writable(h->rt->st)) {
+		log_warn("MESSAGE for %s not stored: the cluster's Redis is unreachable", h->aor);
+		stats_count("sipwake_messages_refused_total", "reason", "store_unavailable", NULL);
+		held_finish(h, END_STORE_DOWN, NULL);
 		return;
 	}
 	/* The 202 promises durability: no binding batch may hold this write. */
 	registrar_flush(h->rt->reg);
-	if (store_message_add(h->rt->st, &m, &h->stored_id) < 0) {
-		held_finish(h, END_STORE_ERROR, NULL);
-		return;
+	set_state(h, HELD_STORING, "storing");
+	if (h->timer) {
+		su_timer_destroy(h->timer);
+		h->timer = NULL;
 	}
-	log_info("MESSAGE %s for %s stored (id %lld) until a device registers", h->call_id, h->aor,
-		 (long long)h->stored_id);
-	for (int i = 0; i < h->n_dev; i++)
-		if (!h->dev[i]->pushed && h->dev[i]->has_push)
-			push_device(h, h->dev[i]);
-	/* Delivery happens from the store when a device registers (deliver.c). */
-	set_state(h, HELD_STORED, "stored");
-	held_stop(h); /* the alert pushes just sent go on without us */
-	proxy_txn_reply(h->t, SIP_202_ACCEPTED, TAG_END()); /* may free h */
+	h->storing = true;
+	store_message_add_then(h->rt->st, &m, cfg->messages.max_per_aor, cfg->messages.max_total,
+			       message_stored, h); /* may free h */
 }
 
 /*
@@ -682,6 +716,8 @@ static void held_done(void *ctx, struct proxy_txn *t)
 	struct held *h = ctx;
 
 	held_stop(h); /* the transaction is going away (answered, or shutdown) */
+	if (h->storing) /* and what the store says of the add then removes it */
+		store_message_forget(h->rt->st, h);
 	if (h->defer)
 		su_timer_destroy(h->defer);
 	free(h->call_id);
