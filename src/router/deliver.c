@@ -5,7 +5,11 @@
  * time, oldest first; each is removed from the store on a 2xx. A failure
  * stops the round (the attempt is counted) and the next registration tries
  * again, until the message's max_age purges it. One delivery per AOR runs
- * at a time.
+ * at a time on a node. In a cluster only the node that holds the device's
+ * flow delivers, the messages are taken from Redis (the answer comes
+ * later), and the AOR's lease there keeps two nodes whose devices of one
+ * AOR register at once from sending the same message: the node that does
+ * not get the lease delivers nothing this time.
  */
 #include "router_int.h"
 
@@ -26,6 +30,7 @@ struct delivery {
 	char aor[256];
 	char binding[32];
 	bool sending;    /* inside nta_outgoing_mcreate: its callback must not finish us */
+	int bad;         /* messages that could not be rebuilt this round */
 	int sync_status; /* a final status nta gave from inside mcreate */
 	int64_t msg_id;
 	nta_outgoing_t *orq;
@@ -33,47 +38,10 @@ struct delivery {
 	unsigned delivered;
 };
 
-/* The oldest message, copied out of the store's callback. */
-struct oldest {
-	int64_t id;
-	int64_t received;
-	char *from, *to, *call_id, *content_type;
-	void *body;
-	size_t body_len;
-	bool found;
-};
-
-static int take_first(void *ctx, const struct store_message *m)
-{
-	struct oldest *o = ctx;
-
-	o->id = m->id;
-	o->received = m->received;
-	o->from = m->from ? strdup(m->from) : NULL;
-	o->to = m->to ? strdup(m->to) : NULL;
-	o->call_id = m->call_id ? strdup(m->call_id) : NULL;
-	o->content_type = m->content_type ? strdup(m->content_type) : NULL;
-	o->body_len = m->body_len;
-	o->body = m->body_len ? malloc(m->body_len) : NULL;
-	if (o->body)
-		memcpy(o->body, m->body, m->body_len);
-	else
-		o->body_len = 0;
-	o->found = true;
-	return 1; /* one is enough */
-}
-
-static void oldest_cleanup(struct oldest *o)
-{
-	free(o->from);
-	free(o->to);
-	free(o->call_id);
-	free(o->content_type);
-	free(o->body);
-}
-
 static void delivery_finish(struct delivery *d)
 {
+	store_message_forget(d->rt->st, d);
+	store_message_release(d->rt->st, d->aor);
 	if (d->orq)
 		nta_outgoing_destroy(d->orq);
 	if (strmap_get(d->rt->deliveries, d->aor) == d)
@@ -118,7 +86,7 @@ static int delivered(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t con
 	return 0;
 }
 
-static msg_t *build_message(struct delivery *d, struct binding *b, const struct oldest *o)
+static msg_t *build_message(struct delivery *d, struct binding *b, const struct store_message *o)
 {
 	nta_agent_t *nta = sip_agent_nta(d->rt->sa);
 	msg_t *msg = nta_msg_create(nta, 0);
@@ -163,36 +131,41 @@ fail:
 	return NULL;
 }
 
+static void took(void *ctx, const struct store_message *m);
+
+/* Take the AOR's oldest message from the store (took() goes on). */
 static void send_next(struct delivery *d)
 {
-	struct router *rt = d->rt;
-	struct binding *b = registrar_find_id(rt->reg, d->binding);
-	struct oldest o = {0};
-	msg_t *msg;
-	tport_t *tp;
+	struct binding *b = registrar_find_id(d->rt->reg, d->binding);
 
-	for (int tries = 0; tries < 3; tries++) {
-		if (!b || !binding_reachable(b)) {
-			delivery_finish(d);
-			return;
-		}
-		memset(&o, 0, sizeof(o));
-		if (store_message_load(rt->st, d->aor, time(NULL), take_first, &o) < 0 || !o.found) {
-			oldest_cleanup(&o);
-			delivery_finish(d);
-			return;
-		}
-		msg = build_message(d, b, &o);
-		d->msg_id = o.id;
-		oldest_cleanup(&o);
-		if (msg)
-			break;
-	}
-	if (!msg) {
+	if (!b || !binding_reachable(b)) {
 		delivery_finish(d);
 		return;
 	}
-	store_message_attempt(rt->st, d->msg_id);
+	store_message_take_then(d->rt->st, d->aor, time(NULL), took, d); /* may free d */
+}
+
+static void took(void *ctx, const struct store_message *m)
+{
+	struct delivery *d = ctx;
+	struct router *rt = d->rt;
+	struct binding *b = registrar_find_id(rt->reg, d->binding);
+	msg_t *msg;
+	tport_t *tp;
+
+	if (!m || !b || !binding_reachable(b)) {
+		delivery_finish(d); /* none left, another node delivers, or the device went */
+		return;
+	}
+	msg = build_message(d, b, m);
+	d->msg_id = m->id;
+	if (!msg) {
+		if (++d->bad < 3)
+			send_next(d);
+		else
+			delivery_finish(d);
+		return;
+	}
 	tp = binding_tport(b);
 	d->sending = true;
 	d->sync_status = 0;
@@ -216,9 +189,13 @@ void deliver_on_binding(struct router *rt, const struct binding *cb, enum regist
 	if (ev != REGISTRAR_BOUND || !rt->st || !rt->cfg->messages.store)
 		return;
 	b = registrar_find_id(rt->reg, binding_id(cb));
-	if (!b || !binding_reachable(b) || strmap_get(rt->deliveries, binding_aor(b)))
+	/* the node that holds the device's flow delivers; one round per AOR */
+	if (!b || !binding_local(b) || !binding_reachable(b) ||
+	    strmap_get(rt->deliveries, binding_aor(b)))
 		return;
-	if (store_message_count(rt->st, binding_aor(b)) <= 0)
+	/* Outside a cluster, nothing is begun for an AOR without messages; in
+	 * one, asking Redis is the way to know. */
+	if (!store_clustered(rt->st) && store_message_count(rt->st, binding_aor(b)) <= 0)
 		return;
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -238,6 +215,8 @@ static void free_one(void *ctx, const char *key, void *value)
 {
 	struct delivery *d = value;
 
+	store_message_forget(d->rt->st, d);
+	store_message_release(d->rt->st, d->aor);
 	if (d->orq)
 		nta_outgoing_destroy(d->orq);
 	free(d);
