@@ -40,7 +40,11 @@ struct admin {
 	struct push *push;     /* admin_attach_push(), or NULL */
 	struct router *router; /* admin_attach_router(), or NULL */
 	struct ptest *ptests;  /* push tests waiting for providers */
+	struct msg_query *msg_queries; /* message listings waiting for the store */
 };
+
+/* Forget the message listings still waiting for the store (admin_free). */
+void admin_messages_cancel(struct admin *a);
 
 /*
  * Run one request line (modified in place). Returns the answer object, or

@@ -202,31 +202,103 @@ static int message_one(void *ctx, const struct store_message *m)
 	return 0;
 }
 
-static json_t *cmd_messages(struct admin *a, int argc, char **argv)
+/* A listing of the stored messages: at once on SQLite, when Redis answered in a cluster. */
+struct msg_query {
+	struct msg_query *next;
+	struct admin *a;
+	uint64_t req; /* 0 while cmd_messages waits for the answer itself */
+	struct msg_list l;
+	int count;
+	bool done;
+};
+
+static void query_unlink(struct msg_query *q)
+{
+	for (struct msg_query **pp = &q->a->msg_queries; *pp; pp = &(*pp)->next)
+		if (*pp == q) {
+			*pp = q->next;
+			return;
+		}
+}
+
+static json_t *query_result(struct msg_query *q)
+{
+	json_t *arr = q->l.arr;
+
+	q->l.arr = NULL;
+	return json_pack("{s:i,s:b,s:o}", "count", q->count, "truncated",
+			 (size_t)q->count > ADMIN_MAX_LIST, "messages", arr);
+}
+
+static int query_one(void *ctx, const struct store_message *m)
+{
+	return message_one(&((struct msg_query *)ctx)->l, m);
+}
+
+#define MESSAGES_UNREADABLE "cannot read the stored messages (see the daemon's log)"
+
+static void messages_listed(void *ctx, int count)
+{
+	struct msg_query *q = ctx;
+
+	q->count = count;
+	q->done = true;
+	if (!q->req)
+		return; /* synchronous: cmd_messages answers */
+	query_unlink(q);
+	if (count < 0)
+		admin_push_test_done(q->a, q->req, NULL, MESSAGES_UNREADABLE);
+	else
+		admin_push_test_done(q->a, q->req, query_result(q), NULL);
+	json_decref(q->l.arr);
+	free(q);
+}
+
+void admin_messages_cancel(struct admin *a)
+{
+	while (a->msg_queries) {
+		struct msg_query *q = a->msg_queries;
+
+		a->msg_queries = q->next;
+		store_message_forget(a->st, q);
+		json_decref(q->l.arr);
+		free(q);
+	}
+}
+
+static json_t *cmd_messages(struct admin *a, int argc, char **argv, uint64_t *pending)
 {
 	char aor[512];
-	struct msg_list l = {json_array(), 0};
 	const char *which = NULL;
-	int count;
+	struct msg_query *q;
+	json_t *res;
 
-	if (argc > 2) {
-		json_decref(l.arr);
+	if (argc > 2)
 		return admin_error("usage: messages [AOR]");
-	}
 	if (argc == 2) {
-		if (admin_canonical_aor(argv[1], aor, sizeof(aor)) < 0) {
-			json_decref(l.arr);
+		if (admin_canonical_aor(argv[1], aor, sizeof(aor)) < 0)
 			return admin_error("not an address of record: %s", argv[1]);
-		}
 		which = aor;
 	}
-	count = store_message_count(a->st, which);
-	if (!l.arr || count < 0 || store_message_load(a->st, which, time(NULL), message_one, &l) < 0) {
-		json_decref(l.arr);
-		return admin_error("cannot read the stored messages (see the daemon's log)");
+	if (!(q = calloc(1, sizeof(*q))) || !(q->l.arr = json_array())) {
+		free(q);
+		return admin_error(MESSAGES_UNREADABLE);
 	}
-	return admin_ok(json_pack("{s:i,s:b,s:o}", "count", count, "truncated",
-				  (size_t)count > ADMIN_MAX_LIST, "messages", l.arr));
+	q->a = a;
+	q->next = a->msg_queries;
+	a->msg_queries = q;
+	store_message_list_then(a->st, which, time(NULL), ADMIN_MAX_LIST, query_one,
+				 messages_listed, q);
+	if (!q->done) { /* a cluster's Redis answers later */
+		q->req = ++a->next_req;
+		*pending = q->req;
+		return NULL;
+	}
+	query_unlink(q);
+	res = q->count < 0 ? admin_error(MESSAGES_UNREADABLE) : admin_ok(query_result(q));
+	json_decref(q->l.arr);
+	free(q);
+	return res;
 }
 
 static double uptime(const struct admin *a)
@@ -391,7 +463,7 @@ json_t *admin_command(struct admin *a, char *line, uint64_t *pending)
 	else if (!strcmp(argv[0], "unregister"))
 		res = cmd_unregister(a, argc, argv);
 	else if (!strcmp(argv[0], "messages"))
-		res = cmd_messages(a, argc, argv);
+		res = cmd_messages(a, argc, argv, pending);
 	else if (!strcmp(argv[0], "stats"))
 		res = cmd_stats(a, argc, argv);
 	else if (!strcmp(argv[0], "reload"))

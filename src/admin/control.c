@@ -472,6 +472,7 @@ void admin_free(struct admin *a)
 	if (!a)
 		return;
 	admin_detach_push(a);
+	admin_messages_cancel(a);
 	stats_gauge_unhook(a);
 	while (a->conns)
 		conn_close(a->conns);
