@@ -31,6 +31,7 @@ struct delivery {
 	char binding[32];
 	bool sending;    /* inside nta_outgoing_mcreate: its callback must not finish us */
 	int bad;         /* messages that could not be rebuilt this round */
+	bool announced;  /* the round's first message was logged */
 	int sync_status; /* a final status nta gave from inside mcreate */
 	int64_t msg_id;
 	nta_outgoing_t *orq;
@@ -157,6 +158,10 @@ static void took(void *ctx, const struct store_message *m)
 		delivery_finish(d); /* none left, another node delivers, or the device went */
 		return;
 	}
+	if (!d->announced) {
+		d->announced = true;
+		log_info("delivering stored messages of %s to binding %s", d->aor, d->binding);
+	}
 	msg = build_message(d, b, m);
 	d->msg_id = m->id;
 	if (!msg) {
@@ -207,7 +212,6 @@ void deliver_on_binding(struct router *rt, const struct binding *cb, enum regist
 		free(d);
 		return;
 	}
-	log_info("delivering stored messages of %s to binding %s", d->aor, d->binding);
 	send_next(d);
 }
 
