@@ -372,6 +372,105 @@ out:
 	free(path);
 }
 
+/* The async calls on SQLite: each answers before it returns. */
+struct answer {
+	int calls;
+	enum store_add_result res;
+	int64_t id;
+	int attempts;
+	size_t body_len;
+	char body[16];
+	int listed, count;
+};
+
+static void on_added(void *ctx, enum store_add_result res, int64_t id)
+{
+	struct answer *a = ctx;
+
+	a->calls++;
+	a->res = res;
+	a->id = id;
+}
+
+static void on_taken(void *ctx, const struct store_message *m)
+{
+	struct answer *a = ctx;
+
+	a->calls++;
+	a->id = m ? m->id : 0;
+	a->attempts = m ? m->attempts : -1;
+	a->body_len = m ? m->body_len : 0;
+	if (m && m->body_len <= sizeof(a->body))
+		memcpy(a->body, m->body, m->body_len);
+}
+
+static int on_listed_one(void *ctx, const struct store_message *m)
+{
+	((struct answer *)ctx)->listed++;
+	return 0;
+}
+
+static void on_listed(void *ctx, int count)
+{
+	struct answer *a = ctx;
+
+	a->calls++;
+	a->count = count;
+}
+
+static void test_messages_then(void)
+{
+	char *path = path_in("msg_then.db");
+	struct store *st = NULL;
+	struct store_message m = {.aor = "sip:dave@example.com", .from = "<sip:e@x>;tag=1",
+				  .to = "<sip:dave@example.com>", .call_id = "t1@x",
+				  .body = "a\0b", .body_len = 3, .received = 10, .expires = 1000};
+	struct answer a = {0};
+	int64_t first;
+
+	REQUIRE(store_open(&st, path) == 0);
+	store_message_add_then(st, &m, 2, 3, on_added, &a);
+	CHECK(a.calls == 1 && a.res == STORE_ADDED && a.id > 0);
+	first = a.id;
+	m.received = 11;
+	store_message_add_then(st, &m, 2, 3, on_added, &a);
+	CHECK(a.calls == 2 && a.res == STORE_ADDED && a.id > first);
+	store_message_add_then(st, &m, 2, 3, on_added, &a);
+	CHECK(a.calls == 3 && a.res == STORE_AOR_FULL && a.id == 0);
+	m.aor = "sip:erin@example.com";
+	store_message_add_then(st, &m, 2, 3, on_added, &a);
+	CHECK(a.calls == 4 && a.res == STORE_ADDED);
+	store_message_add_then(st, &m, 2, 3, on_added, &a);
+	CHECK(a.calls == 5 && a.res == STORE_FULL);
+	CHECK(store_message_count(st, NULL) == 3);
+
+	memset(&a, 0, sizeof(a));
+	store_message_take_then(st, "sip:dave@example.com", 100, on_taken, &a);
+	CHECK(a.calls == 1 && a.id == first && a.attempts == 1);
+	CHECK(a.body_len == 3 && !memcmp(a.body, "a\0b", 3));
+	store_message_release(st, "sip:dave@example.com");
+	store_message_take_then(st, "sip:dave@example.com", 100, on_taken, &a);
+	CHECK(a.calls == 2 && a.id == first && a.attempts == 2); /* not taken away: kept */
+	CHECK(store_message_del(st, first) == 0);
+	store_message_take_then(st, "sip:dave@example.com", 100, on_taken, &a);
+	CHECK(a.calls == 3 && a.id > first && a.attempts == 1);
+	store_message_take_then(st, "sip:dave@example.com", 5000, on_taken, &a);
+	CHECK(a.calls == 4 && a.id == 0); /* expired by then */
+	store_message_take_then(st, "sip:nobody@example.com", 100, on_taken, &a);
+	CHECK(a.calls == 5 && a.id == 0);
+
+	memset(&a, 0, sizeof(a));
+	store_message_list_then(st, NULL, 100, 1, on_listed_one, on_listed, &a);
+	CHECK(a.calls == 1 && a.count == 2 && a.listed == 1);
+	memset(&a, 0, sizeof(a));
+	store_message_list_then(st, "sip:erin@example.com", 100, 10, on_listed_one, on_listed, &a);
+	CHECK(a.calls == 1 && a.count == 1 && a.listed == 1);
+	store_message_forget(st, &a); /* nothing waits on SQLite */
+out:
+	store_close(st);
+	free(path);
+}
+
 static void test_purge_and_tx(void)
 {
 	char *path = path_in("purge.db");
@@ -737,6 +836,7 @@ int main(void)
 	}
 	test_open_and_bindings();
 	test_messages();
+	test_messages_then();
 	test_purge_and_tx();
 	test_reopen();
 	test_schema();
