@@ -525,8 +525,11 @@ void redis_messages_list(struct redis_messages *rm, const char *aor, int64_t now
 
 int redis_messages_del(struct redis_messages *rm, int64_t id)
 {
-	if (!rm->rs->cmd_up)
+	if (!rm->rs->cmd_up) {
+		log_error("cluster: stored message %lld not removed from Redis (unreachable): "
+			  "it may be delivered again", (long long)id);
 		return -1;
+	}
 	plain_del(rm, id);
 	if (rm->total > 0)
 		rm->total--;
