@@ -3,7 +3,8 @@
  * A cluster's stored messages in Redis (SPEC 4.4, 9; keys in redis_int.h).
  * Every operation is one Lua script, sent with EVALSHA (the scripts are
  * loaded with SCRIPT LOAD at each connection; a NOSCRIPT answer, after a
- * SCRIPT FLUSH, sends the script itself with EVAL), so that the limits are
+ * SCRIPT FLUSH, sends the script itself with EVAL and loads them all
+ * again, ahead of what is sent later), so that the limits are
  * checked in the same step as the write and a take and its lease go
  * together. Nothing here waits: each request's callback runs when Redis
  * answered, or failed to (connection lost, or no answer within the commit
@@ -139,6 +140,7 @@ struct redis_messages {
 	uint64_t next_renew_ms, next_count_ms;
 	int total;             /* every stored message, as last read (-1: not yet) */
 	bool counting;
+	bool reload;           /* the scripts are to be loaded again once no MULTI is open */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -225,6 +227,7 @@ static void req_fail(struct mreq *q)
 }
 
 static void reply_cb(redisAsyncContext *ac, void *reply, void *privdata);
+static void load_scripts(struct redis_messages *rm, redisAsyncContext *ac);
 
 /* Send q, or keep it until the open MULTI is closed; a failure fails it. */
 static void req_send(struct mreq *q)
@@ -258,6 +261,10 @@ void redis_messages_kick(struct redis_messages *rm)
 
 	if (!rm || rm->rs->multi)
 		return;
+	if (rm->reload && rm->rs->cmd_up) {
+		rm->reload = false;
+		load_scripts(rm, rm->rs->cmd);
+	}
 	for (q = rm->head; q; q = next) {
 		next = q->next;
 		if (!q->sent)
@@ -359,7 +366,16 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8) &&
 	    !strcmp(q->argv[0], "EVALSHA")) {
-		/* the script cache was flushed: the script itself, once */
+		/*
+		 * The script cache was flushed: this request goes again as the
+		 * script itself, and every script is loaded again before
+		 * anything sent later, so that later requests cannot overtake
+		 * the ones retried (a delete, then the next take).
+		 */
+		if (rm->rs->multi)
+			rm->reload = true;
+		else if (rm->rs->cmd == ac && rm->rs->cmd_up)
+			load_scripts(rm, ac);
 		q->argv[0] = "EVAL";
 		q->argvlen[0] = 4;
 		q->argv[1] = scripts[q->script];
@@ -587,10 +603,16 @@ static void script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
 			  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected answer");
 }
 
-void redis_messages_connected(struct redis_messages *rm, redisAsyncContext *ac)
+static void load_scripts(struct redis_messages *rm, redisAsyncContext *ac)
 {
 	for (int i = 0; i < SC_N; i++)
 		redisAsyncCommand(ac, script_loaded, rm->sha[i], "SCRIPT LOAD %s", scripts[i]);
+}
+
+void redis_messages_connected(struct redis_messages *rm, redisAsyncContext *ac)
+{
+	rm->reload = false;
+	load_scripts(rm, ac);
 }
 
 static void counted(redisAsyncContext *ac, void *reply, void *privdata)
