@@ -14,9 +14,14 @@ on the wire and in Redis:
   moment: the stored MESSAGE reaches one of them, once in all;
 - messages.max_per_aor and messages.max_total hold across the nodes (480
   Mailbox Full, 503 Message Store Full), counted in Redis;
-- with Redis stopped, a MESSAGE that would be stored gets 503 with
-  Retry-After, and nothing of it is in Redis once Redis is back;
-- both nodes stop with exit status 0.
+- after SCRIPT FLUSH, a MESSAGE is stored and delivered all the same
+  (the nodes fall back on EVAL at NOSCRIPT);
+- with Redis stopped, a MESSAGE that would be stored gets 503 Store
+  Unavailable with Retry-After, and nothing of it is in Redis once Redis
+  is back;
+- a message past messages.max_age (node C, 2 s) is not delivered when the
+  phone registers, and the take drops it from Redis;
+- every node stops with exit status 0.
 """
 import os
 import time
@@ -26,6 +31,8 @@ import wakelib as W
 
 TEXT1 = "stored in Redis \u00e9t\u00e9 \u2603 \t tab"
 TEXT2 = "for one of two devices"
+TEXT3 = "after the scripts were flushed"
+OLD_TEXT = "too old by then"
 DOWN_TEXT = "while Redis is away"
 MAX_PER_AOR = 3
 MAX_TOTAL = 5
@@ -165,6 +172,22 @@ def main(t):
     d1.close()
     d2.close()
 
+    t.section("after SCRIPT FLUSH: stored and delivered all the same (NOSCRIPT, then EVAL)")
+    redis.command("SCRIPT", "FLUSH")
+    c, f = send_message(t, addr_b, "sleeper", TEXT3, "msg3")
+    t.check(f is not None and f.status == 202, "MESSAGE through B -> 202", c.flow())
+    t.check(stored(redis, "sleeper") == 1, "it is in Redis", stored(redis, "sleeper"))
+    redis.command("SCRIPT", "FLUSH")
+    p.sw = addr_a
+    p.connect()
+    r = p.register(expires=600)
+    t.check(r is not None and r.status == 200, "the phone registers through A", p.trace())
+    got = count_messages([p], TEXT3, 4.0)
+    t.check(got[p.name] == 1, "A delivered it, once", p.flow())
+    t.check(swlib.wait_until(lambda: stored(redis, "sleeper") == 0, timeout=5),
+            "and it is gone from Redis", stored(redis, "sleeper"))
+    p.close()
+
     t.section("limits across nodes")
     sleeping_phone(t, addr_a, "limited", "fcm-cm-" + "4" * 32, 91)
     sleeping_phone(t, addr_b, "other", "fcm-cm-" + "5" * 32, 92)
@@ -207,9 +230,32 @@ def main(t):
               "A reaches Redis again", cluster_status(a))
     t.check(stored(redis, "downer") == 0, "nothing of it is in Redis", stored(redis, "downer"))
 
+    t.section("a message past messages.max_age is not delivered, and leaves Redis")
+    port = swlib.free_port()
+    cfg = env.config(port, workdir=os.path.join(t.dir, "C"),
+                     extra={"cluster": {"redis": redis.url, "node_name": "C"},
+                            "messages": {"max_age": 2, "max_total": 100}})
+    cnode = t.sipwaked(cfg, name="C")
+    c, f = send_message(t, (swlib.LOOPBACK, port), "sleeper", OLD_TEXT, "old")
+    t.check(f is not None and f.status == 202, "MESSAGE through C (max_age 2 s) -> 202",
+            c.flow())
+    ids = redis.command("ZRANGE", "sipwake:msgs:" + aor("sleeper"), 0, -1) or []
+    t.check(len(ids) == 1, "it is in Redis", ids)
+    time.sleep(3)
+    p.connect()
+    r = p.register(expires=600)
+    t.check(r is not None and r.status == 200, "the phone registers through A", p.trace())
+    t.check(p.wait(lambda m: m.method == "MESSAGE", 3.0) is None,
+            "the expired message is not delivered", p.flow())
+    t.check(swlib.wait_until(lambda: stored(redis, "sleeper") == 0 and not (
+        ids and redis.command("EXISTS", "sipwake:msg:%s" % ids[0])), timeout=5),
+            "and it is gone from Redis", redis.command("KEYS", "sipwake:msg*"))
+    p.close()
+
     t.section("shutdown")
     t.check(a.stop() == 0, "A exits 0")
     t.check(b.stop() == 0, "B exits 0")
+    t.check(cnode.stop() == 0, "C exits 0")
 
 
 if __name__ == "__main__":
