@@ -320,9 +320,9 @@ def fill_redis(redis, n, owners):
     redis.command("DEL", "sipwake:bindings", "sipwake:expiry", "sipwake:nodes")
     cmds = []
     for b in binding_rows(n, owners, int(time.time()) + 7200):
-        for k in ("up_call_id", "up_state"):
-            b[k] = None
+        # as sipwaked writes it: absent text fields are left out (json_pack "s*")
         b["up_cseq"] = b["up_expires"] = 0
+        b = {k: v for k, v in b.items() if v is not None}
         cmds.append(("HSET", "sipwake:bindings", b["id"], json.dumps(b, separators=(",", ":"))))
         cmds.append(("ZADD", "sipwake:expiry", b["expires"], b["id"]))
     redis.pipeline(cmds)
@@ -395,7 +395,12 @@ def bench_memory(a, workdir, notes):
             time.sleep(a.settle_s)
             rss = [settled_rss(sw.proc.pid, max(a.settle_s, 5)) if sw.alive() else None for sw in nodes]
             used1 = redis.info("memory", "used_memory") if redis else None
-            out[setup] = {"n": held, "names": names, "base": base, "rss": rss, "start": starts,
+            loaded = [((sw.ctl("status") or {}).get("bindings") if sw.alive() else None) for sw in nodes]
+            for sw in nodes:
+                for line in sw.log_text().splitlines():
+                    if "could not be read" in line or "took over" in line:
+                        notes.append("%s: %s" % (sw.name, line.strip()))
+            out[setup] = {"n": held, "loaded": loaded, "names": names, "base": base, "rss": rss, "start": starts,
                           "fill_s": fill_s,
                           "redis_b": (used0b - used0) / float(n) if redis else None,
                           "redis_after_b": (used1 - used0) / float(n) if redis else None}
@@ -411,7 +416,7 @@ def bench_memory(a, workdir, notes):
 def print_memory(a, mem):
     print("2. memory and start-up with %d bindings (preloaded into the store in sipwaked's format; "
           "standalone)" % a.bindings)
-    hdr = "%-8s %-4s %9s %9s %9s %10s %8s %12s" % ("setup", "node", "held", "empty kB", "full kB",
+    hdr = "%-8s %-4s %9s %9s %9s %10s %8s %12s" % ("setup", "node", "loaded", "empty kB", "full kB",
                                                    "B/binding", "start s", "redis B/bind")
     print(hdr)
     print("-" * len(hdr))
@@ -423,10 +428,11 @@ def print_memory(a, mem):
             per = ((m["rss"][i] - m["base"][i]) * 1024.0 / m["n"]
                    if m["rss"][i] is not None and m["n"] else None)
             print("%-8s %-4s %9s %9d %9s %10s %8s %12s" % (
-                setup, nm if setup != "sqlite" else "-", m["n"], m["base"][i], benchlib.fmt(m["rss"][i]),
+                setup, nm if setup != "sqlite" else "-", benchlib.fmt(m["loaded"][i], "%s"), m["base"][i], benchlib.fmt(m["rss"][i]),
                 benchlib.fmt(per), benchlib.fmt(m["start"][i], "%.2f"),
                 benchlib.fmt(m["redis_b"]) if i == 0 else ""))
-    print("  empty/full kB = settled VmRSS started on an empty / the full store; B/binding = "
+    print("  loaded = bindings the node holds (sipwakectl status); "
+          "empty/full kB = settled VmRSS started on an empty / the full store; B/binding = "
           "their difference / bindings;")
     print("  start s = exec -> first OPTIONS answered on the full store (redis-2: both nodes "
           "started at once);")
