@@ -270,15 +270,17 @@ def print_throughput(a, rounds):
     print("  clean/s = highest clean step; next/s* = the first step that was not; p50/p99/max, "
           "fail, retr and CPU at the fixed rate;")
     print("  sw_us/REG = sipwaked CPU (all nodes) per REGISTER answered, redis_us = redis-server's")
-    print("  step details (target, ok/sent, failed, timeouts, retransmissions, achieved/s, p99 ms):")
+    print("  step details (target/s: ok/sent, failed (of which 503 / no answer), retransmissions, "
+          "achieved/s, p99 ms):")
     for setup in a.setups:
         for i, res in enumerate(rounds):
             r = res.get(setup)
             if not r:
                 continue
             print("  %-8s r%d: %s" % (setup, i + 1, "; ".join(
-                "%d: %d/%d %d %d %d %s/s %s" % (x["target"], x["ok"], x["sent"], x["failed"], x["timeouts"],
-                                                x["retrans"], benchlib.fmt(x["achieved"]),
+                "%d: %d/%d %d (%d/%d) %d %s/s %s" % (
+                    x["target"], x["ok"], x["sent"], x["failed"], x["rejected"], x["timeouts"],
+                    x["retrans"], benchlib.fmt(x["achieved"]),
                                                 benchlib.fmt(x["p99"])) for x in r["ladder"])))
     print(flush=True)
 
@@ -577,8 +579,8 @@ def main():
     ap.add_argument("--setups", default=",".join(SETUPS), help="which of sqlite,redis-1,redis-2")
     ap.add_argument("--parts", default="throughput,memory,takeover", help="which parts to run")
     ap.add_argument("--rounds", type=int, default=1, help="repeat throughput and takeover N times")
-    ap.add_argument("--rates", default="1000,2000,3000,4000,5000", help="ladder (REGISTER/s), ascending")
-    ap.add_argument("--step-s", type=int, default=8, help="seconds per ladder step")
+    ap.add_argument("--rates", default="1000,1500,2000,2500,3000,4000,5000", help="ladder (REGISTER/s), ascending")
+    ap.add_argument("--step-s", type=int, default=10, help="seconds per ladder step")
     ap.add_argument("--fixed-rate", type=int, default=1000, help="the common rate for p99 and CPU")
     ap.add_argument("--fixed-s", type=int, default=15, help="seconds at the fixed rate")
     ap.add_argument("--bindings", type=int, default=100000, help="bindings for the memory part")
