@@ -89,6 +89,20 @@ def settled_rss(pid, limit_s, step=0.5):
     return last
 
 
+def fs_type(path):
+    """The file system type path lives on (from /proc/mounts), "?" when unknown."""
+    best, kind = "", "?"
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                p = line.split()
+                if len(p) > 2 and (path + "/").startswith(p[1].rstrip("/") + "/") and len(p[1]) >= len(best):
+                    best, kind = p[1], p[2]
+    except OSError:
+        pass
+    return kind
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
@@ -99,7 +113,16 @@ def node_port(path):
 
 
 class Redis(swlib.RedisServer):
-    """swlib's redis-server, plus a pipeline for bulk loading and INFO fields."""
+    """swlib's redis-server (AOF on) with the appendfsync of --appendfsync,
+    plus a pipeline for bulk loading and INFO fields."""
+
+    appendfsync = "always"
+
+    def argv(self):
+        argv = super().argv()
+        i = argv.index("--appendfsync")
+        argv[i + 1] = self.appendfsync
+        return argv
 
     def pipeline(self, commands, batch=2000):
         def enc(a):
@@ -591,6 +614,9 @@ def main():
     ap.add_argument("--before-kill-s", type=float, default=2, help="wait after registering")
     ap.add_argument("--poll", type=float, default=0.25, help="takeover poll interval (s)")
     ap.add_argument("--timeout", type=int, default=90, help="time limit per sipp run (s)")
+    ap.add_argument("--appendfsync", choices=("always", "everysec", "no"), default="always",
+                    help="redis-server's appendfsync (AOF is on): always (default, swlib's: nothing "
+                         "acknowledged is lost) or everysec (the admin guide's example)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it all runs (< 60 s)")
     ap.add_argument("--verbose", action="store_true", help="print each sipp step as it ends")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -602,6 +628,7 @@ def main():
     a.rates = [int(x) for x in a.rates.split(",") if x.strip()]
     a.setups = [s for s in a.setups.split(",") if s in SETUPS]
     parts = set(p.strip() for p in a.parts.split(","))
+    Redis.appendfsync = a.appendfsync
 
     t = swlib.Test("bench-cluster")
     notes = []
@@ -609,9 +636,10 @@ def main():
     try:
         print("cluster benchmark: %s, %d CPUs, %s, %s" % (
             ", ".join(a.setups), os.cpu_count(), swlib.sipwaked_binary(), time.strftime("%Y-%m-%d %H:%M:%S")))
-        print("  redis-server %s, appendonly yes, appendfsync always (swlib's); one per set-up"
-              % subprocess.run([swlib.REDIS_SERVER, "--version"], capture_output=True,
-                               text=True).stdout.split()[2].replace("v=", ""))
+        print("  redis-server %s, appendonly yes, appendfsync %s, its files in %s (%s); one per set-up"
+              % (subprocess.run([swlib.REDIS_SERVER, "--version"], capture_output=True,
+                                text=True).stdout.split()[2].replace("v=", ""), a.appendfsync,
+                 t.dir, fs_type(t.dir)))
         print(flush=True)
         if "throughput" in parts:
             print_throughput(a, [bench_throughput(a, t.dir, i, notes) for i in range(a.rounds)])
