@@ -423,7 +423,7 @@ def bench_memory(a, workdir, notes):
             loaded = [((sw.ctl("status") or {}).get("bindings") if sw.alive() else None) for sw in nodes]
             for sw in nodes:
                 for line in sw.log_text().splitlines():
-                    if "could not be read" in line or "took over" in line:
+                    if "could not be read" in line:
                         notes.append("%s: %s" % (sw.name, line.strip()))
             out[setup] = {"n": held, "loaded": loaded, "names": names, "base": base, "rss": rss, "start": starts,
                           "fill_s": fill_s,
@@ -551,8 +551,6 @@ def bench_takeover(a, workdir, rnd, notes):
         m = st.get("sipwake_cluster_takeovers_total") if isinstance(st, dict) else None
         res["takeovers_metric"] = (sum(x.get("value", 0) for x in m.get("series", []))
                                    if isinstance(m, dict) else None)
-        log = b_node.log_text()
-        res["log_says"] = "took over the bindings of node A" in log
     finally:
         for nm in ("B", "A"):
             if nm in nodes:
@@ -622,7 +620,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     if a.smoke:
-        a.rates, a.step_s, a.fixed_rate, a.fixed_s = "200,400", 2, 200, 2
+        a.rates, a.step_s, a.fixed_rate, a.fixed_s = "200,400", 1, 200, 1
         a.bindings, a.settle_s, a.phones, a.phone_rate, a.before_kill_s = 2000, 0.5, 10, 100, 0.5
         a.timeout = 20
     a.rates = [int(x) for x in a.rates.split(",") if x.strip()]
