@@ -461,10 +461,11 @@ def print_memory(a, mem):
           "their difference / bindings;")
     print("  start s = exec -> first OPTIONS answered on the full store (redis-2: both nodes "
           "started at once);")
-    print("  redis B/bind = redis-server used_memory (INFO memory) growth over the preload / "
-          "bindings, %s" % ", ".join(
-              "%s %s after the nodes loaded" % (s, benchlib.fmt(mem[s]["redis_after_b"]))
-              for s in a.setups if s in mem and mem[s]["redis_after_b"] is not None))
+    after = ["%s %s after the nodes loaded" % (s, benchlib.fmt(mem[s]["redis_after_b"]))
+             for s in a.setups if s in mem and mem[s]["redis_after_b"] is not None]
+    if after:
+        print("  redis B/bind = redis-server used_memory (INFO memory) growth over the preload / "
+              "bindings, %s" % ", ".join(after))
     print(flush=True)
 
 
