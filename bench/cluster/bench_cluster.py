@@ -241,6 +241,8 @@ def bench_throughput(a, workdir, rnd, notes):
             r1 = cpu_s(redis.proc.pid) if redis else None
             ok = fixed["ok"] or 1
             fixed["sw_us"] = (sum(c1) - sum(c0)) * 1e6 / ok if None not in c0 + c1 else None
+            fixed["sw_us_nodes"] = [(y - x) * 1e6 / ok if None not in (x, y) else None
+                                    for x, y in zip(c0, c1)]
             fixed["redis_us"] = (r1 - r0) * 1e6 / ok if r0 is not None and r1 is not None else None
             ladder = []
             for rate in a.rates:
@@ -293,6 +295,12 @@ def print_throughput(a, rounds):
     print("  clean/s = highest clean step; next/s* = the first step that was not; p50/p99/max, "
           "fail, retr and CPU at the fixed rate;")
     print("  sw_us/REG = sipwaked CPU (all nodes) per REGISTER answered, redis_us = redis-server's")
+    for setup in a.setups:
+        for i, res in enumerate(rounds):
+            r = res.get(setup)
+            if r and len(r["fixed"]["sw_us_nodes"]) > 1:
+                print("  %s r%d: sipwaked CPU per REGISTER by node (each took half, heard the other "
+                      "half): %s us" % (setup, i + 1, ", ".join(benchlib.fmt(x) for x in r["fixed"]["sw_us_nodes"])))
     print("  step details (target/s: ok/sent, failed (of which 503 / no answer), retransmissions, "
           "achieved/s, p99 ms):")
     for setup in a.setups:

@@ -4,7 +4,7 @@
 # Redis -- REGISTER rate and p99, CPU per REGISTER, memory per binding and
 # start-up at 100,000 bindings, takeover time after kill -9 of a node.
 #
-#   bench/cluster/run.sh                  # defaults, about 10 minutes
+#   bench/cluster/run.sh                  # defaults, about 5 minutes
 #   bench/cluster/run.sh --smoke          # tiny sizes, under a minute: checks that it all runs
 #   bench/cluster/run.sh --rounds 3 --phones 1000 --bindings 200000
 #   bench/cluster/run.sh --parts takeover --setups redis-1,redis-2
