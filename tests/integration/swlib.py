@@ -135,7 +135,9 @@ for _s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
 
 def _die_with_parent():
     """Runs in the child before exec: SIGKILL it if this test process dies
-    (e.g. killed by a CTest timeout before its cleanup could run)."""
+    (e.g. killed by a CTest timeout before its cleanup could run). The
+    kernel ties this to the spawning *thread*: spawn from the main thread,
+    or the child dies when the thread that started it ends."""
     try:
         import ctypes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
