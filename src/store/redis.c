@@ -79,6 +79,19 @@ static void report_state(struct store_redis *rs, const char *why)
 /* ---------------------------------------------------------------------- */
 /* bindings as JSON */
 
+int redis_json_string(const char *s, char *buf, size_t len)
+{
+	json_t *j = json_string(s);
+	char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+	int rc = t && strlen(t) < len ? 0 : -1;
+
+	if (rc == 0)
+		memcpy(buf, t, strlen(t) + 1);
+	free(t);
+	json_decref(j);
+	return rc;
+}
+
 static json_t *binding_json(const struct store_redis *rs, const struct store_binding *b)
 {
 	return json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:s*, s:s*, s:I, s:s*, s:i, s:I, s:I, "
@@ -394,8 +407,8 @@ static int publish(struct store_redis *rs, const char *id, const char *what, con
 
 	/* a put carries our hop, so that a node that has not seen our
 	 * heartbeat yet (we just started) can reach the phone through us */
-	return redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s%llu,\"hop\":\"%s\",\"%s\":%s}",
-				 rs->channel, rs->echo_prefix, n, rs->hop, what, json) == REDIS_OK
+	return redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s%llu,\"hop\":%s,\"%s\":%s}",
+				 rs->channel, rs->echo_prefix, n, rs->hop_json, what, json) == REDIS_OK
 		       ? 0
 		       : -1;
 }
@@ -732,8 +745,14 @@ int store_redis_open(struct store_redis **out, su_root_t *root, const struct con
 	rs->root = root;
 	rs->where = *where;
 	snprintf(rs->node, sizeof(rs->node), "%s", node);
-	/* a node name is a token: nothing in it to escape in JSON */
-	snprintf(rs->echo_prefix, sizeof(rs->echo_prefix), "{\"by\":\"%s\",\"n\":", node);
+	/* the messages are put together from pieces jansson encoded */
+	if (redis_json_string(node, w, sizeof(w)) < 0 ||
+	    snprintf(rs->echo_prefix, sizeof(rs->echo_prefix), "{\"by\":%s,\"n\":", w) >=
+		    (int)sizeof(rs->echo_prefix)) {
+		free(rs);
+		return -1;
+	}
+	store_redis_set_hop(rs, NULL);
 	/* Pub/sub is not per database: the channel names it. */
 	snprintf(rs->channel, sizeof(rs->channel), "sipwake:bindings@%d", where->db);
 	snprintf(rs->accounts_channel, sizeof(rs->accounts_channel), REDIS_ACCOUNTS_CHANNEL,

@@ -89,6 +89,7 @@ struct store_redis {
 	char take_cursor[32];     /* the takeover's HSCAN cursor */
 	char taking[64];          /* the node whose bindings we take over, "" = none */
 	char hop[256];            /* our own hop URI, "" until the SIP ports are bound */
+	char hop_json[520];       /* the same as a JSON string */
 	/* redis_resync.c */
 	bool need_resync;         /* Redis was lost after we had it: read it all again */
 	struct strmap *resync_touched; /* ids changes named during the pass; NULL = no pass */
@@ -169,6 +170,8 @@ bool store_redis_writable(const struct store_redis *rs);
 const char *store_redis_node(const struct store_redis *rs);
 void store_redis_watch(struct store_redis *rs, store_change_fn *fn, void *ctx);
 
+/* s as a JSON string (quoted, escaped by jansson) in buf: 0, or -1 (too long, not UTF-8). */
+int redis_json_string(const char *s, char *buf, size_t len);
 /* A binding from its JSON (strings borrowed from o): 0, or -1 when it is none. */
 int store_redis_binding_of(json_t *o, struct store_binding *b);
 void store_redis_each_node(struct store_redis *rs, store_node_fn *fn, void *ctx);

@@ -278,11 +278,12 @@ void redis_nodes_heard(struct store_redis *rs, const char *name, const char *hop
 
 void store_redis_set_hop(struct store_redis *rs, const char *uri)
 {
-	if (uri && strpbrk(uri, "\"\\")) {
-		log_error("cluster: hop URI %s cannot be announced (a quote or backslash in it)", uri);
-		uri = NULL;
-	}
 	snprintf(rs->hop, sizeof(rs->hop), "%s", uri ? uri : "");
+	if (redis_json_string(rs->hop, rs->hop_json, sizeof(rs->hop_json)) < 0) {
+		log_error("cluster: hop URI %s cannot be announced (not UTF-8, or too long)", rs->hop);
+		rs->hop[0] = '\0';
+		snprintf(rs->hop_json, sizeof(rs->hop_json), "\"\"");
+	}
 	rs->next_beat_ms = 0; /* announce it at the next tick */
 }
 
