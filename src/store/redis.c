@@ -280,8 +280,6 @@ static void lost(struct store_redis *rs, const redisAsyncContext *ac, const char
 		rs->sub = NULL;
 		rs->sub_up = false;
 	}
-	if (ac == rs->multi_ac)
-		rs->multi_ac = NULL; /* its MULTI is gone: the commit fails */
 	if (rs->ever_up && ac)
 		rs->need_resync = true; /* what we missed meanwhile is read again */
 	report_state(rs, why);
@@ -383,21 +381,50 @@ static void tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 /* ---------------------------------------------------------------------- */
 /* writes */
 
-static int open_multi(struct store_redis *rs)
+/*
+ * The store's transaction is built here and sent whole at the commit
+ * (MULTI, its commands, EXEC, in one go): nothing else this node sends,
+ * from any reply or timer, ever lands inside an open MULTI.
+ */
+static int txn_add(struct store_redis *rs, const char *fmt, ...)
 {
+	va_list ap;
+	char *cmd;
+	int len;
+
 	if (!rs->cmd_up)
 		return -1;
-	if (rs->multi)
-		return rs->multi_ac == rs->cmd ? 0 : -1;
-	if (redisAsyncCommand(rs->cmd, NULL, NULL, "MULTI") != REDIS_OK)
+	if (rs->txn_n == rs->txn_cap) {
+		size_t cap = rs->txn_cap ? 2 * rs->txn_cap : 16;
+		struct txn_cmd *t = realloc(rs->txn, cap * sizeof(*t));
+
+		if (!t)
+			return -1;
+		rs->txn = t;
+		rs->txn_cap = cap;
+	}
+	va_start(ap, fmt);
+	len = redisvFormatCommand(&cmd, fmt, ap);
+	va_end(ap);
+	if (len < 0)
 		return -1;
+	rs->txn[rs->txn_n].cmd = cmd;
+	rs->txn[rs->txn_n].len = (size_t)len;
+	rs->txn_n++;
 	rs->multi = true;
-	rs->multi_ac = rs->cmd;
 	return 0;
 }
 
+static void txn_clear(struct store_redis *rs)
+{
+	for (size_t i = 0; i < rs->txn_n; i++)
+		redisFreeCommand(rs->txn[i].cmd);
+	rs->txn_n = 0;
+	rs->multi = false;
+}
+
 /*
- * In the open MULTI: PUBLISH {"by":NODE,"n":N,"<what>":<json>}, our write
+ * In the transaction: PUBLISH {"by":NODE,"n":N,"<what>":<json>}, our write
  * to id, numbered (redis_order.c). json is already JSON text: a binding
  * is serialised once, for the hash and the channel alike.
  */
@@ -405,12 +432,11 @@ static int publish(struct store_redis *rs, const char *id, const char *what, con
 {
 	unsigned long long n = redis_order_written(rs, id);
 
+	redis_nodes_touch(rs, id); /* newer than any takeover page in flight */
 	/* a put carries our hop, so that a node that has not seen our
 	 * heartbeat yet (we just started) can reach the phone through us */
-	return redisAsyncCommand(rs->cmd, NULL, NULL, "PUBLISH %s %s%llu,\"hop\":%s,\"%s\":%s}",
-				 rs->channel, rs->echo_prefix, n, rs->hop_json, what, json) == REDIS_OK
-		       ? 0
-		       : -1;
+	return txn_add(rs, "PUBLISH %s %s%llu,\"hop\":%s,\"%s\":%s}", rs->channel,
+		       rs->echo_prefix, n, rs->hop_json, what, json);
 }
 
 /* Outside a MULTI: {"by":NODE,"n":N} alone, after writes that did not happen. */
@@ -433,11 +459,8 @@ int store_redis_put(struct store_redis *rs, const struct store_binding *b)
 		log_error("store: binding %s cannot be written as JSON", b->id);
 		return -1;
 	}
-	if (open_multi(rs) == 0 &&
-	    redisAsyncCommand(rs->cmd, NULL, NULL, "HSET " KEY_BINDINGS " %s %s", b->id, text) ==
-		    REDIS_OK &&
-	    redisAsyncCommand(rs->cmd, NULL, NULL, "ZADD " KEY_EXPIRY " %lld %s",
-			      (long long)b->expires, b->id) == REDIS_OK)
+	if (txn_add(rs, "HSET " KEY_BINDINGS " %s %s", b->id, text) == 0 &&
+	    txn_add(rs, "ZADD " KEY_EXPIRY " %lld %s", (long long)b->expires, b->id) == 0)
 		rc = publish(rs, b->id, "put", text);
 	free(text);
 	return rc;
@@ -450,9 +473,8 @@ int store_redis_del(struct store_redis *rs, const char *id)
 	int rc = -1;
 
 	json_decref(s);
-	if (text && open_multi(rs) == 0 &&
-	    redisAsyncCommand(rs->cmd, NULL, NULL, "HDEL " KEY_BINDINGS " %s", id) == REDIS_OK &&
-	    redisAsyncCommand(rs->cmd, NULL, NULL, "ZREM " KEY_EXPIRY " %s", id) == REDIS_OK)
+	if (text && txn_add(rs, "HDEL " KEY_BINDINGS " %s", id) == 0 &&
+	    txn_add(rs, "ZREM " KEY_EXPIRY " %s", id) == 0)
 		rc = publish(rs, id, "del", text);
 	free(text);
 	return rc;
@@ -460,10 +482,8 @@ int store_redis_del(struct store_redis *rs, const char *id)
 
 int store_redis_purge(struct store_redis *rs, int64_t now)
 {
-	if (open_multi(rs) < 0)
-		return -1;
-	return redisAsyncCommand(rs->cmd, NULL, NULL, "EVAL %s 2 " KEY_EXPIRY " " KEY_BINDINGS
-			       " %lld " PURGE_MAX, purge_lua, (long long)now) == REDIS_OK ? 0 : -1;
+	return txn_add(rs, "EVAL %s 2 " KEY_EXPIRY " " KEY_BINDINGS " %lld " PURGE_MAX, purge_lua,
+		       (long long)now);
 }
 
 static void unlink_pending(struct store_redis *rs, struct pending *p)
@@ -503,28 +523,33 @@ static void exec_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 {
-	struct pending *p;
-	bool open = rs->multi;
+	struct pending *p = NULL;
+	bool sent;
 
-	rs->multi = false;
-	if (!open) {
+	if (!rs->multi) {
 		redis_messages_kick(rs->messages);
 		fn(ctx, true); /* nothing was written */
 		return;
 	}
-	if (rs->multi_ac != rs->cmd || !rs->cmd || !(p = calloc(1, sizeof(*p)))) {
-		if (rs->multi_ac == rs->cmd && rs->cmd)
-			redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
-		redis_messages_kick(rs->messages);
-		fn(ctx, false);
-		return;
+	sent = rs->cmd && rs->cmd_up && (p = calloc(1, sizeof(*p))) &&
+	       redisAsyncCommand(rs->cmd, NULL, NULL, "MULTI") == REDIS_OK;
+	for (size_t i = 0; sent && i < rs->txn_n; i++)
+		sent = redisAsyncFormattedCommand(rs->cmd, NULL, NULL, rs->txn[i].cmd,
+						  rs->txn[i].len) == REDIS_OK;
+	if (sent) {
+		p->rs = rs;
+		p->fn = fn;
+		p->ctx = ctx;
+		p->sent_ms = clock_now_ms();
+		sent = redisAsyncCommand(rs->cmd, exec_reply, p, "EXEC") == REDIS_OK;
 	}
-	p->rs = rs;
-	p->fn = fn;
-	p->ctx = ctx;
-	p->sent_ms = clock_now_ms();
-	if (redisAsyncCommand(rs->cmd, exec_reply, p, "EXEC") != REDIS_OK) {
+	txn_clear(rs);
+	if (!sent) {
+		/* a MULTI half sent is dropped with its connection; nothing of it ran */
+		if (p && rs->cmd)
+			redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
 		free(p);
+		publish_void(rs); /* its numbers will not come back */
 		redis_messages_kick(rs->messages);
 		fn(ctx, false);
 		return;
@@ -535,16 +560,14 @@ void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 		rs->head = p;
 	rs->tail = p;
 	rs->npending++;
-	redis_messages_kick(rs->messages); /* what waited for the MULTI to close */
+	redis_messages_kick(rs->messages); /* what waited for the transaction */
 }
 
 void store_redis_rollback(struct store_redis *rs)
 {
-	if (rs->multi && rs->multi_ac == rs->cmd && rs->cmd) {
-		redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
-		publish_void(rs);
-	}
-	rs->multi = false;
+	if (rs->multi)
+		publish_void(rs); /* nothing was sent: its numbers will not come back */
+	txn_clear(rs);
 	redis_messages_kick(rs->messages);
 }
 
@@ -798,6 +821,8 @@ void store_redis_close(struct store_redis *rs)
 		redisFree(rs->sync);
 	redis_messages_free(rs->messages); /* after: the connections' callbacks use it */
 	strmap_free(rs->resync_touched);
+	txn_clear(rs);
+	free(rs->txn);
 	redis_order_close(rs);
 	strmap_free(rs->take_touched);
 	free(rs);

@@ -73,8 +73,12 @@ struct store_redis {
 	bool cmd_up, sub_up;    /* connected and set up (AUTH, SELECT, SUBSCRIBE) */
 	bool reported_down;     /* the state last logged */
 	bool ever_up;           /* the first connection is logged as such */
-	bool multi;             /* a MULTI is open on multi_ac */
-	redisAsyncContext *multi_ac;
+	bool multi;             /* a store transaction is being built (txn) */
+	struct txn_cmd {
+		char *cmd;      /* formatted (redisFormatCommand) */
+		size_t len;
+	} *txn;                 /* its commands, sent with MULTI/EXEC at the commit */
+	size_t txn_n, txn_cap;
 	struct pending *head, *tail;
 	int npending;
 	su_timer_t *timer;

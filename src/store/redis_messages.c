@@ -94,10 +94,12 @@ static const char *const scripts[SC_N] = {
 		     "for _, id in ipairs(ids) do drop(id) end return #ids",
 	/* KEYS: the AOR's set or the set of all. ARGV: most listed, now. Returns
 	 * {count, then per message: id, aor, from, to, call_id, ct, body length,
-	 * received, expires, attempts}. */
-	[SC_LIST] = "local ids = redis.call('ZRANGE', KEYS[1], 0, -1) "
+	 * received, expires, attempts}. Bounded: the first ARGV[1] + 1000 of the
+	 * set (by id, or by expiry, which is arrival order for one max_age) are
+	 * read, so expired ones not yet purged cost at most 1000 more reads. */
+	[SC_LIST] = "local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) + 999) "
 		    "table.sort(ids, function(a, b) return tonumber(a) < tonumber(b) end) "
-		    "local out = {#ids} local n = 0 "
+		    "local out = {redis.call('ZCARD', KEYS[1])} local n = 0 "
 		    "for _, id in ipairs(ids) do if n >= tonumber(ARGV[1]) then break end "
 		    "local k = '" KEY_MSG "' .. id "
 		    "local m = redis.call('HMGET', k, 'aor', 'from', 'to', 'call_id', 'ct', "

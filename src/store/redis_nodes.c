@@ -148,7 +148,7 @@ static void lock_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	struct redis_node *n = node_find(rs, (const char *)privdata, false);
 
 	free(privdata);
-	if (!n || !r || r->type != REDIS_REPLY_STATUS || rs->taking[0])
+	if (!n || !r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") || rs->taking[0])
 		return; /* another survivor has it (nil), or we are busy */
 	log_notice("cluster: node %s stopped its heartbeat: taking over its bindings", n->name);
 	n->taking = true;
