@@ -11,11 +11,17 @@ every round:
 - after refreshes racing on both nodes, A, B and Redis hold the same
   binding (the same User-Agent: the write Redis ran last);
 - after a refresh on one node racing an un-REGISTER on the other, A, B and
-  Redis agree on whether the binding exists.
+  Redis agree on whether the binding exists;
+- seen with Redis' MONITOR during the rounds, every MULTI a node sends holds
+  only its transaction's writes up to the EXEC: no heartbeat, membership
+  check or other command of the node lands inside it.
 Rounds are bounded in count and time.
 """
 import json
 import os
+import re
+import socket
+import threading
 import time
 
 import swlib
@@ -45,6 +51,57 @@ def in_redis(redis):
     flat = redis.command("HGETALL", "sipwake:bindings") or []
     regs = [json.loads(flat[i + 1]) for i in range(0, len(flat), 2)]
     return regs[0].get("user_agent") if len(regs) == 1 else (None if not regs else "several")
+
+
+class Monitor:
+    """Redis' MONITOR on its own connection, read by a thread until stop()."""
+    LINE = re.compile(r'^\+[\d.]+ \[\d+ ([^\]]+)\] "([^"]*)"(.*)$')
+
+    def __init__(self, redis):
+        self.sock = socket.create_connection((swlib.LOOPBACK, redis.port), timeout=1)
+        self.sock.sendall(b"MONITOR\r\n")
+        self.lines, self.done = [], False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        buf = b""
+        while not self.done:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            buf += data
+            *lines, buf = buf.split(b"\r\n")
+            self.lines += [x.decode("utf-8", "replace") for x in lines]
+
+    def stop(self):
+        self.done = True
+        self.thread.join(timeout=3)
+        self.sock.close()
+
+    def intruders(self):
+        """Commands a client sent between its MULTI and EXEC that are not
+        a store transaction's (and how many MULTIs there were)."""
+        open_, bad, multis = {}, [], 0
+        allowed = {"HSET", "ZADD", "PUBLISH", "HDEL", "ZREM", "EVAL"}
+        for line in self.lines:
+            m = self.LINE.match(line)
+            if not m:
+                continue
+            client, cmd = m.group(1), m.group(2).upper()
+            if cmd == "MULTI":
+                open_[client] = True
+                multis += 1
+            elif cmd in ("EXEC", "DISCARD"):
+                open_.pop(client, None)
+            elif open_.get(client) and cmd not in allowed:
+                bad.append(line[:160])
+        return bad, multis
 
 
 class Phone:
@@ -103,6 +160,7 @@ def main(t):
     t.require(swlib.wait_until(lambda: view(b) == "first"), "B learns the binding")
 
     t.section("refreshes racing on both nodes")
+    mon = Monitor(redis)
     deadline = time.monotonic() + 120
     bad = []
     rounds = 0
@@ -144,6 +202,28 @@ def main(t):
     t.check(rounds >= 5, "%d rounds ran" % rounds)
     t.check(not bad, "after every round A, B and Redis agree whether the binding exists",
             bad[:3])
+    t.section("a flood on both nodes (their transactions stay open across loop turns)")
+    flood = swlib.RawSip("udp", addr_a, timeout=1)
+    sent, end = 0, time.monotonic() + 3.0
+    while time.monotonic() < end:
+        user = "flood%d" % (sent % 500)
+        req = swlib.build_request(
+            "REGISTER", "sip:%s" % swlib.DOMAIN, "udp", flood.local,
+            from_uri="sip:%s@%s" % (user, swlib.DOMAIN),
+            call_id="flood-%d@x" % sent,
+            headers=[("Contact", "<sip:%s@%s:%d>" % (user, flood.local[0], flood.local[1])),
+                     ("Expires", "300")])
+        flood.sock.sendto(req, addr_a if sent % 2 else addr_b)
+        sent += 1
+        if sent % 200 == 0:
+            flood.collect(0.01)  # keep our receive buffer from filling
+    flood.collect(1.0)
+    flood.close()
+    t.check(sent > 1000, "%d REGISTERs sent in 3 s" % sent)
+    mon.stop()
+    bad, multis = mon.intruders()
+    t.check(multis > 0 and not bad, "%d transactions seen in MONITOR, none with another command "
+            "of the node inside its MULTI" % multis, bad[:5])
     t.check(a.alive() and b.alive(), "both nodes run")
 
 
