@@ -66,6 +66,8 @@ static void report_state(struct store_redis *rs, const char *why)
 	if (!down && !rs->ever_up) {
 		rs->ever_up = true;
 		log_info("cluster: connected to Redis at %s", where_text(rs, w, sizeof(w)));
+		if (rs->need_resync) /* the changes made while we loaded */
+			redis_resync_start(rs);
 	} else if (!down && rs->need_resync) {
 		log_notice("cluster: Redis at %s reachable again", where_text(rs, w, sizeof(w)));
 		redis_resync_start(rs);
@@ -514,6 +516,9 @@ static void exec_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		log_error("cluster: Redis refused a write: %s",
 			  r->type == REDIS_REPLY_ERROR ? r->str : "an error in the transaction");
 		publish_void(p->rs); /* its numbers will not come back */
+		/* memory holds what Redis refused, and may have ignored a change
+		 * of another node for it: read Redis again */
+		redis_resync_start(p->rs);
 	}
 	unlink_pending(p->rs, p);
 	if (p->fn)
@@ -673,6 +678,9 @@ int store_redis_load(struct store_redis *rs, int64_t now, store_binding_fn *fn, 
 	} while (!rc && strcmp(cursor, "0"));
 	if (bad)
 		log_warn("cluster: %zu binding(s) in Redis could not be read (skipped)", bad);
+	/* What other nodes change from now until our subscription is made is
+	 * not heard: once it is, one resync pass reads Redis again. */
+	rs->need_resync = true;
 	return 0; /* the blocking connection goes at the loop's first tick */
 }
 

@@ -47,6 +47,7 @@ struct redis_node {
 	char name[64];
 	int64_t seen_ms;  /* its last heartbeat, unix ms (0: none, the key expired) */
 	int64_t since;    /* when it started, unix s */
+	int64_t heard_ms; /* its last put on the channel, unix ms (0: none) */
 	char hop[256];    /* the SIP URI other nodes hand its phones' requests to */
 	bool alive;
 	bool taking;      /* we hold its takeover lock and move its bindings */

@@ -72,6 +72,16 @@ static int64_t unix_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A put from it came lately: it lives, though our last membership check
+ * may have come before its first heartbeat (it just started). Its hop is
+ * good, it stays in the table and is not judged dead meanwhile.
+ */
+static bool heard_lately(const struct redis_node *n)
+{
+	return n->heard_ms && unix_ms() - n->heard_ms < HEARTBEAT_TTL_MS;
+}
+
 static void takeover_page(struct store_redis *rs);
 
 static void takeover_done(struct store_redis *rs, const char *why)
@@ -205,7 +215,7 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		for (size_t j = 0; j + 1 < r->elements && !member; j += 2)
 			member = r->element[j]->type == REDIS_REPLY_STRING &&
 				 !strcmp(r->element[j]->str, rs->nodes[i].name);
-		if (member || rs->nodes[i].taking)
+		if (member || rs->nodes[i].taking || heard_lately(&rs->nodes[i]))
 			i++;
 		else
 			rs->nodes[i] = rs->nodes[--rs->n_nodes];
@@ -220,7 +230,8 @@ static void members_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 		/* just (re)connected, we cannot tell a dead node from one that is
 		 * not back yet after Redis was away: wait a heartbeat's life */
-		if (!n->alive && !n->taking && strcmp(n->name, rs->node) && !rs->taking[0] &&
+		if (!n->alive && !n->taking && !heard_lately(n) && strcmp(n->name, rs->node) &&
+		    !rs->taking[0] &&
 		    rs->cmd_up && clock_now_ms() >= rs->judge_after_ms)
 			try_takeover(rs, n);
 	}
@@ -270,8 +281,7 @@ void redis_nodes_heard(struct store_redis *rs, const char *name, const char *hop
 
 	if (!n)
 		return;
-	n->alive = true; /* it writes: its heartbeat is on its way if we have not seen one */
-	n->seen_ms = unix_ms();
+	n->heard_ms = unix_ms();
 	if (hop && hop[0])
 		snprintf(n->hop, sizeof(n->hop), "%s", hop);
 }
@@ -291,7 +301,7 @@ const char *store_redis_node_hop(struct store_redis *rs, const char *name)
 {
 	struct redis_node *n = node_find(rs, name, false);
 
-	return n && n->alive && n->hop[0] ? n->hop : NULL;
+	return n && (n->alive || heard_lately(n)) && n->hop[0] ? n->hop : NULL;
 }
 
 void store_redis_each_node(struct store_redis *rs, store_node_fn *fn, void *ctx)

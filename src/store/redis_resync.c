@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One pass over Redis' bindings after a node lost Redis and got it back
- * (SPEC 9: "a node that (re)connects resynchronises in one pass"): what
+ * (SPEC 9: "a node that (re)connects resynchronises in one pass"), after
+ * Redis refused one of our writes, and once at start (the changes made
+ * while the node loaded, before its subscription was made): what
  * others wrote or deleted while we could not hear it reaches memory. The
  * pass reads pages with HSCAN on the command connection while changes keep
  * arriving on the subscription; a binding a change named during the pass
@@ -17,7 +19,7 @@
 #include "sipwake/log.h"
 #include "sipwake/strmap.h"
 
-#define RESYNC_PAGE "1000"
+#define RESYNC_PAGE "250" /* a page is parsed in one loop turn: keep it short */
 
 static void resync_page(struct store_redis *rs);
 
