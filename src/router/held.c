@@ -94,6 +94,7 @@ struct held {
 	bool provisional_sent;
 	int64_t stored_id; /* HELD_STORED: the copy in the store (0 once removed) */
 	bool storing;      /* the store has not yet answered the add */
+	char bound_id[32]; /* a binding of the AOR registered meanwhile ("" none) */
 	char aor[256];
 	char in_proto[8];
 	char *call_id, *from_uri, *from_name, *to_uri, *text;
@@ -525,7 +526,12 @@ static void message_stored(void *ctx, enum store_add_result res, int64_t id)
 		held_finish(h, END_STORE_ERROR, NULL);
 		return;
 	}
+	struct router *rt = h->rt;
+	char bound[sizeof(h->bound_id)];
+	struct binding *b;
+
 	h->stored_id = id;
+	snprintf(bound, sizeof(bound), "%s", h->bound_id);
 	log_info("MESSAGE %s for %s stored (id %lld) until a device registers", h->call_id, h->aor,
 		 (long long)h->stored_id);
 	for (int i = 0; i < h->n_dev; i++)
@@ -535,6 +541,10 @@ static void message_stored(void *ctx, enum store_add_result res, int64_t id)
 	set_state(h, HELD_STORED, "stored");
 	held_stop(h); /* the alert pushes just sent go on without us */
 	proxy_txn_reply(h->t, SIP_202_ACCEPTED, TAG_END()); /* may free h */
+	/* a device that registered while the store wrote it looked for stored
+	 * messages too early: it is offered this one now */
+	if (bound[0] && (b = registrar_find_id(rt->reg, bound)))
+		deliver_on_binding(rt, b, REGISTRAR_BOUND);
 }
 
 /*
@@ -855,6 +865,8 @@ void held_on_binding(struct router *rt, const struct binding *cb, enum registrar
 		struct held_dev *d = dev_by_id(h, binding_id(cb));
 
 		next = h->next;
+		if (h->state == HELD_STORING && ev != REGISTRAR_REMOVED && b)
+			snprintf(h->bound_id, sizeof(h->bound_id), "%s", binding_id(b));
 		if (h->state != HELD_RINGING)
 			continue;
 		if (ev == REGISTRAR_REMOVED) {
