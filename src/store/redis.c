@@ -810,6 +810,13 @@ void store_redis_close(struct store_redis *rs)
 		return;
 	if (rs->timer)
 		su_timer_destroy(rs->timer);
+	/* What was sent last without waiting for an answer (a delivery's lease
+	 * let go at shutdown, a forgotten message removed) leaves now, as far
+	 * as the socket takes it without blocking. */
+	if (rs->cmd && rs->cmd_up) {
+		redis_messages_kick(rs->messages);
+		redisAsyncHandleWrite(rs->cmd);
+	}
 	/* Freeing a context calls what waits on it with no reply: commits fail. */
 	rs->ever_up = false;
 	rs->reported_down = true; /* nothing to log about a close */
