@@ -68,6 +68,7 @@ struct sw_config {
 		bool voicemail_push;
 		int wakeup_before_expiry;
 		int min_interval;
+		char *http2; /* "curl" or "nghttp2": the client of https pushes */
 		struct {
 			char *key_file;
 			char *key_id;

@@ -59,6 +59,7 @@ static const char *const provisional_values[] = {"110", "180", "none", NULL};
 static const char *const auth_mode_values[] = {"accounts", "none", NULL};
 static const char *const auth_algorithms_default[] = {"SHA-256", "MD5", NULL};
 static const char *const empty_list[] = {NULL};
+static const char *const http2_values[] = {"curl", "nghttp2", NULL};
 static const char *const log_level_values[] = {"error", "warn", "notice", "info", "debug", NULL};
 
 const struct config_option config_options[] = {
@@ -155,6 +156,11 @@ const struct config_option config_options[] = {
 	    "s before a push binding expires to push the app to re-REGISTER (0 = off)"),
 	INT("push.min_interval", push.min_interval, 2, 0, 3600, R,
 	    "s between two pushes of the same kind to one device (battery-drain guard)"),
+	ENUM("push.http2", push.http2, "curl", http2_values, R,
+	     "HTTP/2 client of https pushes: \"curl\" (libcurl) or \"nghttp2\" (sipwake's own, "
+	     "on nghttp2 and OpenSSL: one connection per provider host, many pushes at a lower "
+	     "CPU cost; for host names and for servers without h2 it hands over to libcurl); "
+	     "pushes in flight finish where they started"),
 	STR("push.apns.key_file", push.apns.key_file, "", K | R,
 	    "APNs token auth: .p8 signing key (ES256); not readable or writable by others"),
 	STR("push.apns.key_id", push.apns.key_id, "", R,

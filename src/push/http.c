@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libcurl's multi interface on sofia-sip's su_root: the one HTTP/2 client of
- * the daemon. CURLMOPT_SOCKETFUNCTION registers an su_wait_t per socket
+ * The push layer's HTTP client, the one entry point of the providers:
+ * libcurl's multi interface on sofia-sip's su_root, or, with push.http2 =
+ * "nghttp2", h2.c for https URLs it takes (curl keeps the rest, and any
+ * origin whose server does not speak h2). CURLMOPT_SOCKETFUNCTION registers an su_wait_t per socket
  * with the root, CURLMOPT_TIMERFUNCTION only arms one su_timer, and both
  * wake-ups call curl_multi_socket_action() and then drain
  * curl_multi_info_read(), so completion callbacks always run from the loop.
@@ -9,6 +11,7 @@
  * CURLPIPE_MULTIPLEX, at most one connection per host).
  */
 #include "push_int.h"
+#include "h2.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +55,15 @@ struct push_http {
 	struct push_http_xfer *xfers; /* all live transfers */
 	CURL *spare[HTTP_SPARE_EASY];
 	unsigned nspare;
+	struct push_h2 *h2; /* NULL unless push.http2 = "nghttp2" was ever set */
+	bool use_h2;        /* new transfers to https go to h2 */
 };
 
 struct push_http_xfer {
 	struct push_http *h;
 	struct push_http_xfer *prev, *next;
 	CURL *easy;
+	struct h2_stream *h2s; /* on the nghttp2 client instead */
 	struct curl_slist *headers;
 	push_http_done_fn *done;
 	void *arg;
@@ -218,6 +224,8 @@ static void xfer_free(struct push_http_xfer *x)
 		x->next->prev = x->prev;
 	if (x->easy)
 		easy_release(h, x->easy);
+	if (x->h2s)
+		push_h2_cancel(x->h2s);
 	curl_slist_free_all(x->headers);
 	free(x->body);
 	free(x);
@@ -292,6 +300,7 @@ void push_http_free(struct push_http *h)
 		return;
 	while (h->xfers)
 		xfer_free(h->xfers);
+	push_h2_free(h->h2);
 	while (h->nspare)
 		curl_easy_cleanup(h->spare[--h->nspare]);
 	if (h->multi)
@@ -301,30 +310,14 @@ void push_http_free(struct push_http *h)
 	free(h);
 }
 
-int push_http_start(struct push_http *h, const struct push_http_request *rq,
-		    push_http_done_fn *done, void *arg, struct push_http_xfer **out)
+/* Put x on curl with rq (x->headers already set). 0, or -1 with nothing added. */
+static int curl_begin(struct push_http *h, struct push_http_xfer *x,
+		      const struct push_http_request *rq)
 {
-	struct push_http_xfer *x = calloc(1, sizeof(*x));
-	CURL *e = NULL;
-	int rc = -1;
+	CURL *e = easy_get(h);
 
-	if (!x) {
-		curl_slist_free_all(rq->headers);
-		goto out;
-	}
-	x->h = h;
-	x->headers = rq->headers;
-	x->done = done;
-	x->arg = arg;
-	x->next = h->xfers;
-	if (h->xfers)
-		h->xfers->prev = x;
-	h->xfers = x;
-	h->active++;
-	e = easy_get(h);
 	if (!e)
-		goto out;
-	x->easy = e;
+		return -1;
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
 	curl_easy_setopt(e, CURLOPT_URL, rq->url);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -349,16 +342,76 @@ int push_http_start(struct push_http *h, const struct push_http_request *rq,
 	}
 	if (rq->key_file && rq->key_file[0])
 		curl_easy_setopt(e, CURLOPT_SSLKEY, rq->key_file);
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+		curl_easy_cleanup(e); /* never added: no remove_handle, no reuse */
+		return -1;
+	}
+	x->easy = e;
+	return 0;
+}
+
+/* h2.c answered x's request. */
+static void h2_done(void *arg, const struct push_http_result *res)
+{
+	struct push_http_xfer *x = arg;
+
+	x->h2s = NULL; /* freed by h2.c after this returns */
+	x->done(x->arg, res);
+	xfer_free(x);
+}
+
+/* h2.c cannot carry x's request (no h2 at that origin): curl takes it, in this turn. */
+static void h2_fallback(void *arg, const struct push_http_request *rq)
+{
+	struct push_http_xfer *x = arg;
+
+	x->h2s = NULL;
+	x->headers = rq->headers;
+	if (curl_begin(x->h, x, rq) < 0) {
+		struct push_http_result res = {.code = CURLE_OUT_OF_MEMORY, .body = ""};
+
+		res.error = curl_easy_strerror(res.code);
+		x->done(x->arg, &res);
+		xfer_free(x);
+	}
+}
+
+void push_http_set_transport(struct push_http *h, bool nghttp2)
+{
+	if (nghttp2 && !h->h2 && push_h2_new(&h->h2, h->root) < 0) {
+		log_error("push: cannot set up the nghttp2 client: pushes stay on libcurl");
+		return;
+	}
+	h->use_h2 = nghttp2;
+}
+
+int push_http_start(struct push_http *h, const struct push_http_request *rq,
+		    push_http_done_fn *done, void *arg, struct push_http_xfer **out)
+{
+	struct push_http_xfer *x = calloc(1, sizeof(*x));
+	int rc = -1;
+
+	if (!x) {
+		curl_slist_free_all(rq->headers);
 		goto out;
-	rc = 0;
+	}
+	x->h = h;
+	x->done = done;
+	x->arg = arg;
+	x->next = h->xfers;
+	if (h->xfers)
+		h->xfers->prev = x;
+	h->xfers = x;
+	h->active++;
+	if (h->use_h2 && push_h2_wants(h->h2, rq->url)) {
+		/* the headers pass to h2.c, which frees them on error too */
+		rc = push_h2_start(h->h2, rq, h2_done, h2_fallback, x, &x->h2s);
+		goto out;
+	}
+	x->headers = rq->headers;
+	rc = curl_begin(h, x, rq);
 out:
 	if (rc < 0 && x) {
-		if (x->easy) {
-			/* never added: no remove_handle, no reuse */
-			curl_easy_cleanup(x->easy);
-			x->easy = NULL;
-		}
 		xfer_free(x);
 		x = NULL;
 	}

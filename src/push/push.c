@@ -59,6 +59,12 @@ static const struct push_provider *const providers[] = {
 
 static int curl_users;
 
+/* push.http2: which HTTP/2 client carries https pushes. */
+static bool push_use_nghttp2(const struct sw_config *cfg)
+{
+	return cfg->push.http2 && strcmp(cfg->push.http2, "nghttp2") == 0;
+}
+
 const char *push_kind_name(enum push_kind kind)
 {
 	static const char *const names[] = {"call", "message", "wakeup", "cancel", "voicemail"};
@@ -237,6 +243,7 @@ int push_new(struct push **out, su_root_t *root, const struct sw_config *cfg)
 	p->max_pending = PUSH_MAX_PENDING;
 	if (push_http_new(&p->http, root) < 0)
 		goto out;
+	push_http_set_transport(p->http, push_use_nghttp2(cfg));
 	if (load_providers(p, cfg, fresh) < 0)
 		goto out;
 	memcpy(p->inst, fresh, sizeof(fresh));
@@ -266,6 +273,7 @@ int push_reload(struct push *p, const struct sw_config *cfg)
 		p->inst[i] = fresh[i];
 	}
 	p->min_interval_ms = cfg->push.min_interval > 0 ? (uint64_t)cfg->push.min_interval * 1000 : 0;
+	push_http_set_transport(p->http, push_use_nghttp2(cfg));
 	inst_reap(p);
 	{
 		char list[128];

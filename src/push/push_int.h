@@ -60,6 +60,12 @@ struct push_http_request {
 };
 
 int push_http_new(struct push_http **out, su_root_t *root);
+/*
+ * Where new https transfers go: false = libcurl (the default), true = the
+ * nghttp2 client (h2.c) where it can (push.http2). Transfers in flight stay
+ * where they are.
+ */
+void push_http_set_transport(struct push_http *h, bool nghttp2);
 /* Abort every transfer (no callbacks) and free. Safe with NULL. */
 void push_http_free(struct push_http *h);
 /*

@@ -268,6 +268,7 @@ static void cfg_apply(struct sw_config *c, json_t *o)
 	S("http_auth", push.http.auth_header);
 	S("http_body", push.http.body);
 	S("http_ca", push.http.ca_file);
+	S("http2", push.http2);
 #undef S
 	if (json_object_get(o, "min_interval"))
 		c->push.min_interval = (int)json_integer_value(json_object_get(o, "min_interval"));
