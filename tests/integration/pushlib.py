@@ -287,8 +287,21 @@ def check_sanitizers(stderr):
             raise AssertionError("sanitizer report from push_driver")
 
 
+# Which HTTP/2 client the push layer uses (push.http2): ctest runs each
+# test_push_* once as is ("curl", the default) and once with
+# SIPWAKE_PUSH_HTTP2=nghttp2 (tests/CMakeLists.txt).
+HTTP2 = os.environ.get("SIPWAKE_PUSH_HTTP2", "")
+
+
+def with_transport(config):
+    if HTTP2 and "http2" not in config:
+        config = dict(config, http2=HTTP2)
+    return config
+
+
 def run_driver(config, ops, timeout=120, env=None, log_level="info", expect_rc=0):
     """Run push_driver; returns (events, stderr text). Raises on an unexpected exit."""
+    config = with_transport(config)
     script = "".join(json.dumps(op) + "\n" for op in ops)
     p = subprocess.run([DRIVER, "--config", json.dumps(config), "--log-level", log_level],
                        input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -343,6 +356,7 @@ class DriverProcess:
     """push_driver running in the background while the test changes the world."""
 
     def __init__(self, config, ops, log_level="info"):
+        config = with_transport(config)
         script = "".join(json.dumps(op) + "\n" for op in ops)
         self.proc = subprocess.Popen(
             [DRIVER, "--config", json.dumps(config), "--log-level", log_level],
