@@ -17,11 +17,14 @@ a C HTTP/2 server that answers each POST to /3/device/<token> with 200 from
 a file of its -d directory: there the ceiling is h2load against the same
 nghttpd over one connection, and the table gives the push layer's share
 of it. nghttpd is optional: without it that part is skipped with a note.
+--client names the push layer's HTTP/2 clients to measure (push.http2):
+"curl" (libcurl) and "nghttp2" (src/push/h2.c), each a row of its own in
+the same run, next to h2load.
 Not part of ctest; timing figures belong here.
 
 usage: bench/push/bench.py [--build DIR] [--n N] [--conc 1,100,1000] [--no-h2load]
                            [--providers apns,webpush,webpush-empty]
-                           [--server fake,nghttpd]
+                           [--server fake,nghttpd] [--client curl,nghttp2]
 """
 import argparse
 import json
@@ -183,8 +186,11 @@ def main():
                     help="comma-separated: apns, webpush, webpush-empty")
     ap.add_argument("--server", default="fake,nghttpd",
                     help="comma-separated: fake (the Python fakes), nghttpd (APNs only)")
+    ap.add_argument("--client", default="curl,nghttp2",
+                    help="comma-separated push.http2 values: curl, nghttp2")
     args = ap.parse_args()
     servers = args.server.split(",")
+    clients = args.client.split(",")
     os.environ["SIPWAKE_BUILD_DIR"] = args.build
     os.environ["SIPWAKE_SOURCE_DIR"] = SOURCE
     import pushlib as L
@@ -198,54 +204,63 @@ def main():
             op = {"op": "bench", "n": n, "concurrency": conc, "kind": "call",
                   "call_id": "bench@example.com", "from_uri": "sip:alice@example.com",
                   "from_name": "Alice", "deadline_ms": 60000}
-            # A fresh fake per run, so its log counts the connections of this run.
             if prov == "apns":
-                fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
-                                                "--key-id", L.KEY_ID, "--team-id", L.TEAM])
                 op.update(provider="apns", topic=L.BUNDLE, token=L.tok(1))
-                cfg = L.apns_config(pki, fake.url)
             elif prov in ("webpush", "webpush-empty"):
-                wp = L.WebPush(pki)
-                fake = wp.fake
-                sub = wp.subscribe("bench", keys=prov == "webpush")
-                op.update(provider="webpush", token=sub["endpoint"])
-                if "p256dh" in sub:
-                    op.update(p256dh=sub["p256dh"], auth=sub["auth"])
+                op.update(provider="webpush")
                 cfg = {"webpush_key": pki.vapid, "webpush_subject": "mailto:bench@example.com",
                        "webpush_ca": pki.ca}
             else:
                 raise SystemExit("unknown provider " + prov)
-            try:
-                b, cpu = driver_run(L, cfg, op)
-                conns = len(fake.connections())
-            finally:
-                fake.stop()
-            row = {"server": "fake", "provider": prov, "concurrency": conc, "n": n, "ok": b["ok"],
-                   "pushes_per_s": round(b["rate"]),
-                   "p50_ms": round(b["p50_ms"], 2), "p99_ms": round(b["p99_ms"], 2),
-                   "connections": conns, "driver_cpu_us_per_push": round(cpu * 1e6 / n, 1)}
+            h2l = None
             if prov == "apns" and not args.no_h2load and shutil.which("h2load"):
                 fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
                                                 "--key-id", L.KEY_ID, "--team-id", L.TEAM])
                 try:
-                    rate, ok = h2load(L, pki, fake.url, n, conc)
+                    h2l = h2load(L, pki, fake.url, n, conc)
                 finally:
                     fake.stop()
-                row["h2load_req_per_s"] = round(rate)
-                row["h2load_2xx"] = ok
-                if rate:
-                    row["ratio"] = "%.3f" % (b["rate"] / rate)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for client in clients:
+                # A fresh fake per run, so its log counts the connections of this run.
+                if prov == "apns":
+                    fake = L.Fake(pki, "apns", (), ["--bundle", L.BUNDLE, "--auth-key", pki.p8,
+                                                    "--key-id", L.KEY_ID, "--team-id", L.TEAM])
+                    cfg = L.apns_config(pki, fake.url)
+                else:
+                    wp = L.WebPush(pki)
+                    fake = wp.fake
+                    sub = wp.subscribe("bench", keys=prov == "webpush")
+                    op.update(token=sub["endpoint"])
+                    if "p256dh" in sub:
+                        op.update(p256dh=sub["p256dh"], auth=sub["auth"])
+                try:
+                    b, cpu = driver_run(L, dict(cfg, http2=client), op)
+                    conns = len(fake.connections())
+                finally:
+                    fake.stop()
+                row = {"server": "fake", "provider": prov, "client": client,
+                       "concurrency": conc, "n": n, "ok": b["ok"],
+                       "pushes_per_s": round(b["rate"]),
+                       "p50_ms": round(b["p50_ms"], 2), "p99_ms": round(b["p99_ms"], 2),
+                       "connections": conns,
+                       "driver_cpu_us_per_push": round(cpu * 1e6 / n, 1)}
+                if h2l:
+                    rate, ok = h2l
+                    row["h2load_req_per_s"] = round(rate)
+                    row["h2load_2xx"] = ok
+                    if rate:
+                        row["ratio"] = "%.3f" % (b["rate"] / rate)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
         if "nghttpd" in servers:
             rows += nghttpd_runs(L, pki, args, [int(c) for c in args.conc.split(",")])
     print()
-    print("%-8s %-14s %-12s %8s %8s %10s %9s %9s %6s %13s %14s %6s" % (
-        "server", "provider", "concurrency", "n", "ok", "pushes/s", "p50 ms", "p99 ms", "conns",
+    print("%-8s %-14s %-8s %-12s %8s %8s %10s %9s %9s %6s %13s %14s %6s" % (
+        "server", "provider", "client", "concurrency", "n", "ok", "pushes/s", "p50 ms", "p99 ms", "conns",
         "cpu us/push", "h2load req/s", "ratio"))
     for r in rows:
-        print("%-8s %-14s %-12d %8d %8d %10d %9.2f %9.2f %6d %13.1f %14s %6s" % (
-            r["server"], r["provider"], r["concurrency"], r["n"], r["ok"], r["pushes_per_s"], r["p50_ms"],
+        print("%-8s %-14s %-8s %-12d %8d %8d %10d %9.2f %9.2f %6d %13.1f %14s %6s" % (
+            r["server"], r["provider"], r["client"], r["concurrency"], r["n"], r["ok"], r["pushes_per_s"], r["p50_ms"],
             r["p99_ms"],
             r["connections"], r["driver_cpu_us_per_push"], r.get("h2load_req_per_s", "-"),
             r.get("ratio", "-")))
@@ -269,29 +284,34 @@ def nghttpd_runs(L, pki, args, concs):
                   "call_id": "bench@example.com", "from_uri": "sip:alice@example.com",
                   "from_name": "Alice", "deadline_ms": 60000, "provider": "apns",
                   "topic": L.BUNDLE, "token": token}
-            srv.reset_connections()
-            b, cpu = driver_run(L, cfg, op)
-            row = {"server": "nghttpd", "provider": "apns", "concurrency": conc, "n": n,
-                   "ok": b["ok"], "pushes_per_s": round(b["rate"]),
-                   "p50_ms": round(b["p50_ms"], 3), "p99_ms": round(b["p99_ms"], 3),
-                   "connections": srv.connections(),
-                   "driver_cpu_us_per_push": round(cpu * 1e6 / n, 1)}
-            if b["ok"] != n:
-                print("warning: only %d of %d pushes got 200 from nghttpd" % (b["ok"], n),
-                      file=sys.stderr)
+            h2l = None
             if not args.no_h2load and shutil.which("h2load"):
                 # h2load is much faster than the push layer: give it more requests
                 # so that its run lasts long enough to measure.
                 hn = max(n, 50000) if conc > 1 else n
-                rate, ok = h2load(L, pki, srv.url, hn, conc)
-                row["h2load_req_per_s"] = round(rate)
-                row["h2load_2xx"] = ok
-                if ok != hn:
-                    print("warning: h2load got %d 2xx of %d" % (ok, hn), file=sys.stderr)
-                if rate:
-                    row["ratio"] = "%.3f" % (b["rate"] / rate)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+                h2l = h2load(L, pki, srv.url, hn, conc)
+                if h2l[1] != hn:
+                    print("warning: h2load got %d 2xx of %d" % (h2l[1], hn), file=sys.stderr)
+            for client in args.client.split(","):
+                srv.reset_connections()
+                b, cpu = driver_run(L, dict(cfg, http2=client), op)
+                row = {"server": "nghttpd", "provider": "apns", "client": client,
+                       "concurrency": conc, "n": n,
+                       "ok": b["ok"], "pushes_per_s": round(b["rate"]),
+                       "p50_ms": round(b["p50_ms"], 3), "p99_ms": round(b["p99_ms"], 3),
+                       "connections": srv.connections(),
+                       "driver_cpu_us_per_push": round(cpu * 1e6 / n, 1)}
+                if b["ok"] != n:
+                    print("warning: only %d of %d pushes got 200 from nghttpd" % (b["ok"], n),
+                          file=sys.stderr)
+                if h2l:
+                    rate, ok = h2l
+                    row["h2load_req_per_s"] = round(rate)
+                    row["h2load_2xx"] = ok
+                    if rate:
+                        row["ratio"] = "%.3f" % (b["rate"] / rate)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     finally:
         srv.stop()
     return rows

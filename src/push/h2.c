@@ -482,6 +482,7 @@ static int on_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *
 
 	if (!s)
 		return 0;
+	s->id = 0; /* closed already: nothing to reset */
 	if (s->complete && s->status) {
 		stream_finish(s, CURLE_OK, NULL);
 	} else if (error_code == NGHTTP2_REFUSED_STREAM) {
