@@ -37,8 +37,6 @@
 
 /* Streams open at once on one connection, whatever the server allows. */
 #define H2_MAX_STREAMS 1000
-/* Until the server's SETTINGS say otherwise (RFC 9113 recommends >= 100). */
-#define H2_INITIAL_STREAMS 100
 /* An idle connection older than this is replaced rather than reused (as curl's MAXAGE_CONN). */
 #define H2_MAX_IDLE_MS (3600 * 1000)
 /* How long an origin whose server did not pick h2 goes to curl before we ask again. */
@@ -105,6 +103,7 @@ struct h2_conn {
 	unsigned char *out;
 	size_t out_len, out_off, out_cap;
 	uint64_t last_used_ms;
+	bool settings_seen; /* the server's SETTINGS came: its stream limit is known */
 	bool in_service;
 };
 
@@ -459,6 +458,10 @@ static int on_frame(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
 	struct h2_conn *k = user;
 
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+		k->settings_seen = true;
+		return 0;
+	}
 	if (f->hd.type == NGHTTP2_GOAWAY) {
 		log_info("push: h2 %s:%s: GOAWAY (error %u, last stream %d)", k->host, k->port,
 			 f->goaway.error_code, f->goaway.last_stream_id);
@@ -837,14 +840,18 @@ static void conn_flush(struct h2_conn *k)
 	conn_events(k, SU_WAIT_IN);
 }
 
+/*
+ * Streams this connection may have open. Nothing before the server's
+ * SETTINGS (they follow the handshake at once): a first flight beyond a
+ * small limit would be refused, or end the connection at a strict server.
+ */
 static unsigned conn_limit(struct h2_conn *k)
 {
 	uint32_t m = nghttp2_session_get_remote_settings(k->ng,
 							 NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 
-	/* nghttp2 reports "unlimited" until the server's SETTINGS came */
-	if (m == 0xffffffffu)
-		m = H2_INITIAL_STREAMS;
+	if (!k->settings_seen)
+		return 0;
 	return m > H2_MAX_STREAMS ? H2_MAX_STREAMS : m;
 }
 

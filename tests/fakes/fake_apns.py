@@ -10,7 +10,8 @@ apns-push-type, apns-priority (5 for background), apns-expiration,
 apns-collapse-id (<= 64 bytes), apns-id (UUID), payload JSON and size
 (4 KiB, 5 KiB for voip). Per-token ACTIONs: ok, bad (400 BadDeviceToken),
 topic (400 DeviceTokenNotForTopic), gone (410), 429, 500, 503,
-slow:MS, gate:N (hold answers until N requests are open at once), drop, dropfirst (drop once, then ok), expired (403 ExpiredProviderToken once), forbidden
+slow:MS, gate:N (hold answers until N requests are open at once), drop, dropfirst (drop once, then ok),
+goawayfirst (a GOAWAY that leaves this stream unprocessed, once; then ok), expired (403 ExpiredProviderToken once), forbidden
 (403 InvalidProviderToken), flaky:N (N times 500, then ok).
 """
 import json
@@ -94,8 +95,9 @@ def make_handler(args):
             except Exception:
                 pass
         ans = verify(fake, req, h, rec)
-        rec["status"] = ans.status if not ans.drop else 0
-        rec["reason"] = (ans.body or {}).get("reason") if not ans.drop else "dropped"
+        rec["status"] = ans.status if not (ans.drop or ans.goaway) else 0
+        rec["reason"] = ("dropped" if ans.drop else "goaway" if ans.goaway
+                         else (ans.body or {}).get("reason"))
         rec["delay_ms"] = ans.delay_ms
         fake.write(rec)
         return ans
@@ -182,6 +184,8 @@ def make_handler(args):
             return error(403, "InvalidProviderToken")
         if action == "drop":
             return Answer(0, drop=True)
+        if action == "goawayfirst":  # GOAWAY refusing this stream once, then ok
+            return Answer(0, goaway=True) if n == 1 else Answer(200)
         if action == "dropfirst":
             return Answer(0, drop=True) if n == 1 else Answer(200)
         if action == "expired":

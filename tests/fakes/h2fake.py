@@ -44,7 +44,8 @@ class Request:
 class Answer:
     """What a handler returns: status, JSON body, optional delay or drop."""
 
-    def __init__(self, status, body=None, headers=None, delay_ms=0, drop=False, gate=0):
+    def __init__(self, status, body=None, headers=None, delay_ms=0, drop=False, gate=0,
+                 goaway=False):
         self.status = status
         self.body = body
         self.headers = headers or []
@@ -55,7 +56,14 @@ class Answer:
         # (the gate opens once per connection); after GATE_TIMEOUT s the held
         # ones get 500 GateTimeout. Proves concurrency without a clock.
         self.gate = gate
+        # goaway=True: GOAWAY naming the stream before this one as the last
+        # processed; this stream and any later ones on the connection are
+        # never answered, the earlier ones are, and the connection closes
+        # GOAWAY_CLOSE_S later (a server shutting down gracefully).
+        self.goaway = goaway
 
+
+GOAWAY_CLOSE_S = 1.0
 
 GATE_TIMEOUT = 15.0
 
@@ -100,6 +108,9 @@ class H2Server(asyncio.Protocol):
         self.gated = []  # (req, answer) held by a gate
         self.gate_timer = None
         self.gate_opened = False
+        self.inflight = 0  # requests received and not answered yet
+        self.max_inflight = 0
+        self.goaway_last = None  # last stream id a GOAWAY promised to process
 
     def connection_made(self, transport):
         self.transport = transport
@@ -114,7 +125,7 @@ class H2Server(asyncio.Protocol):
         self.conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.fake.args.max_streams,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
             },
         )
@@ -125,7 +136,8 @@ class H2Server(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
-        self.fake.write({"event": "disconnect", "conn": self.conn_id})
+        self.fake.write({"event": "disconnect", "conn": self.conn_id,
+                         "max_inflight": self.max_inflight})
 
     def flush(self):
         if not self.closed:
@@ -146,6 +158,8 @@ class H2Server(asyncio.Protocol):
                 req = Request(self.conn_id, ev.stream_id, ev.headers)
                 req.client_cert = self.client_cert
                 self.streams[ev.stream_id] = req
+                self.inflight += 1
+                self.max_inflight = max(self.max_inflight, self.inflight)
             elif isinstance(ev, h2.events.DataReceived):
                 req = self.streams.get(ev.stream_id)
                 if req is not None:
@@ -156,12 +170,18 @@ class H2Server(asyncio.Protocol):
                 if req is not None:
                     self.dispatch(req)
             elif isinstance(ev, h2.events.StreamReset):
-                self.streams.pop(ev.stream_id, None)
+                if self.streams.pop(ev.stream_id, None) is not None:
+                    self.inflight -= 1
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 self.transport.close()
         self.flush()
 
     def dispatch(self, req):
+        if self.goaway_last is not None and req.stream_id > self.goaway_last:
+            # after our GOAWAY: not processed, the client must send it again elsewhere
+            self.fake.write({"event": "after_goaway", "conn": self.conn_id,
+                             "stream": req.stream_id})
+            return
         try:
             ans = self.fake.handler(self.fake, req)
         except Exception as e:
@@ -171,6 +191,20 @@ class H2Server(asyncio.Protocol):
             # Abort the whole connection, no GOAWAY: like a reset by a middlebox.
             self.transport.abort()
             self.closed = True
+            return
+        if ans.goaway:
+            from hyperframe.frame import GoAwayFrame
+            self.goaway_last = req.stream_id - 2
+            frame = GoAwayFrame(0)
+            frame.last_stream_id = max(self.goaway_last, 0)
+            frame.error_code = 0
+            # written beside the h2 state machine, which would refuse to answer
+            # the earlier streams once it has sent a GOAWAY itself
+            self.flush()
+            self.transport.write(frame.serialize())
+            self.fake.write({"event": "goaway", "conn": self.conn_id,
+                             "last_stream": self.goaway_last})
+            asyncio.get_event_loop().call_later(GOAWAY_CLOSE_S, self.transport.close)
             return
         if ans.gate and not self.gate_opened:
             self.gated.append((req, ans))
@@ -199,6 +233,7 @@ class H2Server(asyncio.Protocol):
     def respond(self, req, ans):
         if self.closed:
             return
+        self.inflight -= 1
         body = b""
         if ans.body is not None:
             body = json.dumps(ans.body).encode()
@@ -226,6 +261,8 @@ def common_args(description):
     ap.add_argument("--log", help="JSON lines: every request and connection (none: no log)")
     ap.add_argument("--rule", action="append", help="TOKEN=ACTION (TOKEN * = default)")
     ap.add_argument("--rules-file", help="JSON object token -> action, re-read when changed")
+    ap.add_argument("--max-streams", type=int, default=1000,
+                    help="SETTINGS_MAX_CONCURRENT_STREAMS announced to clients")
     return ap
 
 

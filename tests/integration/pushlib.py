@@ -199,8 +199,8 @@ class Fake:
         self.stop()
 
 
-def apns_fake(pki, rules=(), cert_auth=False, **kw):
-    extra = ["--bundle", BUNDLE]
+def apns_fake(pki, rules=(), cert_auth=False, extra=(), **kw):
+    extra = ["--bundle", BUNDLE] + list(extra)
     if cert_auth:
         extra += ["--client-ca", pki.ca]
     else:
