@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -41,6 +42,8 @@
 #define H2_MAX_IDLE_MS (3600 * 1000)
 /* How long an origin whose server did not pick h2 goes to curl before we ask again. */
 #define H2_NO_H2_MS (600 * 1000)
+/* How often lookups in progress are looked at. */
+#define H2_LOOKUP_POLL_MS 2
 /* Output gathered before it is written even within one turn. */
 #define H2_OUT_CHUNK (64 * 1024)
 /* Our receive windows: answers are small, but never wait for a WINDOW_UPDATE. */
@@ -48,6 +51,7 @@
 #define H2_CONN_WINDOW (16 << 20)
 
 enum h2_state {
+	H2_RESOLVING,  /* the host name is being looked up (getaddrinfo_a) */
 	H2_CONNECTING, /* TCP connect in progress */
 	H2_HANDSHAKE,  /* TLS handshake */
 	H2_READY,      /* h2 session: streams may start */
@@ -58,7 +62,7 @@ enum h2_state {
 };
 
 static const char *const statename[H2_STATE_COUNT] = {
-	"CONNECTING", "HANDSHAKE", "READY", "DRAINING", "FAILED", "CLOSED",
+	"RESOLVING", "CONNECTING", "HANDSHAKE", "READY", "DRAINING", "FAILED", "CLOSED",
 };
 
 struct h2_list {
@@ -71,8 +75,26 @@ struct h2_origin_note {
 	uint64_t until_ms; /* no h2 there before this */
 };
 
+/*
+ * A host name lookup: glibc's getaddrinfo_a() runs getaddrinfo() on a
+ * thread of its own (as curl's threaded resolver does); the loop polls it
+ * with a short timer while any is in progress, so no other thread ever
+ * touches our memory but the gaicb glibc fills. It may outlive the
+ * connection that asked (k = NULL then) until glibc is done with it.
+ */
+struct h2_lookup {
+	struct h2_lookup *next;
+	struct h2_conn *k;
+	struct gaicb cb;
+	struct addrinfo hints;
+	char *host;
+	char port[8];
+};
+
 struct push_h2 {
 	su_root_t *root;
+	struct h2_lookup *lookups;
+	su_timer_t *lookup_timer;
 	su_timer_t *kick; /* zero delay: the rest of this turn's work, once */
 	bool kicked;
 	struct h2_conn *conns;
@@ -91,6 +113,8 @@ struct h2_conn {
 	char *ca_file, *cert_file, *key_file;
 	enum h2_state state;
 	int fd, reg, events;
+	struct h2_lookup *lookup;   /* while RESOLVING */
+	struct addrinfo *addrs, *ai; /* the addresses, and the one being tried */
 	SSL_CTX *ctx;
 	SSL *ssl;
 	nghttp2_session *ng;
@@ -224,9 +248,14 @@ static void conn_events(struct h2_conn *k, int events)
 	}
 }
 
-/* Drop the socket, TLS and session; the streams stay on their lists. */
+/* Drop the lookup, socket, TLS and session; the streams stay on their lists. */
 static void conn_shut(struct h2_conn *k)
 {
+	if (k->lookup) {
+		gai_cancel(&k->lookup->cb); /* it stays on c->lookups until glibc lets go */
+		k->lookup->k = NULL;
+		k->lookup = NULL;
+	}
 	if (k->reg > 0)
 		su_root_deregister(k->c->root, k->reg);
 	k->reg = 0;
@@ -253,6 +282,8 @@ static void conn_free(struct h2_conn *k)
 	if (k->next)
 		k->next->prev = k->prev;
 	SSL_CTX_free(k->ctx);
+	if (k->addrs)
+		freeaddrinfo(k->addrs);
 	free(k->out);
 	free(k->key);
 	free(k->host);
@@ -566,41 +597,31 @@ static int tls_setup(struct h2_conn *k)
 
 static int conn_wakeup(su_root_magic_t *m, su_wait_t *w, su_wakeup_arg_t *arg);
 
+/* Start a TCP connect to k->ai or the addresses after it; -1 (error set) when none is left. */
 static int tcp_connect(struct h2_conn *k)
 {
-	struct sockaddr_storage ss = {0};
-	socklen_t slen;
 	int one = 1;
+	su_wait_t w;
 
-	if (inet_pton(AF_INET, k->host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)atoi(k->port));
-		slen = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, k->host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)atoi(k->port));
-		slen = sizeof(*sin6);
-	} else {
-		conn_error(k, CURLE_COULDNT_RESOLVE_HOST, "not an address: %s", k->host);
-		return -1;
-	}
-	k->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (k->fd < 0) {
-		conn_error(k, CURLE_COULDNT_CONNECT, "socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	if (connect(k->fd, (struct sockaddr *)&ss, slen) < 0 && errno != EINPROGRESS) {
-		conn_error(k, CURLE_COULDNT_CONNECT, "Failed to connect to %s port %s: %s", k->host,
-			   k->port, strerror(errno));
-		return -1;
-	}
-	{
-		su_wait_t w;
-
+	for (; k->ai; k->ai = k->ai->ai_next) {
+		if (k->fd >= 0) {
+			if (k->reg > 0)
+				su_root_deregister(k->c->root, k->reg);
+			k->reg = 0;
+			close(k->fd);
+		}
+		k->fd = socket(k->ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (k->fd < 0) {
+			conn_error(k, CURLE_COULDNT_CONNECT, "socket: %s", strerror(errno));
+			continue;
+		}
+		setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		if (connect(k->fd, k->ai->ai_addr, k->ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			conn_error(k, CURLE_COULDNT_CONNECT, "Failed to connect to %s port %s: %s",
+				   k->host, k->port, strerror(errno));
+			continue;
+		}
 		if (su_wait_create(&w, k->fd, SU_WAIT_OUT) < 0) {
 			conn_error(k, CURLE_OUT_OF_MEMORY, "su_wait_create failed");
 			return -1;
@@ -613,7 +634,94 @@ static int tcp_connect(struct h2_conn *k)
 			return -1;
 		}
 		k->events = SU_WAIT_OUT;
+		k->err = CURLE_OK; /* an earlier address's failure no longer counts */
+		k->errbuf[0] = '\0';
+		return 0;
 	}
+	conn_error(k, CURLE_COULDNT_CONNECT, "Failed to connect to %s port %s", k->host, k->port);
+	return -1;
+}
+
+static void lookup_poll(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct push_h2 *c = (struct push_h2 *)arg;
+
+	for (struct h2_lookup **pp = &c->lookups, *l; (l = *pp);) {
+		struct h2_conn *k = l->k;
+		int err = gai_error(&l->cb);
+
+		if (err == EAI_INPROGRESS) {
+			pp = &l->next;
+			continue;
+		}
+		*pp = l->next;
+		if (k) {
+			k->lookup = NULL;
+			if (err == 0) {
+				k->addrs = k->ai = l->cb.ar_result;
+				l->cb.ar_result = NULL;
+				conn_state(k, H2_CONNECTING);
+				if (tcp_connect(k) < 0)
+					conn_state(k, H2_FAILED);
+			} else {
+				conn_error(k, CURLE_COULDNT_RESOLVE_HOST, "Could not resolve host: %s (%s)",
+					   k->host, gai_strerror(err));
+				conn_state(k, H2_FAILED);
+			}
+			kick(c);
+		}
+		if (l->cb.ar_result)
+			freeaddrinfo(l->cb.ar_result);
+		free(l->host);
+		free(l);
+	}
+	if (c->lookups)
+		su_timer_set_interval(c->lookup_timer, lookup_poll, (su_timer_arg_t *)c,
+				      H2_LOOKUP_POLL_MS);
+}
+
+/* Addresses of k->host: at once for an IP literal, else from a lookup (RESOLVING). */
+static int conn_resolve(struct h2_conn *k)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+	struct h2_lookup *l;
+	struct gaicb *list[1];
+	int err;
+
+	if (getaddrinfo(k->host, k->port, &hints, &k->addrs) == 0) {
+		k->ai = k->addrs;
+		conn_state(k, H2_CONNECTING);
+		return tcp_connect(k);
+	}
+	k->addrs = NULL;
+	l = calloc(1, sizeof(*l));
+	if (!l || !(l->host = strdup(k->host))) {
+		free(l);
+		conn_error(k, CURLE_OUT_OF_MEMORY, "out of memory");
+		return -1;
+	}
+	snprintf(l->port, sizeof(l->port), "%s", k->port);
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->hints.ai_flags = AI_ADDRCONFIG;
+	l->cb.ar_name = l->host;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	list[0] = &l->cb;
+	err = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (err) {
+		conn_error(k, CURLE_COULDNT_RESOLVE_HOST, "Could not resolve host: %s (%s)", k->host,
+			   gai_strerror(err));
+		free(l->host);
+		free(l);
+		return -1;
+	}
+	l->k = k;
+	k->lookup = l;
+	l->next = k->c->lookups;
+	k->c->lookups = l;
+	su_timer_set_interval(k->c->lookup_timer, lookup_poll, (su_timer_arg_t *)k->c,
+			      H2_LOOKUP_POLL_MS);
+	conn_state(k, H2_RESOLVING);
 	return 0;
 }
 
@@ -645,9 +753,9 @@ static struct h2_conn *conn_new(struct push_h2 *c, const struct h2_stream *s)
 	if (c->conns)
 		c->conns->prev = k;
 	c->conns = k;
-	k->state = H2_CONNECTING;
+	k->state = H2_RESOLVING;
 	log_debug("push: h2 %s:%s: new connection", k->host, k->port);
-	if (tcp_connect(k) < 0)
+	if (conn_resolve(k) < 0)
 		conn_state(k, H2_FAILED); /* the kick fails its streams */
 	return k;
 }
@@ -899,8 +1007,11 @@ static int conn_wakeup(su_root_magic_t *m, su_wait_t *w, su_wakeup_arg_t *arg)
 		if (err) {
 			conn_error(k, CURLE_COULDNT_CONNECT, "Failed to connect to %s port %s: %s",
 				   k->host, k->port, strerror(err));
-			conn_shut(k);
-			conn_state(k, H2_FAILED);
+			k->ai = k->ai ? k->ai->ai_next : NULL; /* the next address, if any */
+			if (!k->ai || tcp_connect(k) < 0) {
+				conn_shut(k);
+				conn_state(k, H2_FAILED);
+			}
 		} else if (tls_setup(k) < 0) {
 			conn_shut(k);
 			conn_state(k, H2_FAILED);
@@ -967,7 +1078,8 @@ static void place(struct push_h2 *c, struct h2_stream *s)
 		if (k->state == H2_READY && !k->open.head && !k->queue.head &&
 		    now - k->last_used_ms > H2_MAX_IDLE_MS)
 			conn_state(k, H2_DRAINING); /* too old to trust: replaced */
-		if (k->state == H2_CONNECTING || k->state == H2_HANDSHAKE || k->state == H2_READY)
+		if (k->state == H2_RESOLVING || k->state == H2_CONNECTING ||
+		    k->state == H2_HANDSHAKE || k->state == H2_READY)
 			break;
 	}
 	if (!k && no_h2(c, s->key)) {
@@ -1027,7 +1139,8 @@ static void conn_service(struct h2_conn *k)
 		}
 	}
 	/* a connection that is not up yet and has nobody waiting for it goes */
-	if ((k->state == H2_CONNECTING || k->state == H2_HANDSHAKE) && !k->queue.head) {
+	if ((k->state == H2_RESOLVING || k->state == H2_CONNECTING || k->state == H2_HANDSHAKE) &&
+	    !k->queue.head) {
 		conn_shut(k);
 		conn_state(k, H2_CLOSED);
 	}
@@ -1200,17 +1313,7 @@ static int build_headers(struct h2_stream *s, const char *authority, const char 
 
 bool push_h2_wants(struct push_h2 *c, const char *url)
 {
-	char *host, *authority, *path, port[8];
-	bool yes;
-
-	if (!c || !url || parse_url(url, &host, port, &authority, &path) < 0)
-		return false;
-	/* names need a resolver on the loop, which this client does not have yet: curl's */
-	yes = ip_literal(host);
-	free(host);
-	free(authority);
-	free(path);
-	return yes;
+	return c && url && strncasecmp(url, "https://", 8) == 0;
 }
 
 int push_h2_start(struct push_h2 *c, const struct push_http_request *rq, push_http_done_fn *done,
@@ -1291,9 +1394,12 @@ int push_h2_new(struct push_h2 **out, su_root_t *root)
 		return -1;
 	c->root = root;
 	c->kick = su_timer_create(su_root_task(root), 0);
-	if (!c->kick || nghttp2_session_callbacks_new(&c->cbs) != 0) {
+	c->lookup_timer = su_timer_create(su_root_task(root), H2_LOOKUP_POLL_MS);
+	if (!c->kick || !c->lookup_timer || nghttp2_session_callbacks_new(&c->cbs) != 0) {
 		if (c->kick)
 			su_timer_destroy(c->kick);
+		if (c->lookup_timer)
+			su_timer_destroy(c->lookup_timer);
 		free(c);
 		return -1;
 	}
@@ -1324,6 +1430,21 @@ void push_h2_free(struct push_h2 *c)
 	}
 	while ((s = list_pop(&c->orphans)))
 		stream_free(s);
+	/* glibc may still be writing into a lookup: wait for it (shutdown only) */
+	while (c->lookups) {
+		struct h2_lookup *l = c->lookups;
+		const struct gaicb *list[1] = {&l->cb};
+
+		c->lookups = l->next;
+		if (gai_cancel(&l->cb) == EAI_NOTCANCELED)
+			while (gai_error(&l->cb) == EAI_INPROGRESS)
+				gai_suspend(list, 1, NULL);
+		if (l->cb.ar_result)
+			freeaddrinfo(l->cb.ar_result);
+		free(l->host);
+		free(l);
+	}
+	su_timer_destroy(c->lookup_timer);
 	while (c->no_h2) {
 		struct h2_origin_note *n = c->no_h2;
 		c->no_h2 = n->next;

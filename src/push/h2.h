@@ -23,7 +23,7 @@ typedef void push_h2_fallback_fn(void *arg, const struct push_http_request *rq);
 int push_h2_new(struct push_h2 **out, su_root_t *root);
 /* Close every connection and free every stream (no callbacks). Safe with NULL. */
 void push_h2_free(struct push_h2 *c);
-/* True when url is one this client takes: https to an IP literal. */
+/* True when url is one this client takes: https. */
 bool push_h2_wants(struct push_h2 *c, const char *url);
 /*
  * Start a POST as a stream. Exactly one of done or fallback fires later from

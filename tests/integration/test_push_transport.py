@@ -116,6 +116,22 @@ class Transport(L.PushTestCase):
         self.assertEqual(one(ev, "c")["result"], "permanent")
         self.assertEqual(stats(ev)["apns"]["retries"], 0)
 
+    def test_host_name(self):
+        # A name (looked up off the loop), its certificate checked for that
+        # name; localhost may give ::1 first, where nothing listens: the next
+        # address is tried. A name that does not resolve is retried, as a
+        # refused connection is.
+        with L.apns_fake(self.pki) as f:
+            url = "https://localhost:%d" % f.port
+            ev, _ = L.run_driver(L.apns_config(self.pki, url), [
+                send("n%d" % i, token=tok(720 + i)) for i in range(5)] + [{"op": "wait"}])
+            self.assertEqual(len(f.connections()), 1)
+        ev2, _ = L.run_driver(L.apns_config(self.pki, "https://nonexistent.invalid:1"), [send("x", token=tok(731), deadline_ms=800),
+                                        {"op": "wait"}])
+        for i in range(5):
+            self.assertEqual(one(ev, "n%d" % i)["result"], "ok")
+        self.assertEqual(one(ev2, "x")["result"], "retryable")
+
     def test_request_timeout(self):
         # The server sits on the answer past the deadline: retryable "timeout";
         # the connection stays usable for the push after it.
