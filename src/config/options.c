@@ -159,8 +159,8 @@ const struct config_option config_options[] = {
 	ENUM("push.http2", push.http2, "curl", http2_values, R,
 	     "HTTP/2 client of https pushes: \"curl\" (libcurl) or \"nghttp2\" (sipwake's own, "
 	     "on nghttp2 and OpenSSL: one connection per provider host, many pushes at a lower "
-	     "CPU cost; for host names and for servers without h2 it hands over to libcurl); "
-	     "pushes in flight finish where they started"),
+	     "CPU cost; a server that does not offer h2 is left to libcurl); pushes in flight "
+	     "finish where they started"),
 	STR("push.apns.key_file", push.apns.key_file, "", K | R,
 	    "APNs token auth: .p8 signing key (ES256); not readable or writable by others"),
 	STR("push.apns.key_id", push.apns.key_id, "", R,

@@ -127,6 +127,7 @@ struct h2_conn {
 	unsigned char *out;
 	size_t out_len, out_off, out_cap;
 	uint64_t last_used_ms;
+	uint64_t last_recv_ms; /* when the server was last heard from */
 	bool settings_seen; /* the server's SETTINGS came: its stream limit is known */
 	bool in_service;
 };
@@ -153,6 +154,7 @@ struct h2_stream {
 	char *body;
 	size_t body_len, body_off;
 	uint64_t deadline_ms;
+	uint64_t sent_ms; /* when it was submitted */
 	su_timer_t *timer;
 	push_http_done_fn *done;
 	push_h2_fallback_fn *fallback;
@@ -384,8 +386,18 @@ static void stream_run_done(struct h2_stream *s)
 static void stream_timeout(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct h2_stream *s = (struct h2_stream *)arg;
+	struct h2_conn *k = s->conn;
 	char msg[96];
 
+	/*
+	 * Not a byte from the server since this request went out: the
+	 * connection may be dead without a FIN; later pushes get a new one.
+	 */
+	if (s->where == S_OPEN && k && k->state == H2_READY && k->last_recv_ms < s->sent_ms) {
+		log_notice("push: h2 %s:%s: silent for %llu ms: a new connection for what follows",
+			   k->host, k->port, (unsigned long long)(clock_now_ms() - k->last_recv_ms));
+		conn_state(k, H2_DRAINING);
+	}
 	snprintf(msg, sizeof(msg), "Operation timed out after %s",
 		 s->where == S_OPEN ? "the request was sent" : "waiting for a connection");
 	stream_finish(s, CURLE_OPERATION_TIMEDOUT, msg);
@@ -881,6 +893,7 @@ static void conn_read(struct h2_conn *k)
 			ERR_clear_error();
 			return;
 		}
+		k->last_recv_ms = clock_now_ms();
 		used = nghttp2_session_mem_recv(k->ng, buf, (size_t)n);
 		if (used < 0) {
 			conn_lost(k, CURLE_HTTP2, nghttp2_strerror((int)used));
@@ -987,7 +1000,7 @@ static void conn_submit(struct h2_conn *k)
 		list_push(&k->open, s, S_OPEN);
 		s->id = id;
 		k->nopen++;
-		k->last_used_ms = clock_now_ms();
+		k->last_used_ms = s->sent_ms = clock_now_ms();
 	}
 }
 
