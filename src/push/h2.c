@@ -142,6 +142,7 @@ struct h2_stream {
 	enum h2_where where;
 	int32_t id;
 	/* the request, kept until the end: it may be sent again on another connection */
+	char *strs; /* one block: the strings below and the body point into it */
 	char *url;
 	char *key; /* connection key */
 	char *host;
@@ -303,15 +304,8 @@ static void stream_free(struct h2_stream *s)
 	if (s->timer)
 		su_timer_destroy(s->timer);
 	curl_slist_free_all(s->headers);
-	free(s->url);
-	free(s->key);
-	free(s->host);
-	free(s->ca_file);
-	free(s->cert_file);
-	free(s->key_file);
-	free(s->nva);
-	free(s->nvbuf);
-	free(s->body);
+	free(s->strs);
+	free(s->nva); /* and nvbuf behind it */
 	free(s->resp);
 	s->c->active--;
 	free(s);
@@ -1273,10 +1267,10 @@ static int build_headers(struct h2_stream *s, const char *authority, const char 
 		n++;
 		size += strlen(l->data) + 2;
 	}
-	s->nva = calloc(n, sizeof(*s->nva));
-	s->nvbuf = b = malloc(size);
-	if (!s->nva || !b)
+	s->nva = calloc(1, n * sizeof(*s->nva) + size);
+	if (!s->nva)
 		return -1;
+	s->nvbuf = b = (char *)(s->nva + n);
 #define LIT(str) (char *)(str), sizeof(str) - 1
 	nv_set(&s->nva[i++], LIT(":method"), LIT("POST"));
 	nv_set(&s->nva[i++], LIT(":scheme"), LIT("https"));
@@ -1348,24 +1342,36 @@ int push_h2_start(struct push_h2 *c, const struct push_http_request *rq, push_ht
 	s->fallback = fallback;
 	s->arg = arg;
 	s->body_len = rq->body_len;
-	if (parse_url(rq->url, &s->host, s->port, &authority, &path) < 0)
-		goto out;
-	s->url = strdup(rq->url);
-	s->ca_file = strdup(rq->ca_file ? rq->ca_file : "");
-	s->cert_file = strdup(rq->cert_file ? rq->cert_file : "");
-	s->key_file = strdup(rq->key_file ? rq->key_file : "");
-	if (!s->url || !s->ca_file || !s->cert_file || !s->key_file)
-		goto out;
-	if (asprintf(&s->key, "%s|%s|%s|%s|%s", s->host, s->port, s->ca_file, s->cert_file,
-		     s->key_file) < 0) {
-		s->key = NULL;
-		goto out;
-	}
-	if (rq->body_len) {
-		s->body = malloc(rq->body_len);
-		if (!s->body)
+	{
+		const char *ca = rq->ca_file ? rq->ca_file : "", *cert = rq->cert_file ? rq->cert_file : "",
+			   *keyf = rq->key_file ? rq->key_file : "";
+		char *host = NULL, *p;
+		size_t size;
+
+		if (parse_url(rq->url, &host, s->port, &authority, &path) < 0)
 			goto out;
-		memcpy(s->body, rq->body, rq->body_len);
+		/* url, host, ca, cert, key, then host|port|ca|cert|key, then the body */
+		size = 2 * (strlen(host) + strlen(ca) + strlen(cert) + strlen(keyf)) + strlen(rq->url) +
+		       strlen(s->port) + 16 + rq->body_len;
+		s->strs = p = malloc(size);
+		if (!p) {
+			free(host);
+			goto out;
+		}
+#define PUT(field, v) (s->field = p, p = stpcpy(p, v) + 1)
+		PUT(url, rq->url);
+		PUT(host, host);
+		PUT(ca_file, ca);
+		PUT(cert_file, cert);
+		PUT(key_file, keyf);
+#undef PUT
+		s->key = p;
+		p += sprintf(p, "%s|%s|%s|%s|%s", host, s->port, ca, cert, keyf) + 1;
+		free(host);
+		if (rq->body_len) {
+			s->body = p;
+			memcpy(p, rq->body, rq->body_len);
+		}
 	}
 	if (build_headers(s, authority, path) < 0)
 		goto out;
