@@ -1251,6 +1251,22 @@ static void nv_set(nghttp2_nv *nv, char *name, size_t nlen, char *value, size_t 
 }
 
 /*
+ * Headers whose value is new on (nearly) every push. Kept out of the HPACK
+ * dynamic table: a fresh entry per request would push out the ones that
+ * repeat (the APNs bearer token, topic, push type), and those would be
+ * sent and Huffman-coded in full again every few dozen requests.
+ */
+static bool once_per_push(const char *name, size_t len)
+{
+	static const char *const names[] = {"apns-id", "apns-collapse-id", "topic"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
  * The header block: pseudo-headers, then the request's headers read the way
  * curl reads CURLOPT_HTTPHEADER ("Name:" with nothing after it removes a
  * header, "Name;" sends it empty), names lowercased, and content-length.
@@ -1306,7 +1322,10 @@ static int build_headers(struct h2_stream *s, const char *authority, const char 
 		b[vl] = '\0';
 		if (nl == 14 && memcmp(name, "content-length", 14) == 0)
 			have_len = true;
-		nv_set(&s->nva[i++], name, nl, b, vl);
+		nv_set(&s->nva[i], name, nl, b, vl);
+		if (once_per_push(name, nl))
+			s->nva[i].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+		i++;
 		b += vl + 1;
 	}
 	if (!have_len) {
