@@ -11,7 +11,8 @@ apns-collapse-id (<= 64 bytes), apns-id (UUID), payload JSON and size
 (4 KiB, 5 KiB for voip). Per-token ACTIONs: ok, bad (400 BadDeviceToken),
 topic (400 DeviceTokenNotForTopic), gone (410), 429, 500, 503,
 slow:MS, gate:N (hold answers until N requests are open at once), drop, dropfirst (drop once, then ok),
-goawayfirst (a GOAWAY that leaves this stream unprocessed, once; then ok), expired (403 ExpiredProviderToken once), forbidden
+goawayfirst (a GOAWAY that leaves this stream unprocessed, once; then ok),
+closefirst (close the connection with every stream unanswered, once; then ok), expired (403 ExpiredProviderToken once), forbidden
 (403 InvalidProviderToken), flaky:N (N times 500, then ok).
 """
 import json
@@ -95,9 +96,9 @@ def make_handler(args):
             except Exception:
                 pass
         ans = verify(fake, req, h, rec)
-        rec["status"] = ans.status if not (ans.drop or ans.goaway) else 0
+        rec["status"] = ans.status if not (ans.drop or ans.goaway or ans.close) else 0
         rec["reason"] = ("dropped" if ans.drop else "goaway" if ans.goaway
-                         else (ans.body or {}).get("reason"))
+                         else "closed" if ans.close else (ans.body or {}).get("reason"))
         rec["delay_ms"] = ans.delay_ms
         fake.write(rec)
         return ans
@@ -184,6 +185,8 @@ def make_handler(args):
             return error(403, "InvalidProviderToken")
         if action == "drop":
             return Answer(0, drop=True)
+        if action == "closefirst":  # close the connection, once; then ok
+            return Answer(0, close=True) if n == 1 else Answer(200)
         if action == "goawayfirst":  # GOAWAY refusing this stream once, then ok
             return Answer(0, goaway=True) if n == 1 else Answer(200)
         if action == "dropfirst":

@@ -45,7 +45,7 @@ class Answer:
     """What a handler returns: status, JSON body, optional delay or drop."""
 
     def __init__(self, status, body=None, headers=None, delay_ms=0, drop=False, gate=0,
-                 goaway=False):
+                 goaway=False, close=False):
         self.status = status
         self.body = body
         self.headers = headers or []
@@ -61,6 +61,9 @@ class Answer:
         # never answered, the earlier ones are, and the connection closes
         # GOAWAY_CLOSE_S later (a server shutting down gracefully).
         self.goaway = goaway
+        # close=True: the connection is closed (TLS close_notify, FIN) with
+        # every open stream unanswered, no GOAWAY.
+        self.close = close
 
 
 GOAWAY_CLOSE_S = 1.0
@@ -191,6 +194,10 @@ class H2Server(asyncio.Protocol):
             # Abort the whole connection, no GOAWAY: like a reset by a middlebox.
             self.transport.abort()
             self.closed = True
+            return
+        if ans.close:
+            self.closed = True
+            self.transport.close()
             return
         if ans.goaway:
             from hyperframe.frame import GoAwayFrame

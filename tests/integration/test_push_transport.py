@@ -2,7 +2,7 @@
 """The HTTP/2 transport under the providers, whichever client carries it
 (push.http2; ctest runs this file with both): many pushes on one
 connection within the server's SETTINGS_MAX_CONCURRENT_STREAMS, a GOAWAY
-while pushes are in flight, a server certificate that does not verify (no
+or a closed connection while pushes are in flight, a server certificate that does not verify (no
 trusted CA, or not for this address), a request that times out.
 """
 import os
@@ -92,6 +92,39 @@ class Transport(L.PushTestCase):
             self.assertNotEqual(mine[0]["conn"], 1)
         self.assertFalse([r for r in recs if r.get("event") == "after_goaway"])
         self.assertEqual(stats(ev)["pending"], 0)
+
+    def test_connection_closed_mid_flight(self):
+        # The server closes the connection (close_notify and FIN, no GOAWAY)
+        # with 20 pushes open on it. The nghttp2 client fails them there as
+        # retryable and they are sent again on a new connection, all ok.
+        # libcurl 7.88 does not notice the close: its pushes end at their
+        # deadline as retryable "timeout". Either way every push ends once.
+        rules = {tok(800 + i): "slow:300" for i in range(20)}
+        rules[tok(850)] = "closefirst"
+        with L.apns_fake(self.pki) as f:
+            f.set_rules(rules)
+            ev, _ = L.run_driver(L.apns_config(self.pki, f.url), [
+                send("s%d" % i, token=tok(800 + i), deadline_ms=4000) for i in range(20)] + [
+                {"op": "sleep", "ms": 100}, send("c", token=tok(850), deadline_ms=4000),
+                {"op": "wait"}, {"op": "stats"}])
+            reqs = f.requests()
+            conns = len(f.connections())
+        got = {}
+        for e in results(ev):
+            got.setdefault(e["tag"], []).append(e["result"])
+        self.assertEqual(len(got), 21)
+        self.assertTrue(all(len(v) == 1 for v in got.values()), got)
+        self.assertEqual(stats(ev)["pending"], 0)
+        if L.HTTP2 != "nghttp2":
+            self.assertTrue(all(v[0] in ("ok", "retryable") for v in got.values()), got)
+            return
+        self.assertTrue(all(v == ["ok"] for v in got.values()), got)
+        self.assertGreaterEqual(conns, 2)
+        for i in range(20):  # seen on the first connection, answered on a later one
+            mine = [r for r in reqs if r.get("token") == tok(800 + i)]
+            self.assertEqual(mine[-1]["status"], 200)
+            self.assertNotEqual(mine[-1]["conn"], 1)
+        self.assertGreater(stats(ev)["apns"]["retries"], 0)
 
     def test_server_certificate_from_another_ca(self):
         # The fake's certificate is fine, but push.apns.ca_file names another
