@@ -1164,7 +1164,12 @@ def sipwake_config(workdir, port, upstream_uri="", fcm=True, apns=False, extra=N
                         "team_id": "TEAMID1234", "url": dead, "sandbox_url": dead}
     if push:
         cfg["push"] = push
-    return deep_merge(cfg, extra or {})
+    cfg = deep_merge(cfg, extra or {})
+    # SIPWAKE_PUSH_HTTP2=nghttp2: the daemon's pushes on its own HTTP/2 client
+    # (push.http2), as pushlib does for push_driver.
+    if os.environ.get("SIPWAKE_PUSH_HTTP2") and "http2" not in cfg.get("push", {}):
+        cfg.setdefault("push", {})["http2"] = os.environ["SIPWAKE_PUSH_HTTP2"]
+    return cfg
 
 
 # --------------------------------------------------------------------------
