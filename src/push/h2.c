@@ -1216,12 +1216,13 @@ static int parse_url(const char *url, char **host, char port[8], char **authorit
 	hl = (size_t)(hend - h);
 	if (hl == 0 || memchr(h, '@', hl))
 		return -1;
-	snprintf(port, 8, "443");
+	memcpy(port, "443", 4);
 	if (*q == ':') {
 		size_t pl = strspn(q + 1, "0123456789");
 		if (pl == 0 || pl > 5)
 			return -1;
-		snprintf(port, 8, "%.*s", (int)pl, q + 1);
+		memcpy(port, q + 1, pl);
+		port[pl] = '\0';
 		q += 1 + pl;
 	}
 	if (*q && *q != '/' && *q != '?' && *q != '#')
@@ -1229,8 +1230,14 @@ static int parse_url(const char *url, char **host, char port[8], char **authorit
 	*host = strndup(h, hl);
 	*authority = strndup(p, (size_t)(q - p));
 	rest = strcspn(q, "#");
-	if (asprintf(path, "%s%.*s", *q == '/' ? "" : "/", (int)rest, q) < 0)
-		*path = NULL;
+	if ((*path = malloc(rest + 2))) {
+		char *d = *path;
+
+		if (*q != '/')
+			*d++ = '/';
+		memcpy(d, q, rest);
+		d[rest] = '\0';
+	}
 	if (!*host || !*authority || !*path) {
 		free(*host);
 		free(*authority);
@@ -1329,8 +1336,16 @@ static int build_headers(struct h2_stream *s, const char *authority, const char 
 		b += vl + 1;
 	}
 	if (!have_len) {
-		int len = snprintf(b, 24, "%zu", s->body_len);
-		nv_set(&s->nva[i++], LIT("content-length"), b, (size_t)len);
+		char digits[24], *d = digits + sizeof(digits);
+		size_t v = s->body_len, len;
+
+		do
+			*--d = (char)('0' + v % 10);
+		while ((v /= 10));
+		len = (size_t)(digits + sizeof(digits) - d);
+		memcpy(b, d, len);
+		b[len] = '\0';
+		nv_set(&s->nva[i++], LIT("content-length"), b, len);
 	}
 #undef LIT
 	s->nvlen = i;
@@ -1384,8 +1399,16 @@ int push_h2_start(struct push_h2 *c, const struct push_http_request *rq, push_ht
 		PUT(cert_file, cert);
 		PUT(key_file, keyf);
 #undef PUT
-		s->key = p;
-		p += sprintf(p, "%s|%s|%s|%s|%s", host, s->port, ca, cert, keyf) + 1;
+		s->key = p; /* host|port|ca|cert|key */
+		p = stpcpy(p, host);
+		*p++ = '|';
+		p = stpcpy(p, s->port);
+		*p++ = '|';
+		p = stpcpy(p, ca);
+		*p++ = '|';
+		p = stpcpy(p, cert);
+		*p++ = '|';
+		p = stpcpy(p, keyf) + 1;
 		free(host);
 		if (rq->body_len) {
 			s->body = p;
