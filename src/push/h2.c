@@ -42,6 +42,8 @@
 #define H2_MAX_IDLE_MS (3600 * 1000)
 /* How long an origin whose server did not pick h2 goes to curl before we ask again. */
 #define H2_NO_H2_MS (600 * 1000)
+/* How long a PING may go unanswered before the connection is given up on. */
+#define H2_PING_TIMEOUT_MS 2000
 /* How often lookups in progress are looked at. */
 #define H2_LOOKUP_POLL_MS 2
 /* Output gathered before it is written even within one turn. */
@@ -128,6 +130,8 @@ struct h2_conn {
 	size_t out_len, out_off, out_cap;
 	uint64_t last_used_ms;
 	uint64_t last_recv_ms; /* when the server was last heard from */
+	uint64_t ping_sent_ms; /* a PING is out since then (0: none) */
+	su_timer_t *ping_timer;
 	bool settings_seen; /* the server's SETTINGS came: its stream limit is known */
 	bool in_service;
 };
@@ -284,6 +288,8 @@ static void conn_free(struct h2_conn *k)
 		c->conns = k->next;
 	if (k->next)
 		k->next->prev = k->prev;
+	if (k->ping_timer)
+		su_timer_destroy(k->ping_timer);
 	SSL_CTX_free(k->ctx);
 	if (k->addrs)
 		freeaddrinfo(k->addrs);
@@ -377,6 +383,20 @@ static void stream_run_done(struct h2_stream *s)
 	stream_free(s);
 }
 
+static void ping_check(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	struct h2_conn *k = (struct h2_conn *)arg;
+
+	if (k->state == H2_READY && k->last_recv_ms < k->ping_sent_ms) {
+		log_notice("push: h2 %s:%s: no answer to a PING in %d ms: a new connection for what "
+			   "follows",
+			   k->host, k->port, H2_PING_TIMEOUT_MS);
+		conn_state(k, H2_DRAINING);
+		kick(k->c); /* its open streams end by their timers, then it closes */
+	}
+	k->ping_sent_ms = 0;
+}
+
 static void stream_timeout(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct h2_stream *s = (struct h2_stream *)arg;
@@ -385,12 +405,18 @@ static void stream_timeout(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *ar
 
 	/*
 	 * Not a byte from the server since this request went out: the
-	 * connection may be dead without a FIN; later pushes get a new one.
+	 * connection may be dead without a FIN. A PING tells; unanswered,
+	 * later pushes get a new connection.
 	 */
-	if (s->where == S_OPEN && k && k->state == H2_READY && k->last_recv_ms < s->sent_ms) {
-		log_notice("push: h2 %s:%s: silent for %llu ms: a new connection for what follows",
-			   k->host, k->port, (unsigned long long)(clock_now_ms() - k->last_recv_ms));
-		conn_state(k, H2_DRAINING);
+	if (s->where == S_OPEN && k && k->state == H2_READY && k->ng && !k->ping_sent_ms &&
+	    k->last_recv_ms < s->sent_ms) {
+		if (!k->ping_timer)
+			k->ping_timer = su_timer_create(su_root_task(k->c->root), H2_PING_TIMEOUT_MS);
+		if (k->ping_timer && nghttp2_submit_ping(k->ng, NGHTTP2_FLAG_NONE, NULL) == 0 &&
+		    su_timer_set(k->ping_timer, ping_check, (su_timer_arg_t *)k) == 0) {
+			k->ping_sent_ms = clock_now_ms();
+			kick(k->c);
+		}
 	}
 	snprintf(msg, sizeof(msg), "Operation timed out after %s",
 		 s->where == S_OPEN ? "the request was sent" : "waiting for a connection");

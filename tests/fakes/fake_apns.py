@@ -12,7 +12,8 @@ apns-collapse-id (<= 64 bytes), apns-id (UUID), payload JSON and size
 topic (400 DeviceTokenNotForTopic), gone (410), 429, 500, 503,
 slow:MS, gate:N (hold answers until N requests are open at once), drop, dropfirst (drop once, then ok),
 goawayfirst (a GOAWAY that leaves this stream unprocessed, once; then ok),
-closefirst (close the connection with every stream unanswered, once; then ok), expired (403 ExpiredProviderToken once), forbidden
+closefirst (close the connection with every stream unanswered, once; then ok),
+freeze (the connection goes silent: nothing read or written on it again), expired (403 ExpiredProviderToken once), forbidden
 (403 InvalidProviderToken), flaky:N (N times 500, then ok).
 """
 import json
@@ -96,9 +97,10 @@ def make_handler(args):
             except Exception:
                 pass
         ans = verify(fake, req, h, rec)
-        rec["status"] = ans.status if not (ans.drop or ans.goaway or ans.close) else 0
+        rec["status"] = ans.status if not (ans.drop or ans.goaway or ans.close or ans.freeze) else 0
         rec["reason"] = ("dropped" if ans.drop else "goaway" if ans.goaway
-                         else "closed" if ans.close else (ans.body or {}).get("reason"))
+                         else "closed" if ans.close else "frozen" if ans.freeze
+                         else (ans.body or {}).get("reason"))
         rec["delay_ms"] = ans.delay_ms
         fake.write(rec)
         return ans
@@ -185,6 +187,8 @@ def make_handler(args):
             return error(403, "InvalidProviderToken")
         if action == "drop":
             return Answer(0, drop=True)
+        if action == "freeze":  # the connection goes silent for good
+            return Answer(0, freeze=True)
         if action == "closefirst":  # close the connection, once; then ok
             return Answer(0, close=True) if n == 1 else Answer(200)
         if action == "goawayfirst":  # GOAWAY refusing this stream once, then ok

@@ -45,7 +45,7 @@ class Answer:
     """What a handler returns: status, JSON body, optional delay or drop."""
 
     def __init__(self, status, body=None, headers=None, delay_ms=0, drop=False, gate=0,
-                 goaway=False, close=False):
+                 goaway=False, close=False, freeze=False):
         self.status = status
         self.body = body
         self.headers = headers or []
@@ -64,9 +64,12 @@ class Answer:
         # close=True: the connection is closed (TLS close_notify, FIN) with
         # every open stream unanswered, no GOAWAY.
         self.close = close
+        # freeze=True: the connection goes silent, as a dead peer without a
+        # FIN: nothing more is read from it or written to it, PINGs included.
+        self.freeze = freeze
 
 
-GOAWAY_CLOSE_S = 1.0
+GOAWAY_CLOSE_S = 3.0
 
 GATE_TIMEOUT = 15.0
 
@@ -194,6 +197,11 @@ class H2Server(asyncio.Protocol):
             # Abort the whole connection, no GOAWAY: like a reset by a middlebox.
             self.transport.abort()
             self.closed = True
+            return
+        if ans.freeze:
+            self.closed = True  # nothing is written any more
+            self.transport.pause_reading()
+            self.fake.write({"event": "freeze", "conn": self.conn_id})
             return
         if ans.close:
             self.closed = True

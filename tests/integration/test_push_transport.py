@@ -126,6 +126,26 @@ class Transport(L.PushTestCase):
             self.assertNotEqual(mine[-1]["conn"], 1)
         self.assertGreater(stats(ev)["apns"]["retries"], 0)
 
+    def test_silent_connection_replaced(self):
+        # The connection goes silent (a peer gone without a FIN): the push
+        # on it times out, a PING goes unanswered, and the next push gets a
+        # new connection instead of timing out on the dead one.
+        with L.apns_fake(self.pki, rules=[tok(900) + "=freeze"]) as f:
+            ev, _ = L.run_driver(L.apns_config(self.pki, f.url), [
+                send("a", token=tok(901)), {"op": "wait"},
+                send("f", token=tok(900), deadline_ms=700), {"op": "wait"},
+                {"op": "sleep", "ms": 2500},
+                send("b", token=tok(902), deadline_ms=3000), {"op": "wait"}])
+            reqs = f.requests()
+        self.assertEqual(one(ev, "a")["result"], "ok")
+        self.assertEqual(one(ev, "f")["result"], "retryable")
+        self.assertEqual(one(ev, "f")["reason"], "timeout")
+        if L.HTTP2 != "nghttp2":
+            return  # libcurl 7.88 keeps the dead connection: "b" times out on it too
+        self.assertEqual(one(ev, "b")["result"], "ok")
+        b = [r for r in reqs if r.get("token") == tok(902)]
+        self.assertEqual([r["conn"] for r in b], [2])
+
     def test_server_certificate_from_another_ca(self):
         # The fake's certificate is fine, but push.apns.ca_file names another
         # CA: a verification failure, permanent at once, never retried.
