@@ -153,9 +153,8 @@ struct h2_stream {
 	char port[8];
 	char *ca_file, *cert_file, *key_file;
 	struct curl_slist *headers; /* kept for a fallback to curl */
-	nghttp2_nv *nva;
+	nghttp2_nv *nva; /* the header block, its text behind it */
 	size_t nvlen;
-	char *nvbuf;
 	char *body;
 	size_t body_len, body_off;
 	uint64_t deadline_ms;
@@ -311,7 +310,7 @@ static void stream_free(struct h2_stream *s)
 		su_timer_destroy(s->timer);
 	curl_slist_free_all(s->headers);
 	free(s->strs);
-	free(s->nva); /* and nvbuf behind it */
+	free(s->nva);
 	free(s->resp);
 	s->c->active--;
 	free(s);
@@ -443,27 +442,6 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
-static long parse_retry_after(const char *v, size_t len)
-{
-	char buf[64];
-	long s = 0;
-
-	if (len == 0 || len >= sizeof(buf))
-		return 0;
-	memcpy(buf, v, len);
-	buf[len] = '\0';
-	if (buf[0] >= '0' && buf[0] <= '9') {
-		char *end;
-		long long n = strtoll(buf, &end, 10);
-		s = *end ? 0 : n > 3600 ? 3600 : (long)n;
-	} else {
-		time_t when = curl_getdate(buf, NULL), now = time(NULL);
-		if (when > now)
-			s = when - now > 3600 ? 3600 : (long)(when - now);
-	}
-	return s > 0 ? s : 0;
-}
-
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
 		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
 		     void *user)
@@ -479,7 +457,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 		if (st >= 200) /* 1xx are interim */
 			s->status = st;
 	} else if (namelen == 11 && memcmp(name, "retry-after", 11) == 0) {
-		s->retry_after_s = parse_retry_after((const char *)value, valuelen);
+		s->retry_after_s = push_h2_retry_after((const char *)value, valuelen);
 	}
 	return 0;
 }
@@ -1219,165 +1197,6 @@ static void kick(struct push_h2 *c)
 
 /* ---- the interface -------------------------------------------------------- */
 
-/* Split https://host[:port]/path?query into its parts (malloc'd); -1 if it is not one. */
-static int parse_url(const char *url, char **host, char port[8], char **authority, char **path)
-{
-	const char *p = url + 8, *h, *hend, *q;
-	size_t hl, rest;
-
-	*host = *authority = *path = NULL;
-	if (strncasecmp(url, "https://", 8) != 0)
-		return -1;
-	if (*p == '[') {
-		h = p + 1;
-		hend = strchr(h, ']');
-		if (!hend)
-			return -1;
-		q = hend + 1;
-	} else {
-		h = p;
-		hend = h + strcspn(h, ":/?#");
-		q = hend;
-	}
-	hl = (size_t)(hend - h);
-	if (hl == 0 || memchr(h, '@', hl))
-		return -1;
-	memcpy(port, "443", 4);
-	if (*q == ':') {
-		size_t pl = strspn(q + 1, "0123456789");
-		if (pl == 0 || pl > 5)
-			return -1;
-		memcpy(port, q + 1, pl);
-		port[pl] = '\0';
-		q += 1 + pl;
-	}
-	if (*q && *q != '/' && *q != '?' && *q != '#')
-		return -1;
-	*host = strndup(h, hl);
-	*authority = strndup(p, (size_t)(q - p));
-	rest = strcspn(q, "#");
-	if ((*path = malloc(rest + 2))) {
-		char *d = *path;
-
-		if (*q != '/')
-			*d++ = '/';
-		memcpy(d, q, rest);
-		d[rest] = '\0';
-	}
-	if (!*host || !*authority || !*path) {
-		free(*host);
-		free(*authority);
-		free(*path);
-		*host = *authority = *path = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-static void nv_set(nghttp2_nv *nv, char *name, size_t nlen, char *value, size_t vlen)
-{
-	nv->name = (uint8_t *)name;
-	nv->namelen = nlen;
-	nv->value = (uint8_t *)value;
-	nv->valuelen = vlen;
-	nv->flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
-}
-
-/*
- * Headers whose value is new on (nearly) every push. Kept out of the HPACK
- * dynamic table: a fresh entry per request would push out the ones that
- * repeat (the APNs bearer token, topic, push type), and those would be
- * sent and Huffman-coded in full again every few dozen requests.
- */
-static bool once_per_push(const char *name, size_t len)
-{
-	static const char *const names[] = {"apns-id", "apns-collapse-id", "topic"};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
-			return true;
-	return false;
-}
-
-/*
- * The header block: pseudo-headers, then the request's headers read the way
- * curl reads CURLOPT_HTTPHEADER ("Name:" with nothing after it removes a
- * header, "Name;" sends it empty), names lowercased, and content-length.
- */
-static int build_headers(struct h2_stream *s, const char *authority, const char *path)
-{
-	size_t n = 5, size = 64 + strlen(authority) + strlen(path);
-	struct curl_slist *l;
-	char *b;
-	size_t i = 0;
-	bool have_len = false;
-
-	for (l = s->headers; l; l = l->next) {
-		n++;
-		size += strlen(l->data) + 2;
-	}
-	s->nva = calloc(1, n * sizeof(*s->nva) + size);
-	if (!s->nva)
-		return -1;
-	s->nvbuf = b = (char *)(s->nva + n);
-#define LIT(str) (char *)(str), sizeof(str) - 1
-	nv_set(&s->nva[i++], LIT(":method"), LIT("POST"));
-	nv_set(&s->nva[i++], LIT(":scheme"), LIT("https"));
-	strcpy(b, authority);
-	nv_set(&s->nva[i++], LIT(":authority"), b, strlen(b));
-	b += strlen(b) + 1;
-	strcpy(b, path);
-	nv_set(&s->nva[i++], LIT(":path"), b, strlen(b));
-	b += strlen(b) + 1;
-	for (l = s->headers; l; l = l->next) {
-		const char *d = l->data, *sep = d + strcspn(d, ":;");
-		size_t nl = (size_t)(sep - d), vl;
-		const char *v;
-		char *name = b;
-
-		if (!*sep || nl == 0)
-			continue;
-		v = sep + 1;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		vl = strlen(v);
-		while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-			vl--;
-		if (*sep == ':' && vl == 0)
-			continue; /* curl: remove the header */
-		if (*sep == ';' && vl != 0)
-			continue; /* not a header line curl would send either */
-		for (size_t j = 0; j < nl; j++)
-			name[j] = (char)((d[j] >= 'A' && d[j] <= 'Z') ? d[j] + 32 : d[j]);
-		name[nl] = '\0';
-		b += nl + 1;
-		memcpy(b, v, vl);
-		b[vl] = '\0';
-		if (nl == 14 && memcmp(name, "content-length", 14) == 0)
-			have_len = true;
-		nv_set(&s->nva[i], name, nl, b, vl);
-		if (once_per_push(name, nl))
-			s->nva[i].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
-		i++;
-		b += vl + 1;
-	}
-	if (!have_len) {
-		char digits[24], *d = digits + sizeof(digits);
-		size_t v = s->body_len, len;
-
-		do
-			*--d = (char)('0' + v % 10);
-		while ((v /= 10));
-		len = (size_t)(digits + sizeof(digits) - d);
-		memcpy(b, d, len);
-		b[len] = '\0';
-		nv_set(&s->nva[i++], LIT("content-length"), b, len);
-	}
-#undef LIT
-	s->nvlen = i;
-	return 0;
-}
-
 bool push_h2_wants(struct push_h2 *c, const char *url)
 {
 	return c && url && strncasecmp(url, "https://", 8) == 0;
@@ -1408,7 +1227,7 @@ int push_h2_start(struct push_h2 *c, const struct push_http_request *rq, push_ht
 		char *host = NULL, *p;
 		size_t size;
 
-		if (parse_url(rq->url, &host, s->port, &authority, &path) < 0)
+		if (push_h2_parse_url(rq->url, &host, s->port, &authority, &path) < 0)
 			goto out;
 		/* url, host, ca, cert, key, then host|port|ca|cert|key, then the body */
 		size = 2 * (strlen(host) + strlen(ca) + strlen(cert) + strlen(keyf)) + strlen(rq->url) +
@@ -1441,7 +1260,8 @@ int push_h2_start(struct push_h2 *c, const struct push_http_request *rq, push_ht
 			memcpy(p, rq->body, rq->body_len);
 		}
 	}
-	if (build_headers(s, authority, path) < 0)
+	s->nva = push_h2_headers(s->headers, authority, path, s->body_len, &s->nvlen);
+	if (!s->nva)
 		goto out;
 	s->deadline_ms = clock_now_ms() + (uint64_t)(rq->timeout_ms > 0 ? rq->timeout_ms : 1);
 	s->timer = su_timer_create(su_root_task(c->root), rq->timeout_ms > 0 ? rq->timeout_ms : 1);

@@ -7,6 +7,8 @@
 #ifndef SIPWAKE_PUSH_H2_H
 #define SIPWAKE_PUSH_H2_H
 
+#include <nghttp2/nghttp2.h>
+
 #include "push_int.h"
 
 struct push_h2;
@@ -36,5 +38,25 @@ int push_h2_start(struct push_h2 *c, const struct push_http_request *rq, push_ht
 void push_h2_cancel(struct h2_stream *s);
 /* Streams alive (queued, open or finishing). */
 unsigned push_h2_active(struct push_h2 *c);
+
+/* ---- h2_req.c ---------------------------------------------------------- */
+
+/*
+ * Split https://host[:port][/path][?query] (host may be [v6]): host without
+ * brackets, port ("443" when absent), :authority as written, :path ("/"
+ * when empty), each malloc'd. Returns 0, or -1 with nothing allocated.
+ */
+int push_h2_parse_url(const char *url, char **host, char port[8], char **authority, char **path);
+/*
+ * The header block of a POST: :method, :scheme, :authority, :path, then
+ * the lines of headers as curl would send them ("Name:" with no value
+ * removes a header, "Name;" sends it empty; names lowercased), and
+ * content-length unless given. One malloc'd block (free() it), *count
+ * entries; NULL on ENOMEM.
+ */
+nghttp2_nv *push_h2_headers(const struct curl_slist *headers, const char *authority,
+			    const char *path, size_t body_len, size_t *count);
+/* Retry-After in seconds (a number or an HTTP date), capped at an hour; 0 when unusable. */
+long push_h2_retry_after(const char *v, size_t len);
 
 #endif
