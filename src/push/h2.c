@@ -129,8 +129,9 @@ struct h2_conn {
 	unsigned char *out;
 	size_t out_len, out_off, out_cap;
 	uint64_t last_used_ms;
-	uint64_t last_recv_ms; /* when the server was last heard from */
-	uint64_t ping_sent_ms; /* a PING is out since then (0: none) */
+	uint64_t reads;      /* reads that brought something: "heard from since?" */
+	uint64_t ping_reads; /* reads when the PING in flight went out */
+	bool ping_out;
 	su_timer_t *ping_timer;
 	bool settings_seen; /* the server's SETTINGS came: its stream limit is known */
 	bool in_service;
@@ -158,7 +159,7 @@ struct h2_stream {
 	char *body;
 	size_t body_len, body_off;
 	uint64_t deadline_ms;
-	uint64_t sent_ms; /* when it was submitted */
+	uint64_t sent_reads; /* the connection's reads when it was submitted */
 	su_timer_t *timer;
 	push_http_done_fn *done;
 	push_h2_fallback_fn *fallback;
@@ -386,14 +387,14 @@ static void ping_check(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
 	struct h2_conn *k = (struct h2_conn *)arg;
 
-	if (k->state == H2_READY && k->last_recv_ms < k->ping_sent_ms) {
+	if (k->state == H2_READY && k->reads == k->ping_reads) {
 		log_notice("push: h2 %s:%s: no answer to a PING in %d ms: a new connection for what "
 			   "follows",
 			   k->host, k->port, H2_PING_TIMEOUT_MS);
 		conn_state(k, H2_DRAINING);
 		kick(k->c); /* its open streams end by their timers, then it closes */
 	}
-	k->ping_sent_ms = 0;
+	k->ping_out = false;
 }
 
 static void stream_timeout(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
@@ -407,13 +408,14 @@ static void stream_timeout(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *ar
 	 * connection may be dead without a FIN. A PING tells; unanswered,
 	 * later pushes get a new connection.
 	 */
-	if (s->where == S_OPEN && k && k->state == H2_READY && k->ng && !k->ping_sent_ms &&
-	    k->last_recv_ms < s->sent_ms) {
+	if (s->where == S_OPEN && k && k->state == H2_READY && k->ng && !k->ping_out &&
+	    k->reads == s->sent_reads) {
 		if (!k->ping_timer)
 			k->ping_timer = su_timer_create(su_root_task(k->c->root), H2_PING_TIMEOUT_MS);
 		if (k->ping_timer && nghttp2_submit_ping(k->ng, NGHTTP2_FLAG_NONE, NULL) == 0 &&
 		    su_timer_set(k->ping_timer, ping_check, (su_timer_arg_t *)k) == 0) {
-			k->ping_sent_ms = clock_now_ms();
+			k->ping_out = true;
+			k->ping_reads = k->reads;
 			kick(k->c);
 		}
 	}
@@ -891,7 +893,7 @@ static void conn_read(struct h2_conn *k)
 			ERR_clear_error();
 			return;
 		}
-		k->last_recv_ms = clock_now_ms();
+		k->reads++;
 		used = nghttp2_session_mem_recv(k->ng, buf, (size_t)n);
 		if (used < 0) {
 			conn_lost(k, CURLE_HTTP2, nghttp2_strerror((int)used));
@@ -998,7 +1000,8 @@ static void conn_submit(struct h2_conn *k)
 		list_push(&k->open, s, S_OPEN);
 		s->id = id;
 		k->nopen++;
-		k->last_used_ms = s->sent_ms = clock_now_ms();
+		k->last_used_ms = clock_now_ms();
+		s->sent_reads = k->reads;
 	}
 }
 

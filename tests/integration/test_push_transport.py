@@ -134,7 +134,7 @@ class Transport(L.PushTestCase):
             ev, _ = L.run_driver(L.apns_config(self.pki, f.url), [
                 send("a", token=tok(901)), {"op": "wait"},
                 send("f", token=tok(900), deadline_ms=700), {"op": "wait"},
-                {"op": "sleep", "ms": 2500},
+                {"op": "sleep", "ms": 3000},  # the PING's 2 s, and a margin
                 send("b", token=tok(902), deadline_ms=3000), {"op": "wait"}])
             reqs = f.requests()
         self.assertEqual(one(ev, "a")["result"], "ok")
