@@ -529,15 +529,16 @@ static void exec_reply(redisAsyncContext *ac, void *reply, void *privdata)
 void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 {
 	struct pending *p = NULL;
-	bool sent;
+	bool opened, sent;
 
 	if (!rs->multi) {
 		redis_messages_kick(rs->messages);
 		fn(ctx, true); /* nothing was written */
 		return;
 	}
-	sent = rs->cmd && rs->cmd_up && (p = calloc(1, sizeof(*p))) &&
-	       redisAsyncCommand(rs->cmd, NULL, NULL, "MULTI") == REDIS_OK;
+	opened = rs->cmd && rs->cmd_up && (p = calloc(1, sizeof(*p))) &&
+		 redisAsyncCommand(rs->cmd, NULL, NULL, "MULTI") == REDIS_OK;
+	sent = opened;
 	for (size_t i = 0; sent && i < rs->txn_n; i++)
 		sent = redisAsyncFormattedCommand(rs->cmd, NULL, NULL, rs->txn[i].cmd,
 						  rs->txn[i].len) == REDIS_OK;
@@ -551,7 +552,7 @@ void store_redis_commit(struct store_redis *rs, store_done_fn *fn, void *ctx)
 	txn_clear(rs);
 	if (!sent) {
 		/* a MULTI half sent is dropped with its connection; nothing of it ran */
-		if (p && rs->cmd)
+		if (opened && rs->cmd)
 			redisAsyncCommand(rs->cmd, NULL, NULL, "DISCARD");
 		free(p);
 		publish_void(rs); /* its numbers will not come back */
