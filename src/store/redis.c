@@ -434,7 +434,9 @@ static int publish(struct store_redis *rs, const char *id, const char *what, con
 {
 	unsigned long long n = redis_order_written(rs, id);
 
-	redis_nodes_touch(rs, id); /* newer than any takeover page in flight */
+	/* newer than any takeover or resync page in flight */
+	redis_nodes_touch(rs, id);
+	redis_resync_touch(rs, id);
 	/* a put carries our hop, so that a node that has not seen our
 	 * heartbeat yet (we just started) can reach the phone through us */
 	return txn_add(rs, "PUBLISH %s %s%llu,\"hop\":%s,\"%s\":%s}", rs->channel,
