@@ -95,6 +95,12 @@ void proxy_txn_close(struct proxy_txn *t, int status_if_none, const char *phrase
  * other final answer goes out) and stays alive.
  */
 void proxy_txn_relay_deferred(struct proxy_txn *t, msg_t *msg);
+/*
+ * A request for an INVITE whose 2xx is already out (RFC 6026 Accepted): a
+ * retransmitted INVITE gets that 2xx again, a CANCEL 481. Returns true when
+ * irq was answered and destroyed here; false: not ours, route it.
+ */
+bool proxy_absorb(nta_incoming_t *irq, const sip_t *sip);
 
 /*
  * Answer status instead of the response an on_response hook deferred (the

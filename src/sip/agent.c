@@ -31,6 +31,7 @@
 #include <sofia-sip/url.h>
 
 #include "sipwake/log.h"
+#include "sipwake/proxy.h"
 #include "sipwake/stats.h"
 
 #include "sockets.h"
@@ -77,10 +78,13 @@ static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *
 			sip_t const *sip)
 {
 	struct sip_agent *a = (struct sip_agent *)magic;
-	msg_t *msg = nta_incoming_getrequest(irq);
+	msg_t *msg;
 	char why[64];
 	int status;
 
+	if (proxy_absorb(irq, sip))
+		return 0; /* for a transaction that has its 2xx */
+	msg = nta_incoming_getrequest(irq);
 	if (!a->handler) {
 		msg_destroy(msg);
 		return 503;
@@ -112,10 +116,43 @@ static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *
 	return status;
 }
 
-/* Messages nta could not match (stray responses): drop them. */
+/* Whether the top Via of a response is one we put on a request. */
+static bool via_is_own(struct sip_agent *a, const sip_via_t *v)
+{
+	url_t u[1];
+
+	if (!v || !v->v_host)
+		return false;
+	url_init(u, url_sip);
+	u->url_host = v->v_host;
+	u->url_port = v->v_port;
+	if (v->v_protocol && strcasestr(v->v_protocol, "/TLS"))
+		u->url_params = "transport=tls";
+	return sip_agent_is_own_uri(a, u);
+}
+
+/*
+ * Messages nta could not match. A 2xx to an INVITE whose transactions are
+ * gone (a retransmission of the UAS, a late fork; proxy.c lets them go
+ * once the first 2xx is out) is relayed statelessly when its top Via is
+ * ours (RFC 3261 16.7, 16.11); other stray responses are dropped.
+ */
 static int agent_message(nta_agent_magic_t *magic, nta_agent_t *nta, msg_t *msg, sip_t *sip)
 {
 	char why[64];
+
+	if (sip && sip->sip_status && sip->sip_status->st_status >= 200 &&
+	    sip->sip_status->st_status < 300 && sip->sip_cseq &&
+	    sip->sip_cseq->cs_method == sip_method_invite && sip->sip_via && sip->sip_via->v_next &&
+	    via_is_own((struct sip_agent *)magic, sip->sip_via)) {
+		int status = sip->sip_status->st_status;
+
+		if (nta_msg_tsend(nta, msg, NULL, TAG_END()) < 0)
+			log_debug("a stray %d could not be relayed", status);
+		else
+			stats_sip_response(status);
+		return 0;
+	}
 
 	if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_ack) {
 		struct sip_agent *a = (struct sip_agent *)magic;

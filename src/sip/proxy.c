@@ -4,8 +4,10 @@
  * transaction we received with the client transactions (branches) we sent.
  * It relays provisional and 2xx responses at once, picks the best final
  * response when every branch is over, propagates CANCEL, cancels losing
- * INVITE branches after a 2xx, and lingers after a 2xx to relay its
- * retransmissions. A proxy_txn is freed in exactly one place (txn_free),
+ * INVITE branches after a 2xx. Once an INVITE's first 2xx is out, its
+ * server transaction goes (accepted.c answers what still comes for it) and
+ * further 2xxs are relayed statelessly, here or, once the branches are
+ * gone too, by the agent. A proxy_txn is freed in exactly one place (txn_free),
  * when the final answer is out, every branch has ended and nothing on the
  * stack still uses it (the hold count).
  */
@@ -23,8 +25,9 @@
 #include "sipwake/log.h"
 #include "sipwake/stats.h"
 
+#include "accepted.h"
+
 #define PROXY_MAX_BRANCHES 64 /* every binding of an AOR, and a new branch when one re-registers */
-#define PROXY_LINGER_MS (64 * 500) /* 64*T1: 2xx retransmissions and forks */
 
 struct branch {
 	struct proxy_txn *t;
@@ -50,7 +53,6 @@ struct proxy_txn {
 	int best_status;
 	int none_status;
 	const char *none_phrase;
-	su_timer_t *linger;
 	int holds;
 	bool sealed;
 	bool closed; /* proxy_txn_close() or a 6xx: no more branches */
@@ -59,6 +61,9 @@ struct proxy_txn {
 	bool cancelled;
 	bool irq_gone;
 	bool freed;
+	/* Accepted (RFC 6026): the first 2xx of an INVITE is out and the
+	 * server transaction is gone (accepted.c answers for it). */
+	bool accepted;
 };
 
 static unsigned live_txns;
@@ -71,8 +76,6 @@ static void txn_free(struct proxy_txn *t)
 	t->freed = true;
 	if (t->ops && t->ops->on_done)
 		t->ops->on_done(t->ctx, t);
-	if (t->linger)
-		su_timer_destroy(t->linger);
 	for (int i = 0; i < t->n_br; i++) {
 		if (t->br[i]->orq)
 			nta_outgoing_destroy(t->br[i]->orq);
@@ -104,8 +107,7 @@ static bool all_ended(const struct proxy_txn *t)
 
 static void txn_maybe_free(struct proxy_txn *t)
 {
-	if (t->holds == 0 && !t->freed && (t->final_sent || t->irq_gone) && all_ended(t) &&
-	    !t->linger)
+	if (t->holds == 0 && !t->freed && (t->final_sent || t->irq_gone) && all_ended(t))
 		txn_free(t);
 }
 
@@ -138,7 +140,7 @@ static void note_final(struct proxy_txn *t, int status, msg_t *msg)
 /* A branch that has its final answer lets go of its client transaction. */
 static void branch_drop_orq(struct proxy_txn *t, struct branch *b)
 {
-	if (b->ended && !t->linger && b->orq && !b->in_cancel) {
+	if (b->ended && b->orq && !b->in_cancel) {
 		nta_outgoing_destroy(b->orq);
 		b->orq = NULL;
 	}
@@ -178,10 +180,50 @@ static void cancel_pending(struct proxy_txn *t, const char *reason)
 	}
 }
 
+static bool is_2xx(const sip_t *sip)
+{
+	return sip->sip_status && sip->sip_status->st_status >= 200 &&
+	       sip->sip_status->st_status < 300;
+}
+
+/*
+ * The first 2xx of an INVITE went out on t->irq: nta forgets the server
+ * transaction now (see accepted.c), and later 2xxs go statelessly.
+ */
+static void txn_accept(struct proxy_txn *t, msg_t *ok)
+{
+	accepted_add(sip_object(t->req), ok);
+	t->accepted = true;
+	nta_incoming_destroy(t->irq);
+	t->irq = NULL;
+	t->irq_gone = true;
+}
+
+/*
+ * A retransmitted 2xx, or the 2xx of another fork, once the first is out:
+ * along the Via path, as a stateless proxy would (nta_msg_tsend takes our
+ * Via off). A copy goes: the branch's transaction keeps what it received.
+ */
+static void relay_stateless(struct proxy_txn *t, msg_t *msg)
+{
+	int status = sip_object(msg)->sip_status->st_status;
+	msg_t *copy = msg_dup(msg);
+
+	msg_destroy(msg);
+	if (!copy || nta_msg_tsend(sip_agent_nta(t->agent), copy, NULL, TAG_END()) < 0)
+		log_debug("could not relay an extra 2xx");
+	else
+		stats_sip_response(status);
+}
+
 static int relay(struct proxy_txn *t, msg_t *msg)
 {
 	sip_t *sip = sip_object(msg);
 
+	if (t->accepted && is_2xx(sip)) {
+		relay_stateless(t, msg);
+		return -1;
+	}
 	sip_via_remove(msg, sip);
 	if (!t->irq || t->irq_gone) {
 		msg_destroy(msg);
@@ -190,13 +232,7 @@ static int relay(struct proxy_txn *t, msg_t *msg)
 	if (sip->sip_status)
 		stats_sip_response(sip->sip_status->st_status);
 	if (nta_incoming_mreply(t->irq, msg) < 0) {
-		/* A later 2xx of a forked INVITE: send it along the Via path. */
-		if (sip->sip_status && sip->sip_status->st_status < 300 &&
-		    sip->sip_status->st_status >= 200) {
-			msg_t *copy = msg_dup(msg);
-			if (copy && nta_msg_tsend(sip_agent_nta(t->agent), copy, NULL, TAG_END()) < 0)
-				log_debug("could not relay an extra 2xx");
-		}
+		log_debug("a response could not be relayed");
 		return -1;
 	}
 	return 0;
@@ -227,17 +263,6 @@ static void check_complete(struct proxy_txn *t)
 {
 	if (t->sealed && !t->final_sent && all_ended(t))
 		send_final(t);
-}
-
-static void linger_done(su_root_magic_t *m, su_timer_t *timer, su_timer_arg_t *arg)
-{
-	struct proxy_txn *t = (struct proxy_txn *)arg;
-
-	su_timer_destroy(t->linger);
-	t->linger = NULL;
-	for (int i = 0; i < t->n_br; i++)
-		t->br[i]->ended = true;
-	txn_maybe_free(t);
 }
 
 static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t const *sip)
@@ -296,19 +321,18 @@ static int branch_response(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip
 		if (t->final_sent && !first && t->method != sip_method_invite) {
 			msg_destroy(msg);
 		} else {
+			/* the first 2xx of an INVITE, kept for a retransmitted INVITE */
+			msg_t *ok = first && t->method == sip_method_invite && !t->accepted
+					    ? msg_ref_create(msg)
+					    : NULL;
 			t->final_sent = true;
-			relay(t, msg);
+			if (relay(t, msg) == 0 && ok)
+				txn_accept(t, ok);
+			else if (ok)
+				msg_destroy(ok);
 		}
-		if (t->method == sip_method_invite) {
-			if (first)
-				cancel_pending(t, "SIP;cause=200;text=\"Call completed elsewhere\"");
-			if (!t->linger) {
-				t->linger = su_timer_create(su_root_task(sip_agent_root(t->agent)),
-							    PROXY_LINGER_MS);
-				if (t->linger)
-					su_timer_set(t->linger, linger_done, (su_timer_arg_t *)t);
-			}
-		}
+		if (t->method == sip_method_invite && first)
+			cancel_pending(t, "SIP;cause=200;text=\"Call completed elsewhere\"");
 	} else {
 		note_final(t, status, msg);
 		if (status >= 600) {
@@ -523,12 +547,8 @@ int proxy_txn_fork(struct proxy_txn *t, msg_t *msg, const char *route, tport_t *
 		idx = -1;
 	} else if (b->ended) {
 		/* Answered synchronously (send error): already accounted for. */
-		if (!t->linger) {
-			nta_outgoing_destroy(orq);
-			b->orq = NULL;
-		} else {
-			b->orq = orq;
-		}
+		nta_outgoing_destroy(orq);
+		b->orq = NULL;
 	} else {
 		b->orq = orq;
 	}
@@ -587,4 +607,5 @@ void proxy_shutdown(void)
 		t->holds = 0;
 		txn_free(t);
 	}
+	accepted_clear();
 }

@@ -6,6 +6,10 @@ APNs; the control socket's `status` gives the live transaction count.
 
   - CANCEL while the phone rings (180 relayed): the phone gets the CANCEL,
     the caller gets the relayed 487, and no transaction is left behind;
+  - after the 2xx: the INVITE retransmitted gets the same 2xx and does not
+    reach the phone again, a CANCEL gets 481, the phone's 2xx sent again
+    still reaches the caller, then ACK and BYE; no transaction stays;
+  - a forked INVITE answered by two devices: the caller gets both 200s;
   - a device declines with 603: the caller gets 603, and neither the
     decliner refreshing its registration nor a second (pushed) device
     waking up afterwards is rung again (RFC 3261 16.7);
@@ -188,6 +192,64 @@ def main(t):
     wake_short = [x for x in env.apns_for(R_SHORT) if W.push_type(x) == "wakeup"]
     t.check(not wake_short, "4 s granted (<= wakeup_before_expiry 5 s): no wake-up push",
             W.summarize_pushes(wake_short))
+
+    t.section("after the 2xx: the INVITE again, a late CANCEL, the phone's 2xx again")
+    # sipwake lets sofia forget the server transaction once its 2xx is out
+    # and answers what still comes for it itself (proxy_absorb)
+    c = W.started_caller(t, "udp", edge, "ringer", name="answered")
+    c.invite()
+    inv = ringer.wait_invite(timeout=5)
+    t.require(inv is not None, "the INVITE reaches the phone", c.flow())
+    ringer.respond(inv, 200, "OK", body=W.SDP)
+    ok = c.wait_status(lambda s: s == 200, timeout=5)
+    t.require(ok is not None, "the caller gets the 200", c.flow())
+    t.check(wait_transactions(sock, 0) == 0, "the answered call keeps no transaction (%s)"
+            % transactions(sock))
+    c.send(c.invite_text.encode())  # a retransmission: same branch, same CSeq
+    again = c.wait(lambda m: m.status == 200 and m.cseq_method == "INVITE", timeout=3)
+    t.check(again is not None and again.get("to") == ok.get("to"),
+            "the INVITE sent again gets the same 200 again", c.flow())
+    second = ringer.wait(lambda m: m.method == "INVITE", timeout=1)
+    t.check(second is None, "and does not reach the phone a second time",
+            second.summary() if second else None)
+    c.cancel()
+    f = c.wait(lambda m: m.status is not None and m.cseq_method == "CANCEL", timeout=3)
+    t.check(f is not None and f.status == 481, "a CANCEL after the 2xx gets 481",
+            f.summary() if f else c.flow())
+    t.check(ringer.wait(lambda m: m.method == "CANCEL", timeout=1) is None,
+            "and does not reach the phone")
+    ringer.respond(inv, 200, "OK", body=W.SDP)  # the phone has not seen the ACK yet
+    late = c.wait(lambda m: m.status == 200 and m.cseq_method == "INVITE", timeout=3)
+    t.check(late is not None, "the phone's 2xx sent again reaches the caller", c.flow())
+    c.ack(ok)
+    t.check(ringer.wait(lambda m: m.method == "ACK" and m.call_id == inv.call_id,
+                        timeout=3) is not None, "the ACK reaches the phone", ringer.flow())
+    c.bye(ok)
+    t.check(ringer.wait_bye(inv.call_id, timeout=3) is not None, "the BYE reaches the phone")
+    bye_ok = c.wait_bye_ok(timeout=3)
+    t.check(bye_ok is not None and bye_ok.status == 200, "the caller gets 200 to its BYE")
+
+    t.section("a forked INVITE answered by two devices")
+    f1 = W.started_phone(t, "udp", edge, "forked", inst=W.instance(301)).connect()
+    f2 = W.started_phone(t, "udp", edge, "forked", inst=W.instance(302)).connect()
+    t.require(f1.register() is not None and f2.register() is not None,
+              "two devices of one AOR register")
+    c = W.started_caller(t, "udp", edge, "forked", name="to-forked")
+    c.invite()
+    i1, i2 = f1.wait_invite(timeout=5), f2.wait_invite(timeout=5)
+    t.require(i1 is not None and i2 is not None, "both are rung", c.flow())
+    f1.respond(i1, 200, "OK", body=W.SDP)
+    first = c.wait_status(lambda s: s == 200, timeout=5)
+    t.require(first is not None, "the caller gets the first device's 200", c.flow())
+    f2.respond(i2, 200, "OK", body=W.SDP)  # answered before the CANCEL reached it
+    second = c.wait(lambda m: m.status == 200 and m.cseq_method == "INVITE", timeout=3)
+    t.check(second is not None and second.get("to") != first.get("to"),
+            "and the second device's 200 too (RFC 3261 16.7)", c.flow())
+    for ok in (first, second):
+        if ok is not None:
+            c.ack(ok)
+    t.check(wait_transactions(sock, 0) == 0, "no transaction is left behind (%s)"
+            % transactions(sock))
 
     t.section("shutdown")
     t.check(sw.stop() == 0, "SIGTERM: sipwaked exits 0 within 5 s")
