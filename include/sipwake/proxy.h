@@ -5,8 +5,9 @@
  * 2xx responses are relayed as they come (every 2xx of a forked INVITE),
  * the best final response otherwise once every branch is over; the
  * caller's CANCEL cancels every branch; a 2xx cancels the other INVITE
- * branches with Reason cause=200. The pair lingers after a 2xx to relay
- * the UAS's 2xx retransmissions.
+ * branches with Reason cause=200. An INVITE's server transaction goes at
+ * its first 2xx; what still comes for it is answered or relayed without it
+ * (proxy_absorb, proxy_relay_stray).
  */
 #ifndef SIPWAKE_PROXY_H
 #define SIPWAKE_PROXY_H
@@ -101,6 +102,14 @@ void proxy_txn_relay_deferred(struct proxy_txn *t, msg_t *msg);
  * irq was answered and destroyed here; false: not ours, route it.
  */
 bool proxy_absorb(nta_incoming_t *irq, const sip_t *sip);
+/*
+ * A response nta matched to no transaction: a 2xx of such an INVITE (the
+ * UAS retransmitting it, another fork) is sent on statelessly and true
+ * returned (msg taken). Only for a transaction we relayed a 2xx of, with
+ * the caller's Via as we left it: never a relay for responses we did not
+ * cause. false: msg untouched.
+ */
+bool proxy_relay_stray(nta_agent_t *nta, msg_t *msg, sip_t *sip);
 
 /*
  * Answer status instead of the response an on_response hook deferred (the

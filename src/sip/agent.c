@@ -116,44 +116,18 @@ static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *
 	return status;
 }
 
-/* Whether the top Via of a response is one we put on a request. */
-static bool via_is_own(struct sip_agent *a, const sip_via_t *v)
-{
-	url_t u[1];
-
-	if (!v || !v->v_host)
-		return false;
-	url_init(u, url_sip);
-	u->url_host = v->v_host;
-	u->url_port = v->v_port;
-	if (v->v_protocol && strcasestr(v->v_protocol, "/TLS"))
-		u->url_params = "transport=tls";
-	return sip_agent_is_own_uri(a, u);
-}
-
 /*
- * Messages nta could not match. A 2xx to an INVITE whose transactions are
- * gone (a retransmission of the UAS, a late fork; proxy.c lets them go
- * once the first 2xx is out) is relayed statelessly when its top Via is
- * ours (RFC 3261 16.7, 16.11); other stray responses are dropped.
+ * Messages nta could not match. A 2xx to an INVITE that accepted.c still
+ * remembers (a retransmission of the UAS, a late fork, once the client
+ * transaction is gone) is relayed statelessly; other stray responses are
+ * dropped.
  */
 static int agent_message(nta_agent_magic_t *magic, nta_agent_t *nta, msg_t *msg, sip_t *sip)
 {
 	char why[64];
 
-	if (sip && sip->sip_status && sip->sip_status->st_status >= 200 &&
-	    sip->sip_status->st_status < 300 && sip->sip_cseq &&
-	    sip->sip_cseq->cs_method == sip_method_invite && sip->sip_via && sip->sip_via->v_next &&
-	    via_is_own((struct sip_agent *)magic, sip->sip_via)) {
-		int status = sip->sip_status->st_status;
-
-		if (nta_msg_tsend(nta, msg, NULL, TAG_END()) < 0)
-			log_debug("a stray %d could not be relayed", status);
-		else
-			stats_sip_response(status);
+	if (sip && sip->sip_status && proxy_relay_stray(nta, msg, sip))
 		return 0;
-	}
-
 	if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_ack) {
 		struct sip_agent *a = (struct sip_agent *)magic;
 		if (sip_msg_unsendable(msg, why, sizeof(why)))

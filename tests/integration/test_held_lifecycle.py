@@ -6,9 +6,11 @@ APNs; the control socket's `status` gives the live transaction count.
 
   - CANCEL while the phone rings (180 relayed): the phone gets the CANCEL,
     the caller gets the relayed 487, and no transaction is left behind;
-  - after the 2xx: the INVITE retransmitted gets the same 2xx and does not
-    reach the phone again, a CANCEL gets 481, the phone's 2xx sent again
-    still reaches the caller, then ACK and BYE; no transaction stays;
+  - after the 2xx (and past nta's own 5 s): the INVITE retransmitted gets
+    the same 2xx and does not reach the phone again, a CANCEL gets 481, the
+    phone's 2xx sent again still reaches the caller (one with a repeated
+    header does not, and sipwake lives), then ACK and BYE; no transaction
+    stays; a forged 2xx for no call of ours is not relayed;
   - a forked INVITE answered by two devices: the caller gets both 200s;
   - a device declines with 603: the caller gets 603, and neither the
     decliner refreshing its registration nor a second (pushed) device
@@ -26,6 +28,7 @@ sipwaked exits 0 on SIGTERM.
 """
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -205,6 +208,9 @@ def main(t):
     t.require(ok is not None, "the caller gets the 200", c.flow())
     t.check(wait_transactions(sock, 0) == 0, "the answered call keeps no transaction (%s)"
             % transactions(sock))
+    # nta itself still answers for the destroyed transaction during its
+    # Timer I (T4, 5 s): past that, only sipwake's accepted state can
+    time.sleep(6)
     c.send(c.invite_text.encode())  # a retransmission: same branch, same CSeq
     again = c.wait(lambda m: m.status == 200 and m.cseq_method == "INVITE", timeout=3)
     t.check(again is not None and again.get("to") == ok.get("to"),
@@ -221,6 +227,31 @@ def main(t):
     ringer.respond(inv, 200, "OK", body=W.SDP)  # the phone has not seen the ACK yet
     late = c.wait(lambda m: m.status == 200 and m.cseq_method == "INVITE", timeout=3)
     t.check(late is not None, "the phone's 2xx sent again reaches the caller", c.flow())
+    # the same with a repeated single-instance header: dropped, and sipwake
+    # lives on (sofia aborts serialising such a message)
+    ringer.respond(inv, 200, "OK", body=W.SDP, extra=[("Subject", "a"), ("Subject", "b")])
+    dup = c.wait(lambda m: m.status == 200 and m.cseq_method == "INVITE", timeout=1)
+    t.check(dup is None, "a 2xx with a repeated Subject is not relayed",
+            dup.summary() if dup else None)
+    t.check(swlib.sip_options("udp", edge) is not None, "and sipwake still answers")
+    # a forged 2xx naming sipwake on top and someone else next is no relay
+    victim = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    victim.bind((swlib.LOOPBACK, 0))
+    victim.settimeout(1.0)
+    t.on_cleanup(victim.close)
+    forged = ("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-forged-1\r\n"
+              "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-forged-2\r\n"
+              "From: <sip:x@%s>;tag=f\r\nTo: <sip:y@%s>;tag=g\r\nCall-ID: forged@x\r\n"
+              "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n" % (
+                  edge[0], edge[1], swlib.LOOPBACK, victim.getsockname()[1], swlib.DOMAIN,
+                  swlib.DOMAIN))
+    victim.sendto(forged.encode(), edge)
+    try:
+        got = victim.recv(65536)
+    except socket.timeout:
+        got = None
+    t.check(got is None, "a forged 2xx for no call of ours is not relayed",
+            got[:80] if got else None)
     c.ack(ok)
     t.check(ringer.wait(lambda m: m.method == "ACK" and m.call_id == inv.call_id,
                         timeout=3) is not None, "the ACK reaches the phone", ringer.flow())
