@@ -180,6 +180,16 @@ class Fake:
     def requests(self):
         return [r for r in self.records() if "event" not in r]
 
+    def wait_event(self, event, count=1, timeout=5.0):
+        """The records of an event once count of them are logged (bounded
+        wait: a connection's close reaches the fake after the client exits)."""
+        deadline = time.time() + timeout
+        while True:
+            got = [r for r in self.records() if r.get("event") == event]
+            if len(got) >= count or time.time() > deadline:
+                return got
+            time.sleep(0.05)
+
     def connections(self):
         return [r for r in self.records() if r.get("event") == "connect"]
 

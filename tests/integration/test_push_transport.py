@@ -50,11 +50,11 @@ class Transport(L.PushTestCase):
             ev, _ = L.run_driver(L.apns_config(self.pki, f.url), [
                 send("m%d" % i, token=tok(500 + i), deadline_ms=20000) for i in range(120)] + [
                 {"op": "wait"}])
+            gone = f.wait_event("disconnect")
         self.assertEqual([e["result"] for e in results(ev)], ["ok"] * 120)
         self.assertEqual(len(f.connections()), 1)
         self.assertEqual({r["conn"] for r in f.requests()}, {1})
         self.assertEqual(len(f.requests()), 120)
-        gone = [r for r in f.records() if r.get("event") == "disconnect"]
         self.assertEqual([r["max_inflight"] for r in gone], [10])
         self.assertFalse([r for r in f.records() if r.get("event") == "protocol_error"])
 
