@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The SIP agent: one nta agent on the daemon's su_root, with a transport per
- * sip.listen entry (TLS from the configured certificate and key), a default
- * leg that hands every out-of-transaction request to the handler main.c
- * installed, and helpers shared by the registrar and the forwarding engine:
- * our own URIs, Route popping, Record-Route, Max-Forwards, source address.
+ * sip.listen entry (TLS from the configured certificate and key); every
+ * request that no transaction of nta's matches goes to the handler main.c
+ * installed (agent_message); and helpers shared by the registrar and the
+ * forwarding engine: our own URIs, Route popping, Record-Route,
+ * Max-Forwards, source address.
  */
 #include "sipwake/sip.h"
 
@@ -49,7 +50,6 @@ struct sip_agent {
 	su_home_t home[1];
 	su_root_t *root;
 	nta_agent_t *nta;
-	nta_leg_t *leg;
 	const struct sw_config *cfg;
 	sip_request_fn *handler;
 	void *handler_ctx;
@@ -74,71 +74,101 @@ static bool new_work(const sip_t *sip)
 	       !(sip->sip_to && sip->sip_to->a_tag);
 }
 
-static int leg_callback(nta_leg_magic_t *magic, nta_leg_t *leg, nta_incoming_t *irq,
-			sip_t const *sip)
+/* Answer a request that has no transaction: nothing is kept for it. */
+static void reply_stateless(nta_agent_t *nta, msg_t *msg, int status, const char *phrase,
+			    const char *retry_after)
 {
-	struct sip_agent *a = (struct sip_agent *)magic;
-	msg_t *msg;
-	char why[64];
-	int status;
-
-	if (proxy_absorb(irq, sip))
-		return 0; /* for a transaction that has its 2xx */
-	msg = nta_incoming_getrequest(irq);
-	if (!a->handler) {
-		msg_destroy(msg);
-		return 503;
-	}
-	if (new_work(sip) && sip_sockets_overloaded(&a->socks)) {
-		/* Behind: turned away at the cost of a reply, before any work. */
-		nta_incoming_treply(irq, 503, "Overloaded", SIPTAG_RETRY_AFTER_STR(OVERLOAD_RETRY_AFTER),
-				    TAG_END());
-		stats_sip_response(503);
-		stats_count("sipwake_overload_rejected_total", NULL);
-		nta_incoming_destroy(irq);
-		msg_destroy(msg);
-		return 0;
-	}
-	if (sip_msg_unsendable(msg, why, sizeof(why))) {
-		/* Refused before anything copies it; an ACK gets no answer. */
-		log_debug("%s refused: %s", sip->sip_request->rq_method_name, why);
-		if (sip->sip_request->rq_method != sip_method_ack) {
-			nta_incoming_treply(irq, 400, why, TAG_END());
-			stats_sip_response(400);
-		}
-		nta_incoming_destroy(irq);
-		msg_destroy(msg);
-		return 0;
-	}
-	status = a->handler(a->handler_ctx, irq, msg, (sip_t *)sip);
-	stats_sip_response(status); /* nta answers a status >= 100 itself */
-	msg_destroy(msg); /* getrequest gave us a reference */
-	return status;
+	nta_msg_treply(nta, msg, status, phrase,
+		       TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(retry_after)), TAG_END());
+	stats_sip_response(status);
 }
 
 /*
- * Messages nta could not match. A 2xx to an INVITE that accepted.c still
- * remembers (a retransmission of the UAS, a late fork, once the client
- * transaction is gone) is relayed statelessly; other stray responses are
- * dropped.
+ * A request that has a server transaction (irq): the handler's answer as
+ * nta's own leg dispatch treats it: 0 = the handler answered or keeps the
+ * irq; a status >= 100 is sent here, and a final one ends the irq.
+ */
+static void serve(struct sip_agent *a, nta_incoming_t *irq, const sip_t *sip)
+{
+	msg_t *msg;
+	int status;
+
+	if (proxy_absorb(irq, sip))
+		return; /* for a transaction that has its 2xx */
+	msg = nta_incoming_getrequest(irq);
+	status = a->handler(a->handler_ctx, irq, msg, (sip_t *)sip);
+	msg_destroy(msg); /* getrequest gave us a reference */
+	if (status == 0)
+		return;
+	if (status < 100 || status > 699 ||
+	    (sip->sip_request->rq_method == sip_method_invite && status < 300 && status >= 200)) {
+		log_error("handler answered %s with %d", sip->sip_request->rq_method_name, status);
+		status = 500;
+	}
+	if (nta_incoming_status(irq) < 200) {
+		nta_incoming_treply(irq, status, NULL, TAG_END());
+		stats_sip_response(status);
+	}
+	if (status >= 200)
+		nta_incoming_destroy(irq);
+}
+
+/*
+ * Every message nta could not match to a transaction of its own comes
+ * here; there is no default leg, so this is also where every new request
+ * starts. What is turned away (overload, a message we could not forward)
+ * is answered statelessly, before a server transaction exists: under a
+ * storm a 503 then costs a parse and a send, and nothing is held for the
+ * 32 s a transaction would keep its request. A retransmission of a request
+ * we did take on is matched by nta and never gets here.
+ *
+ * A 2xx to an INVITE that accepted.c still remembers (a retransmission of
+ * the UAS, a late fork, once the client transaction is gone) is relayed
+ * statelessly; other stray responses are dropped. An ACK goes to the
+ * handler without a transaction.
  */
 static int agent_message(nta_agent_magic_t *magic, nta_agent_t *nta, msg_t *msg, sip_t *sip)
 {
+	struct sip_agent *a = (struct sip_agent *)magic;
+	nta_incoming_t *irq;
 	char why[64];
 
-	if (sip && sip->sip_status && proxy_relay_stray(nta, msg, sip))
+	if (!sip || !sip->sip_request) {
+		if (!(sip && sip->sip_status && proxy_relay_stray(nta, msg, sip)))
+			msg_destroy(msg);
 		return 0;
-	if (sip && sip->sip_request && sip->sip_request->rq_method == sip_method_ack) {
-		struct sip_agent *a = (struct sip_agent *)magic;
+	}
+	if (sip->sip_request->rq_method == sip_method_ack) {
 		if (sip_msg_unsendable(msg, why, sizeof(why)))
 			log_debug("ACK dropped: %s", why);
-		else if (a->handler) {
+		else if (a->handler)
 			a->handler(a->handler_ctx, NULL, msg, sip);
-			msg_destroy(msg);
-			return 0;
-		}
+		msg_destroy(msg);
+		return 0;
 	}
-	msg_destroy(msg);
+	if (!a->handler) {
+		reply_stateless(nta, msg, SIP_503_SERVICE_UNAVAILABLE, NULL);
+		return 0;
+	}
+	if (new_work(sip) && sip_sockets_overloaded(&a->socks)) {
+		/* Behind: turned away at the cost of a reply, before any work. */
+		reply_stateless(nta, msg, 503, "Overloaded", OVERLOAD_RETRY_AFTER);
+		stats_count("sipwake_overload_rejected_total", NULL);
+		return 0;
+	}
+	if (sip_msg_unsendable(msg, why, sizeof(why))) {
+		/* Refused before anything copies it. */
+		log_debug("%s refused: %s", sip->sip_request->rq_method_name, why);
+		reply_stateless(nta, msg, 400, why, NULL);
+		return 0;
+	}
+	irq = nta_incoming_create(nta, NULL, msg, sip, TAG_END()); /* takes msg */
+	if (!irq) {
+		log_error("cannot create a server transaction for %s",
+			  sip->sip_request->rq_method_name);
+		return 0;
+	}
+	serve(a, irq, sip);
 	return 0;
 }
 
@@ -403,12 +433,6 @@ int sip_agent_create(struct sip_agent **out, su_root_t *root, const struct sw_co
 		log_error("cannot create the SIP agent: %s", strerror(errno));
 		goto out;
 	}
-	a->leg = nta_leg_tcreate(a->nta, leg_callback, (nta_leg_magic_t *)a, NTATAG_NO_DIALOG(1),
-				 TAG_END());
-	if (!a->leg) {
-		log_error("cannot create the default SIP leg");
-		goto out;
-	}
 	rc = 0;
 out:
 	if (rc < 0) {
@@ -465,8 +489,6 @@ void sip_agent_free(struct sip_agent *a)
 {
 	if (!a)
 		return;
-	if (a->leg)
-		nta_leg_destroy(a->leg);
 	if (a->nta)
 		nta_agent_destroy(a->nta);
 	remove_tls_dir(a);

@@ -14,8 +14,9 @@
  * Overload: a UDP queue of more than 256 KiB (or half its buffer) means
  * requests start to wait for a sizeable part of a client's first
  * retransmission timer. New work is then answered
- * 503 at once (sip_agent's leg callback), which costs a parse and a send
- * instead of a relay and a database write, and stops that client's
+ * 503 at once and statelessly (agent.c, before a server transaction
+ * exists), which costs a parse and a send instead of a relay, a database
+ * write and a transaction held for 32 s, and stops that client's
  * retransmissions.
  */
 #include "sockets.h"
