@@ -8,7 +8,11 @@ Paths measured, one after the other at each rate step, on loopback:
   direct    sipp -> Kamailio R                (the registrar's own ceiling)
 R is one Kamailio registrar (usrloc in memory, use_path) shared by all paths;
 every REGISTER is for a user never registered before in the run (-inf CSV,
-unique per path and step) and carries RFC 8599 FCM push parameters.
+unique per path and step) and carries RFC 8599 FCM push parameters. R gets
+shared memory for every binding the run makes (--registrar-mb) and a usrloc
+table of 2^18 slots: out of memory Kamailio answers 500 to everything (it
+did past ~700,000 bindings in 1 GB), and its default 1,024 slots turn every
+lookup into a list walk once hundreds of thousands are registered.
 
 Per path and rate step: sipp -r RATE -m N (or N = RATE x --duration; bounded
 by -timeout), then
@@ -166,6 +170,9 @@ def main():
                     help="which paths to measure (comma-separated)")
     ap.add_argument("--probe", type=int, default=1000, help="sequential REGISTERs for the latency probe")
     ap.add_argument("--children", type=int, default=2, help="Kamailio worker processes")
+    ap.add_argument("--registrar-mb", type=int, default=0,
+                    help="the registrar's shared memory (MB; default 1024, or what the run's "
+                         "bindings need with --duration: every REGISTER is a new user)")
     ap.add_argument("--timeout", type=int, default=120, help="time limit per sipp run (s)")
     ap.add_argument("--smoke", action="store_true", help="tiny run: -n 200, rates 200, probe 50")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -177,7 +184,12 @@ def main():
 
     t = swlib.Test("bench-register")
     try:
-        registrar = swlib.Kamailio(t.dir, name="registrar", children=a.children, shm_mb=1024, debug=1)
+        if not a.registrar_mb:
+            # ~1.5 KB of usrloc per binding; out of memory, Kamailio answers 500 to everything
+            total = sum(r * a.duration if a.duration else a.n for r in rates) * len(paths)
+            a.registrar_mb = max(1024, total * 1536 // (1 << 20) + 256)
+        registrar = swlib.Kamailio(t.dir, name="registrar", children=a.children,
+                                   shm_mb=a.registrar_mb, debug=1, ul_hash_bits=18)
         t.on_cleanup(registrar.stop)
         registrar.start()
         targets = {}

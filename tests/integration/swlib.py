@@ -752,7 +752,7 @@ class Kamailio:
 
     def __init__(self, workdir, name="upstream", port=None, role="registrar", auth=False,
                  password="secret", upstream=None, children=1, shm_mb=64, pkg_mb=8, debug=2,
-                 max_expires=7200, min_expires=60):
+                 max_expires=7200, min_expires=60, ul_hash_bits=10):
         self.name = name
         self.dir = os.path.join(workdir, "kamailio-" + name)
         os.makedirs(self.dir, exist_ok=True)
@@ -762,6 +762,7 @@ class Kamailio:
         self.upstream = upstream
         self.children, self.shm_mb, self.pkg_mb, self.debug = children, shm_mb, pkg_mb, debug
         self.max_expires, self.min_expires = max_expires, min(min_expires, max_expires)
+        self.ul_hash_bits = ul_hash_bits  # usrloc's table: 2^bits slots (Kamailio's default 10)
         self.cfg = os.path.join(self.dir, "kamailio.cfg")
         self.pidfile = os.path.join(self.dir, "kamailio.pid")
         self.ctl = os.path.join(self.dir, "kamailio_ctl")
@@ -790,6 +791,7 @@ class Kamailio:
             "CHILDREN": str(self.children), "PORT": str(self.port), "CTL_SOCKET": self.ctl,
             "UPSTREAM": self.upstream or "sip:127.0.0.1:9", "PASSWORD": self.password,
             "MAX_EXPIRES": str(self.max_expires), "MIN_EXPIRES": str(self.min_expires),
+            "UL_HASH_BITS": str(self.ul_hash_bits),
         }
         for k, v in subst.items():
             text = text.replace("@%s@" % k, v)
