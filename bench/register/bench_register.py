@@ -171,8 +171,8 @@ def main():
     ap.add_argument("--probe", type=int, default=1000, help="sequential REGISTERs for the latency probe")
     ap.add_argument("--children", type=int, default=2, help="Kamailio worker processes")
     ap.add_argument("--registrar-mb", type=int, default=0,
-                    help="the registrar's shared memory (MB; default 1024, or what the run's "
-                         "bindings need with --duration: every REGISTER is a new user)")
+                    help="the registrar's shared memory (MB; default: 1024, or more when the run "
+                         "makes more bindings than that holds: every REGISTER is a new user)")
     ap.add_argument("--timeout", type=int, default=120, help="time limit per sipp run (s)")
     ap.add_argument("--smoke", action="store_true", help="tiny run: -n 200, rates 200, probe 50")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
