@@ -17,9 +17,10 @@ Expiries are spread over the next 2 to 3 hours so that none expires, and
 no wake-up push comes due, within the run. Prints numbers, asserts
 nothing about speed.
 
-usage: bench/scale/bench_idle.py [-n N] [--idle S] [--binary PATH ...]
+usage: bench/scale/bench_idle.py [-n N] [--idle S] [--binary PATH ...] [--keep DIR]
 """
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -165,9 +166,18 @@ def main():
     ap.add_argument("--idle", type=int, default=30, help="idle window, s")
     ap.add_argument("--binary", action="append",
                     help="sipwaked to measure (repeat; default: build/sipwaked)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="work in DIR (made empty first) and leave it, with the filled"
+                    " database and each run's config, for profiling by hand")
     args = ap.parse_args()
     binaries = args.binary or [swlib.sipwaked_binary()]
-    with tempfile.TemporaryDirectory(prefix="sipwake-bench-idle-") as w:
+    if args.keep:
+        subprocess.run(["rm", "-rf", args.keep], check=True)
+        os.makedirs(args.keep)
+        work = contextlib.nullcontext(os.path.abspath(args.keep))
+    else:
+        work = tempfile.TemporaryDirectory(prefix="sipwake-bench-idle-")
+    with work as w:
         # the schema, as this build makes it
         port = swlib.free_port()
         cfg = swlib.sipwake_config(w, port, upstream_uri="", fcm=True)
