@@ -167,13 +167,14 @@ def main():
     ap.add_argument("--binary", action="append",
                     help="sipwaked to measure (repeat; default: build/sipwaked)")
     ap.add_argument("--keep", metavar="DIR",
-                    help="work in DIR (made empty first) and leave it, with the filled"
+                    help="work in DIR (new or empty) and leave it, with the filled"
                     " database and each run's config, for profiling by hand")
     args = ap.parse_args()
     binaries = args.binary or [swlib.sipwaked_binary()]
     if args.keep:
-        subprocess.run(["rm", "-rf", args.keep], check=True)
-        os.makedirs(args.keep)
+        os.makedirs(args.keep, exist_ok=True)
+        if os.listdir(args.keep):
+            raise SystemExit("--keep %s: not empty (nothing is removed for you)" % args.keep)
         work = contextlib.nullcontext(os.path.abspath(args.keep))
     else:
         work = tempfile.TemporaryDirectory(prefix="sipwake-bench-idle-")
