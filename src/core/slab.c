@@ -2,15 +2,27 @@
 /* Size-class blocks for long-lived objects (see slab.h). */
 #include "sipwake/slab.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 #define SLAB_GRAIN 32               /* bytes: the step between size classes */
 #define SLAB_MAX 4096               /* larger objects are plain mallocs */
 #define SLAB_BLOCK (2u << 20)       /* bytes mapped at a time: one transparent huge page */
 #define SLAB_CLASSES (SLAB_MAX / SLAB_GRAIN)
+#define PREFAULT_STEP (8u << 20)      /* bytes the helper faults in per call */
+#define PREFAULT_AHEAD (64u << 20)    /* how far it runs ahead of what is taken */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLAB_PLAIN 1
@@ -34,14 +46,28 @@ static struct {
 static size_t mapped;
 
 /*
+ * The prefault pool (slab_prefault_begin): blocks are taken from its front
+ * by the loader while a helper thread faults in the pages just ahead.
+ * Only the atomics are shared with the helper; the pool's bounds are set
+ * before it starts and read by it only.
+ */
+static struct {
+	char *base, *end;   /* the region; [base + taken, end) is not handed out yet */
+	atomic_size_t taken; /* bytes handed out as blocks */
+	atomic_bool stop;
+	pthread_t helper;
+	bool running;
+} pool;
+
+/*
  * bytes of zeroed memory aligned on 2 MiB and asked for huge pages: a
  * million bindings are a gigabyte touched for the first time at start, and
  * with 4 KiB pages the page faults alone took seconds of it.
  */
-static char *map_huge(size_t bytes)
+static char *map_huge(size_t bytes, int flags)
 {
 	char *p = mmap(NULL, bytes + SLAB_BLOCK, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
 	char *blk;
 
 	if (p == MAP_FAILED)
@@ -58,7 +84,7 @@ void *slab_table_alloc(size_t n, size_t size)
 {
 	if (SLAB_PLAIN || n * size < SLAB_BLOCK)
 		return calloc(n, size);
-	return map_huge(n * size);
+	return map_huge(n * size, 0);
 }
 
 void slab_table_free(void *p, size_t n, size_t size)
@@ -72,6 +98,77 @@ void slab_table_free(void *p, size_t n, size_t size)
 static size_t class_of(size_t n)
 {
 	return (n + SLAB_GRAIN - 1) / SLAB_GRAIN - 1;
+}
+
+/* One block: from the prefault pool while it lasts, otherwise mapped now. */
+static char *block_new(void)
+{
+	size_t taken = atomic_load(&pool.taken);
+
+	if (pool.base && pool.base + taken + SLAB_BLOCK <= pool.end) {
+		atomic_store(&pool.taken, taken + SLAB_BLOCK);
+		return pool.base + taken;
+	}
+	return map_huge(SLAB_BLOCK, 0);
+}
+
+static void *prefault_run(void *arg)
+{
+	const struct timespec nap = {0, 200 * 1000};
+	size_t done = 0, len = (size_t)(pool.end - pool.base);
+
+	(void)arg;
+	while (done < len && !atomic_load(&pool.stop)) {
+		size_t step = len - done < PREFAULT_STEP ? len - done : PREFAULT_STEP;
+		if (done >= atomic_load(&pool.taken) + PREFAULT_AHEAD) {
+			nanosleep(&nap, NULL); /* far enough ahead: let the loader catch up */
+			continue;
+		}
+		/* writes nothing: a page the loader has already filled stays as it is */
+		if (madvise(pool.base + done, step, MADV_POPULATE_WRITE) < 0 && errno != EINTR)
+			break; /* EINVAL before Linux 5.14, ENOMEM: the loader faults pages itself */
+		done += step;
+	}
+	return NULL;
+}
+
+int slab_prefault_begin(size_t bytes)
+{
+	sigset_t all, old;
+	int rc;
+
+	if (SLAB_PLAIN || pool.base || bytes < 2 * PREFAULT_STEP)
+		return 0;
+	bytes = (bytes + SLAB_BLOCK - 1) & ~(size_t)(SLAB_BLOCK - 1);
+	/* only what is taken, and what the helper runs ahead, is ever backed */
+	if (!(pool.base = map_huge(bytes, MAP_NORESERVE)))
+		return -1;
+	pool.end = pool.base + bytes;
+	atomic_store(&pool.taken, 0);
+	atomic_store(&pool.stop, false);
+	/* the helper takes no signal: they stay the main loop's */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&pool.helper, NULL, prefault_run, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pool.running = rc == 0; /* without it, the pool is still used: only not ahead */
+	return pool.running ? 1 : 0;
+}
+
+void slab_prefault_end(void)
+{
+	size_t taken;
+
+	if (!pool.base)
+		return;
+	atomic_store(&pool.stop, true);
+	if (pool.running)
+		pthread_join(pool.helper, NULL);
+	pool.running = false;
+	taken = atomic_load(&pool.taken);
+	if (pool.base + taken < pool.end)
+		munmap(pool.base + taken, (size_t)(pool.end - pool.base) - taken);
+	pool.base = pool.end = NULL;
 }
 
 void *slab_alloc(size_t n)
@@ -90,7 +187,7 @@ void *slab_alloc(size_t n)
 		return p;
 	}
 	if (classes[c].next + size > classes[c].end || !classes[c].next) {
-		char *blk = map_huge(SLAB_BLOCK);
+		char *blk = block_new();
 		if (!blk)
 			return NULL;
 		/* the tail of the old block (less than one object) is lost */

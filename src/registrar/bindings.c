@@ -7,6 +7,7 @@
  */
 #include "registrar_int.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1099,6 +1100,7 @@ static void remote_change(void *ctx, enum store_change what, const struct store_
 int registrar_load(struct registrar *r)
 {
 	int64_t n;
+	int rc;
 
 	if (!r->st)
 		return 0;
@@ -1110,9 +1112,12 @@ int registrar_load(struct registrar *r)
 			strmap_reserve(maps[i], (size_t)n);
 		registrar_schedule_reserve(r, (size_t)n);
 	}
-	if (store_binding_load(r->st, time(NULL), load_one, r) < 0)
-		return -1;
-	return (int)r->count;
+	/* a generous bound per binding: only what is used is ever backed */
+	if (n > 0 && slab_prefault_begin((size_t)n * 2048) < 0)
+		log_warn("loading bindings without faulting memory in ahead: %s", strerror(errno));
+	rc = store_binding_load(r->st, time(NULL), load_one, r);
+	slab_prefault_end();
+	return rc < 0 ? -1 : (int)r->count;
 }
 
 size_t registrar_lookup(struct registrar *r, const char *aor, struct binding **out, size_t max)
