@@ -86,7 +86,7 @@ const struct config_option config_options[] = {
 	INT("sip.udp_receive_buffer", sip.udp_receive_buffer, 8 << 20, 0, 1 << 30, 0,
 	    "receive buffer of each UDP listener, bytes (0 = the system's default): holds a "
 	    "burst of requests while sipwake works through it; the kernel caps it at sysctl "
-	    "net.core.rmem_max unless sipwaked has CAP_NET_ADMIN (a warning says so); 256 KiB "
+	    "net.core.rmem_max unless sipwaked has CAP_NET_ADMIN (a warning says so); 1 MiB "
 	    "queued (or half the buffer) counts as overload: new requests get 503 with "
 	    "Retry-After until it drains"),
 	INT("sip.tcp_receive_buffer", sip.tcp_receive_buffer, 64 << 10, 0, 128 << 10, 0,

@@ -11,7 +11,7 @@
  * than the message size limit. A TCP buffer kept under that limit lets
  * TCP's own flow control slow a sender down instead.
  *
- * Overload: a UDP queue of more than 256 KiB (or half its buffer) means
+ * Overload: a UDP queue of more than 1 MiB (or half its buffer) means
  * requests start to wait for a sizeable part of a client's first
  * retransmission timer. New work is then answered
  * 503 at once and statelessly (agent.c, before a server transaction
@@ -107,14 +107,20 @@ bool sip_sockets_input_pending(const struct sip_sockets *s)
 /*
  * Overload starts when a UDP queue holds this much (or half its buffer,
  * if that is less) and ends when it is back under a quarter of that. By
- * bytes queued, not by how full the buffer is: 256 KiB are a few hundred
- * requests, well under a client's first retransmission (T1 = 500 ms) of
- * work. A queue allowed to fill a large buffer first was seconds long:
- * everything served was already retransmitted (bench/register, 2x
- * capacity: 625 REGISTERs/s served of 3,500). The rest of the buffer
- * holds what arrives while the excess is turned away.
+ * bytes queued, not by how full the buffer is. The kernel counts each
+ * datagram's whole buffer (1,280 bytes for a 600-byte REGISTER on
+ * loopback), so 1 MiB is some 500-800 requests: 100-250 ms of work, under
+ * a client's first retransmission (T1 = 500 ms). A queue allowed to fill a
+ * large buffer first was seconds long: everything served was already
+ * retransmitted (bench/register, 2x capacity: 625 REGISTERs/s served of
+ * 3,500). With 256 KiB, ~200 requests, an ordinary long loop turn (an
+ * index doubling, a WAL commit) tipped a 3,000/s run under capacity into
+ * 503 bursts: 1,500-3,400 of 120,000 turned away; with 1 MiB none, and
+ * 5,344/s served of 6,000 instead of 4,885 (the 2 MiB tried served 4,704,
+ * more of it retransmitted). The rest of the buffer holds what arrives
+ * while the excess is turned away.
  */
-#define OVERLOAD_QUEUE_BYTES (256u << 10)
+#define OVERLOAD_QUEUE_BYTES (1u << 20)
 
 /* The fullest UDP queue in bytes, and (out) its high-water mark. */
 static uint32_t fullest_queue(const struct sip_sockets *s, uint32_t *high)

@@ -8,7 +8,7 @@ load arrives, then resumed:
   - UDP: 300 REGISTERs of distinct users arrive while it is paused. Once
     it runs again, each one it reads is answered 200 (stored) or 503
     "Overloaded" with Retry-After while the queue is over its high-water
-    mark (256 KiB, or half the buffer: here 64 KiB); the
+    mark (1 MiB, or half the buffer: here 64 KiB); the
     log says so once; after the queue drained a REGISTER gets 200 again,
     and every 200 is a binding that sipwakectl lists.
   - TCP: 2000 OPTIONS (about 700 KB) pipelined on one connection while it
