@@ -22,6 +22,7 @@
 
 #include "sipwake/admin.h"
 #include "sipwake/config.h"
+#include "sipwake/heap.h"
 #include "sipwake/log.h"
 #include "sipwake/proxy.h"
 #include "sipwake/push.h"
@@ -32,6 +33,7 @@
 #include "sipwake/store.h"
 
 #define EXIT_USAGE 64
+#define HEAP_TICK_MS 5000 /* how often heap_tick looks whether a burst is over */
 
 struct daemon {
 	struct sw_config cfg;
@@ -49,6 +51,7 @@ struct daemon {
 	su_wait_t sigwait[1];
 	int sigreg;
 	int stopping;
+	su_timer_t *heap_timer;
 };
 
 static void usage(FILE *out)
@@ -186,8 +189,15 @@ static int setup_signals(struct daemon *d)
 
 #define SHUTDOWN_DRAIN_MS 2000 /* a cluster's Redis may take this long to confirm the last writes */
 
+static void heap_fired(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
+{
+	heap_tick();
+}
+
 static void shutdown_daemon(struct daemon *d)
 {
+	if (d->heap_timer)
+		su_timer_destroy(d->heap_timer);
 	if (d->sigreg > 0)
 		su_root_deregister(d->root, d->sigreg);
 	if (d->sigfd >= 0)
@@ -324,6 +334,10 @@ int main(int argc, char **argv)
 	/* the other nodes of a cluster hand requests for our phones to this */
 	store_set_hop(d.store, sip_agent_uri(d.sip, "tcp"));
 
+	/* after a storm, what its transactions took goes back to the system */
+	d.heap_timer = su_timer_create(su_root_task(d.root), HEAP_TICK_MS);
+	if (d.heap_timer)
+		su_timer_set_for_ever(d.heap_timer, heap_fired, NULL);
 	sd_notify_msg("READY=1");
 	log_notice("ready");
 	su_root_run(d.root);
