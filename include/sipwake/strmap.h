@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A string-keyed hash map (open addressing, grows by doubling) for the
+ * A string-keyed hash map (open addressing, grows by doubling, moving its
+ * entries over a few per change rather than all at once) for the
  * in-memory indexes: AOR, binding id, push identity, contact, source.
  * Values are borrowed pointers. O(1) lookups, no table scans.
  */

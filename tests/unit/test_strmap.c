@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The string map: puts, gets, deletes across growth, strmap_remove_if, keyed maps. */
+/*
+ * The string map: puts, gets, deletes across growth (also while a growth
+ * is under way), strmap_remove_if, keyed maps.
+ */
 #include "check.h"
 
 #include <stdint.h>
@@ -80,6 +83,84 @@ static void model(bool keyed)
 	strmap_free(m);
 }
 
+static bool seventh(void *ctx, const char *key, void *value)
+{
+	return ((const struct item *)value)->n % 7 == 0;
+}
+
+static void count_one(void *ctx, const char *key, void *value)
+{
+	(*(size_t *)ctx)++;
+}
+
+/*
+ * A map that changes while it grows: three puts to one delete over 60,000
+ * keys, so that it doubles ten times over and changes land while entries
+ * are still being moved to the bigger table. Every 3,000 changes each key,
+ * the count and strmap_each are checked against a plain array; one
+ * strmap_remove_if runs part-way.
+ */
+static void model_growing(bool keyed)
+{
+	enum { KEYS = 60000, OPS = 240000 };
+	static struct item items[KEYS];
+	static bool in[KEYS];
+	struct strmap *m = keyed ? strmap_new_keyed(item_key, 0) : strmap_new();
+	unsigned rnd = 777;
+	size_t count = 0;
+	int bad = 0;
+
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(items[i].key, sizeof(items[i].key), "g-%d", i);
+		items[i].n = i;
+		in[i] = false;
+	}
+	for (int op = 0; op < OPS; op++) {
+		int k;
+		rnd = rnd * 1103515245u + 12345u;
+		k = (int)((rnd >> 8) % KEYS);
+		if ((rnd >> 4) & 3) {
+			void *old = NULL;
+			if (strmap_swap(m, items[k].key, &items[k], &old) != 0 ||
+			    old != (in[k] ? &items[k] : NULL))
+				bad++;
+			count += !in[k];
+			in[k] = true;
+		} else {
+			if (strmap_del(m, items[k].key) != (in[k] ? &items[k] : NULL))
+				bad++;
+			count -= in[k];
+			in[k] = false;
+		}
+		if (op == OPS / 3) {
+			size_t gone = 0;
+			for (int i = 0; i < KEYS; i++)
+				if (in[i] && i % 7 == 0) {
+					in[i] = false;
+					gone++;
+				}
+			if (strmap_remove_if(m, seventh, NULL) != gone)
+				bad++;
+			count -= gone;
+		}
+		if (op % 3000 == 2999) {
+			size_t seen = 0;
+			for (int i = 0; i < KEYS; i++)
+				if (strmap_get(m, items[i].key) != (in[i] ? &items[i] : NULL))
+					bad++;
+			strmap_each(m, count_one, &seen);
+			if (strmap_count(m) != count || seen != count)
+				bad++;
+		}
+	}
+	CHECK(bad == 0);
+	CHECK(count > KEYS / 2); /* it did grow: most keys are in */
+	strmap_free(m);
+}
+
 int main(void)
 {
 	struct strmap *m = strmap_new();
@@ -116,6 +197,8 @@ int main(void)
 	strmap_free(m);
 	model(false);
 	model(true);
+	model_growing(false);
+	model_growing(true);
 	/* A keyed map whose keys end at ';' too. */
 	{
 		struct item a = {"sip:h:1;t=udp", 1}, b = {"sip:h:12", 2};
