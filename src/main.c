@@ -191,7 +191,7 @@ static int setup_signals(struct daemon *d)
 
 static void heap_fired(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 {
-	heap_tick();
+	heap_tick(sip_agent_transactions(((struct daemon *)arg)->sip));
 }
 
 static void shutdown_daemon(struct daemon *d)
@@ -337,7 +337,7 @@ int main(int argc, char **argv)
 	/* after a storm, what its transactions took goes back to the system */
 	d.heap_timer = su_timer_create(su_root_task(d.root), HEAP_TICK_MS);
 	if (d.heap_timer)
-		su_timer_set_for_ever(d.heap_timer, heap_fired, NULL);
+		su_timer_set_for_ever(d.heap_timer, heap_fired, (su_timer_arg_t *)&d);
 	sd_notify_msg("READY=1");
 	log_notice("ready");
 	su_root_run(d.root);

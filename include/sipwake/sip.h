@@ -51,6 +51,8 @@ void sip_agent_free(struct sip_agent *a);
 void sip_agent_set_handler(struct sip_agent *a, sip_request_fn *fn, void *ctx);
 nta_agent_t *sip_agent_nta(struct sip_agent *a);
 su_root_t *sip_agent_root(struct sip_agent *a);
+/* Server and client transactions alive (answered ones kept for retransmissions too). */
+size_t sip_agent_transactions(struct sip_agent *a);
 const struct sw_config *sip_agent_config(struct sip_agent *a);
 
 /*

@@ -41,8 +41,9 @@ void slab_table_free(void *p, size_t n, size_t size);
  * helper thread faults its pages in (MADV_POPULATE_WRITE) a little ahead
  * of the blocks handed out, on another core. end stops and joins the
  * helper and gives back the part of the region not handed out. Returns 1
- * when the helper runs, 0 when there is nothing to gain (too small, ASan)
- * or no thread could be started, or -1 when even the reservation failed;
+ * when the helper runs, 0 when there is nothing to gain (too small, ASan,
+ * vm.overcommit_memory = 2, which would charge the whole reservation) or
+ * no thread could be started, or -1 when even the reservation failed;
  * on a kernel without MADV_POPULATE_WRITE the helper stops at once and
  * the loader faults pages in as without it. Not nested.
  */

@@ -8,10 +8,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -66,7 +68,8 @@ static struct {
  */
 static char *map_huge(size_t bytes, int flags)
 {
-	char *p = mmap(NULL, bytes + SLAB_BLOCK, PROT_READ | PROT_WRITE,
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = (bytes + page - 1) & ~(page - 1);
+	char *p = mmap(NULL, len + SLAB_BLOCK, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
 	char *blk;
 
@@ -75,7 +78,8 @@ static char *map_huge(size_t bytes, int flags)
 	blk = (char *)(((uintptr_t)p + SLAB_BLOCK - 1) & ~(uintptr_t)(SLAB_BLOCK - 1));
 	if (blk > p)
 		munmap(p, (size_t)(blk - p));
-	munmap(blk + bytes, (size_t)(p + SLAB_BLOCK - blk)); /* the rest of the extra block */
+	/* the rest of the extra block, from the page after the last one asked for */
+	munmap(blk + len, (size_t)(p + SLAB_BLOCK - blk));
 	madvise(blk, bytes, MADV_HUGEPAGE); /* a hint: without it, only slower */
 	return blk;
 }
@@ -125,11 +129,32 @@ static void *prefault_run(void *arg)
 			continue;
 		}
 		/* writes nothing: a page the loader has already filled stays as it is */
-		if (madvise(pool.base + done, step, MADV_POPULATE_WRITE) < 0 && errno != EINTR)
+		if (madvise(pool.base + done, step, MADV_POPULATE_WRITE) < 0) {
+			if (errno == EINTR)
+				continue; /* again: what was faulted in stays */
 			break; /* EINVAL before Linux 5.14, ENOMEM: the loader faults pages itself */
+		}
 		done += step;
 	}
 	return NULL;
+}
+
+/*
+ * Whether the kernel charges every writable private mapping in full
+ * (vm.overcommit_memory = 2 ignores MAP_NORESERVE): then a generous pool
+ * would take commit charge the load itself may need.
+ */
+static bool strict_overcommit(void)
+{
+	FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+	int mode = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &mode) != 1)
+			mode = 0;
+		fclose(f);
+	}
+	return mode == 2;
 }
 
 int slab_prefault_begin(size_t bytes)
@@ -137,7 +162,7 @@ int slab_prefault_begin(size_t bytes)
 	sigset_t all, old;
 	int rc;
 
-	if (SLAB_PLAIN || pool.base || bytes < 2 * PREFAULT_STEP)
+	if (SLAB_PLAIN || pool.base || bytes < 2 * PREFAULT_STEP || strict_overcommit())
 		return 0;
 	bytes = (bytes + SLAB_BLOCK - 1) & ~(size_t)(SLAB_BLOCK - 1);
 	/* only what is taken, and what the helper runs ahead, is ever backed */

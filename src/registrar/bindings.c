@@ -1112,7 +1112,7 @@ int registrar_load(struct registrar *r)
 			strmap_reserve(maps[i], (size_t)n);
 		registrar_schedule_reserve(r, (size_t)n);
 	}
-	/* a generous bound per binding: only what is used is ever backed */
+	/* a generous bound per binding: only what is used is ever backed (slab.h) */
 	if (n > 0 && slab_prefault_begin((size_t)n * 2048) < 0)
 		log_warn("loading bindings without faulting memory in ahead: %s", strerror(errno));
 	rc = store_binding_load(r->st, time(NULL), load_one, r);

@@ -511,6 +511,15 @@ su_root_t *sip_agent_root(struct sip_agent *a)
 	return a->root;
 }
 
+size_t sip_agent_transactions(struct sip_agent *a)
+{
+	usize_t in = 0, out = 0;
+
+	nta_agent_get_stats(a->nta, NTATAG_S_IRQ_HASH_USED_REF(in), NTATAG_S_ORQ_HASH_USED_REF(out),
+			    TAG_END());
+	return (size_t)in + (size_t)out;
+}
+
 const struct sw_config *sip_agent_config(struct sip_agent *a)
 {
 	return a->cfg;

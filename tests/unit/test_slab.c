@@ -14,6 +14,29 @@
 
 #include "sipwake/slab.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0 /* under ASan every object is a plain calloc: no blocks to count */
+#endif
+
+/* Whether this kernel has MADV_POPULATE_WRITE (5.14), which the helper uses. */
+static bool kernel_populates(void)
+{
+	size_t len = (size_t)sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bool ok = p != MAP_FAILED && madvise(p, len, 23 /* MADV_POPULATE_WRITE */) == 0;
+
+	if (p != MAP_FAILED)
+		munmap(p, len);
+	return ok;
+}
+
 static int all_zero(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -58,8 +81,10 @@ static int prefaulted(size_t pool_mb, size_t count, size_t size)
 	size_t before = slab_bytes();
 	int bad = 0, helper;
 
-	if (!objs || (helper = slab_prefault_begin(pool_mb << 20)) < 0)
+	if (!objs || (helper = slab_prefault_begin(pool_mb << 20)) < 0) {
+		free(objs);
 		return 1;
+	}
 	for (size_t i = 0; i < count; i++) {
 		objs[i] = slab_alloc(size);
 		if (!objs[i] || !all_zero(objs[i], size))
@@ -67,14 +92,15 @@ static int prefaulted(size_t pool_mb, size_t count, size_t size)
 		else
 			memset(objs[i], (int)(i & 0x7f) + 1, size);
 		/* the helper faults in what comes next before it is asked for */
-		if (i == 0 && helper == 1 && objs[0] && !ahead(objs[0], 16u << 20))
+		if (i == 0 && helper == 1 && kernel_populates() && objs[0] &&
+		    !ahead(objs[0], 16u << 20))
 			bad++;
 	}
 	slab_prefault_end();
 	for (size_t i = 0; i < count && !bad; i++)
 		if (objs[i][0] != (i & 0x7f) + 1 || objs[i][size - 1] != (i & 0x7f) + 1)
 			bad++;
-	if (slab_bytes() - before < count * size) /* blocks are counted as they are taken */
+	if (!UNDER_ASAN && slab_bytes() - before < count * size) /* blocks counted as taken */
 		bad++;
 	for (size_t i = 0; i < count; i++)
 		slab_free(objs[i], size);

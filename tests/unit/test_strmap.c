@@ -113,6 +113,48 @@ static size_t model(bool keyed, int keys, int ops, unsigned put_mask, int check_
 	return count;
 }
 
+/*
+ * Right after a growth starts (the 49th entry of 64 slots, the 154th of
+ * the 204 reserved), most entries are still in the old table: lookups,
+ * strmap_each, strmap_reserve and strmap_remove_if must see them all.
+ */
+static void mid_growth(void)
+{
+	static struct item items[200];
+	struct strmap *m = strmap_new_keyed(item_key, 0);
+	size_t seen = 0;
+	int bad = 0;
+
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	for (int i = 0; i < 200; i++) {
+		snprintf(items[i].key, sizeof(items[i].key), "mid-%d", i);
+		items[i].n = i;
+	}
+	for (int i = 0; i < 49; i++)
+		bad += strmap_put(m, items[i].key, &items[i]) != 0;
+	for (int i = 0; i < 49; i++)
+		bad += strmap_get(m, items[i].key) != &items[i];
+	strmap_each(m, count_one, &seen);
+	CHECK(bad == 0 && seen == 49 && strmap_count(m) == 49);
+	CHECK(strmap_reserve(m, 150) == 0); /* finishes the move, then one table of room */
+	for (int i = 49; i < 97; i++)
+		bad += strmap_put(m, items[i].key, &items[i]) != 0;
+	for (int i = 0; i < 97; i++)
+		bad += strmap_get(m, items[i].key) != &items[i];
+	CHECK(bad == 0 && strmap_count(m) == 97);
+	for (int i = 97; i < 154; i++) /* the 154th is past 3/4 of the 204 reserved: growing */
+		bad += strmap_put(m, items[i].key, &items[i]) != 0;
+	CHECK(strmap_remove_if(m, seventh, NULL) == 22); /* 0, 7, ..., 147 */
+	for (int i = 154; i < 200; i++)
+		bad += strmap_put(m, items[i].key, &items[i]) != 0;
+	for (int i = 0; i < 200; i++)
+		bad += strmap_get(m, items[i].key) != (i % 7 || i >= 154 ? &items[i] : NULL);
+	CHECK(bad == 0 && strmap_count(m) == 178);
+	strmap_free(m);
+}
+
 int main(void)
 {
 	struct strmap *m = strmap_new();
@@ -147,6 +189,7 @@ int main(void)
 	CHECK(strmap_put(m, "k1", (void *)(intptr_t)7) == 0 && strmap_put(m, "k1", (void *)(intptr_t)9) == 0);
 	CHECK(strmap_get(m, "k1") == (void *)(intptr_t)9 && strmap_count(m) == 2500);
 	strmap_free(m);
+	mid_growth();
 	for (int keyed = 0; keyed < 2; keyed++) {
 		model(keyed, 3000, 60000, 1, 10000, false);
 		/* 60,000 keys, 240,000 changes: ten doublings, most keys in at the end */
