@@ -13,14 +13,6 @@
 
 #include "sipwake/heap.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 /* Resident bytes of this process. */
 static long resident(void)
 {
@@ -62,7 +54,7 @@ int main(void)
 		burst[i] = NULL;
 	}
 	before = resident();
-#ifdef UNDER_ASAN
+#if UNDER_ASAN
 	CHECK(heap_tick(HEAP_BURST_MIN / 10)); /* ASan's allocator keeps its pages: only run it */
 	(void)before;
 	(void)after;
