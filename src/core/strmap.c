@@ -291,19 +291,21 @@ static const struct table *locate(const struct strmap *m, const char *key, size_
 	return NULL;
 }
 
-/* Rehash everything into one table of n slots (more than the count), at once. */
+/* Rehash every entry of both tables into one of n slots (more than the count), at once. */
 static int resize(struct strmap *m, size_t n)
 {
-	struct table nt;
+	struct table nt, *tabs[] = {&m->t, &m->old};
 
 	if (table_alloc(&nt, n) < 0)
 		return -1;
-	move_some(m, SIZE_MAX);
-	for (size_t i = 0; i < m->t.n; i++)
-		if (m->t.hashes[i])
-			place(&nt, m->t.hashes[i], m->t.items[i]);
-	table_free(&m->t);
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t i = 0; i < tabs[k]->n; i++)
+			if (tabs[k]->hashes[i])
+				place(&nt, tabs[k]->hashes[i], tabs[k]->items[i]);
+		table_free(tabs[k]);
+	}
 	m->t = nt;
+	m->cursor = 0;
 	return 0;
 }
 
